@@ -1,0 +1,1 @@
+"""Analyses over the shared embedding space (pure functions over arrays)."""

@@ -1,0 +1,1 @@
+"""The book machinery: chapter list, parameters, runner, cache, provenance, renderers."""

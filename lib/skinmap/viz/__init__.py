@@ -1,0 +1,1 @@
+"""The few plotting helpers chapters share: one static style, figure export, galleries."""
