@@ -91,9 +91,24 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
 
 
+def _finite_floats(obj: Any) -> Any:
+    """Replace NaN/inf floats (Python or numpy, which subclass float) by None, recursively."""
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite_floats(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_floats(v) for v in obj]
+    if isinstance(obj, np.ndarray) and obj.dtype.kind == "f":
+        return [_finite_floats(v) for v in obj.tolist()]
+    return obj
+
+
 def write_json(obj: Any, path: str | os.PathLike, *, indent: int = 2) -> Path:
-    """Write ``obj`` as UTF-8 JSON (numpy scalars and arrays converted; NaN written as null)."""
-    text = json.dumps(obj, indent=indent, default=_json_default, sort_keys=False, allow_nan=False)
+    """Write ``obj`` as UTF-8 JSON (numpy scalars and arrays converted; NaN/inf written as null)."""
+    text = json.dumps(
+        _finite_floats(obj), indent=indent, default=_json_default, sort_keys=False, allow_nan=False
+    )
     return write_text(text + "\n", path)
 
 

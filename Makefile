@@ -1,0 +1,32 @@
+# SkinMap book. `make book` builds the whole book on the embedded synthetic atlas (demo profile);
+# `make test` runs the default test suite (everything except tests marked slow).
+PYTHON  ?= python3
+PROFILE ?= demo
+PYTEST  ?= $(PYTHON) -m pytest
+STAMP   := .make/install-$(shell cat pyproject.toml | sha256sum | cut -c1-12).stamp
+
+.PHONY: install book render test test-all bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m pip install -e '.[cpu,test]'
+	@mkdir -p .make && rm -f .make/install-*.stamp && touch $@
+
+book: install
+	$(PYTHON) -m skinmap book --profile $(PROFILE)
+
+render: install
+	$(PYTHON) -m skinmap render --profile $(PROFILE)
+
+test: install
+	$(PYTEST) -m "not slow"
+
+test-all: install
+	$(PYTEST)
+
+bench: install
+	@for f in tests/benchmarks/bench_*.py; do echo "== $$f"; $(PYTHON) $$f || exit 1; done
+
+clean:
+	rm -rf runs/ _book/ figures/*/ .make/

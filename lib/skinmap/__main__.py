@@ -1,0 +1,5 @@
+import sys
+
+from skinmap.cli import main
+
+sys.exit(main())

@@ -1,0 +1,74 @@
+"""Provenance: the facts that pin down how a chapter page was produced.
+
+Every chapter page ends with a provenance block (appended by the runner after execution) and
+the same facts go into ``runs/<profile>/manifest.json``.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib.metadata as md
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import skinmap
+
+__all__ = ["git_commit", "library_versions", "provenance_markdown", "TRACKED_LIBRARIES"]
+
+TRACKED_LIBRARIES = (
+    "numpy", "scipy", "pandas", "pyarrow", "scikit-learn", "faiss-cpu", "torch", "lightning",
+    "open_clip_torch", "onnxruntime", "ripser", "persim", "umap-learn", "matplotlib", "seaborn",
+    "plotly", "papermill", "nbconvert", "pydantic",
+)
+
+
+def git_commit(project_root: str | Path) -> str:
+    """``<sha>`` of HEAD, with ``+dirty`` when tracked files differ; ``unknown`` outside git."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=project_root, capture_output=True, text=True,
+            check=True, timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=project_root,
+            capture_output=True, text=True, check=True, timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{sha}+dirty" if dirty else sha
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version(), "skinmap": skinmap.__version__}
+    for name in TRACKED_LIBRARIES:
+        try:
+            versions[name] = md.version(name)
+        except md.PackageNotFoundError:
+            continue
+    return versions
+
+
+def provenance_markdown(entry: dict[str, Any]) -> str:
+    """The provenance block shown at the end of a chapter page (HTML inside a markdown cell)."""
+    libs = ", ".join(f"{k} {v}" for k, v in entry["library_versions"].items())
+    inputs = "; ".join(f"{k}: {v[:12]}" for k, v in sorted(entry["input_fingerprints"].items())) or "none"
+    rows = [
+        ("Project", f"skinmap {entry['project_version']} at commit {entry['git_commit']}"),
+        ("Profile", entry["profile"]),
+        ("Parameters hash", entry["params_hash"][:16]),
+        ("Input fingerprints", inputs),
+        ("Run", f"{entry['finished_at']} in {entry['run_seconds']:.1f} s"),
+        ("Libraries", libs),
+    ]
+    body = "\n".join(
+        f"<tr><th>{html.escape(k)}</th><td><code>{html.escape(str(v))}</code></td></tr>" for k, v in rows
+    )
+    return (
+        # Raw HTML throughout, so both Quarto and the nbconvert fallback show it the same way
+        # and Quarto does not number it as a section.
+        '<div class="provenance" id="provenance">\n'
+        '<h2 class="provenance-title">Provenance</h2>\n'
+        f'<table class="provenance-table">\n{body}\n</table>\n</div>'
+    )

@@ -1,0 +1,76 @@
+"""Parameters of chapter 02-quality (the data-quality audit, methods.md section 10)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from skinmap.book.schemas import ChapterParams, resolve_path
+
+DEPENDS_ON: tuple[str, ...] = ("data", "embedding")
+
+
+class Params(ChapterParams):
+    embedding_source: str = Field(
+        "fused",
+        min_length=1,
+        description='"fused" (embedding/fused.npy) or a member name read from embedding/members/<member>.npy',
+    )
+    thresholds: list[float] = Field(
+        [0.90, 0.95], min_length=1, description="cosine-similarity thresholds for near-duplicate pairs"
+    )
+    default_threshold: float = Field(
+        0.90, gt=0, le=1, description="threshold whose clusters drive the cleaning (must be one of `thresholds`)"
+    )
+    knn_k: int = Field(20, ge=1, le=1000, description="neighbours searched per image for duplicate pairs")
+    offtopic_k: int = Field(10, ge=1, le=1000, description="neighbours in the off-topic score o(i)")
+    offtopic_z: float = Field(5.0, gt=0, description="robust z-score of o(i) above which an image is dropped as off-topic")
+    split_fractions: tuple[float, float, float] = Field(
+        (0.7, 0.1, 0.2), description="train/validation/test fractions (multiples of 0.1)"
+    )
+    split_seed: int = Field(0, ge=0, description="seed of the stratified group split")
+    gallery_pairs: int = Field(12, ge=0, le=200, description="candidate pairs shown in the review gallery")
+    gallery_offtopic: int = Field(12, ge=0, le=200, description="top-ranked off-topic images shown")
+    review_csv: str | None = Field(
+        None, description="filled review CSV (image_a,image_b,decision) relative to the project root; None = no review yet"
+    )
+    dermamnist_split_csv: str | None = Field(
+        None, description="DermaMNIST split table (split,index,image_id); None = leakage on the catalog's own splits"
+    )
+    ham10000_metadata_csv: str | None = Field(None, description="HAM10000 metadata (lesion_id,image_id,dx,...)")
+    dermamnist_duplicates_csv: str | None = Field(
+        None, description="confirmed duplicate pairs not linked by lesion_id (similarity,from_img,to_img)"
+    )
+    dermamnist_c_released_sizes: dict[str, int] | None = Field(
+        None, description="DermaMNIST-C partition sizes as released (for comparison with corrections a, b, c)"
+    )
+    resolution_images_dir: str | None = Field(
+        None, description="folder of real images for the resolution pitfall; None = the catalog's images"
+    )
+    resolution_n_images: int = Field(120, ge=10, le=20000, description="images used by the resolution probe")
+    resolution_low: int = Field(28, ge=4, le=512, description="low resolution (px) of the DermaMNIST-style version")
+    resolution_size: int = Field(224, ge=16, le=1024, description="size (px) both versions are brought to")
+    probe_features: Literal["pixels", "efficientnet_lite0"] = Field(
+        "pixels", description="frozen feature under the logistic-regression probe"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> "Params":
+        if any(not 0 < t <= 1 for t in self.thresholds):
+            raise ValueError(f"thresholds must lie in (0, 1], got {self.thresholds}")
+        if self.default_threshold not in self.thresholds:
+            raise ValueError(f"default_threshold {self.default_threshold} is not one of thresholds {self.thresholds}")
+        if abs(sum(self.split_fractions) - 1) > 1e-9 or any(round(f * 10, 9) % 1 for f in self.split_fractions):
+            raise ValueError(f"split_fractions must be multiples of 0.1 summing to 1, got {self.split_fractions}")
+        if self.resolution_low >= self.resolution_size:
+            raise ValueError("resolution_low must be smaller than resolution_size")
+        return self
+
+
+def external_inputs(params: Params, project_root: Path) -> list[Path]:
+    """Data read from outside the run directory (fingerprinted into the cache key)."""
+    paths = [params.dermamnist_split_csv, params.ham10000_metadata_csv, params.dermamnist_duplicates_csv,
+             params.review_csv, params.resolution_images_dir]
+    return [resolve_path(p, project_root) for p in paths if p]
