@@ -27,3 +27,53 @@ def shared_data_root() -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20261122)
+
+
+CHROMIUM_FLAGS = (
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-first-run", "--disable-quic", "--window-size=1280,900",
+)
+
+
+def _ensure_chromium() -> tuple[str, str]:
+    """Paths of Debian's chromium and chromedriver, installing them with apt-get when missing."""
+    import os
+    import shutil
+    import subprocess
+
+    chrome, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if chrome and driver:
+        return chrome, driver
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"], check=False, capture_output=True
+        )
+        chrome, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chrome and driver):
+        message = "headless Chromium is not available (apt-get install chromium chromium-driver failed)"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # in CI a missing browser must not pass silently
+        pytest.skip(message)
+    return chrome, driver
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """A headless Chromium driven by selenium (Debian chromium + chromium-driver)."""
+    selenium = pytest.importorskip("selenium")  # noqa: F841
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chrome, driver_path = _ensure_chromium()
+    options = webdriver.ChromeOptions()
+    options.binary_location = chrome
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()

@@ -92,9 +92,8 @@ def _cmd_params(args) -> int:
     values = load_params(root, args.profile, chapter.key).model_dump(mode="json")
     print(f"chapter '{chapter.key}', profile '{args.profile}' (params/{args.profile}/{chapter.key}.yml)")
     for name, field in schema.Params.model_fields.items():
-        limits = " ".join(
-            f"{type(m).__name__.lower()}={next(iter(vars(m).values()))}" for m in field.metadata
-        )
+        # annotated_types constraints print as Ge(ge=1): keep the "ge=1" part.
+        limits = " ".join(repr(m).partition("(")[2].rstrip(")") for m in field.metadata)
         print(f"  {name} = {values[name]!r}  [{limits}] {field.description or ''}".rstrip())
     return 0
 

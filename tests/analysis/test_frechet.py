@@ -1,0 +1,142 @@
+"""Fréchet distance (eqs. 7-8) against closed forms, scipy.linalg.sqrtm and planted structure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import linalg
+
+from skinmap.analysis.frechet import (
+    FRECHET_COLUMNS,
+    GaussianStats,
+    cluster_order,
+    dataset_similarity,
+    frechet_distance,
+    gaussian_stats,
+    high_overlap_pairs,
+    known_pair_ranks,
+    uniqueness,
+)
+
+
+def _spd(rng, d, cond=10.0):
+    q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    return (q * np.geomspace(1.0, 1.0 / cond, d)) @ q.T
+
+
+def test_diagonal_closed_form(rng):
+    # Commuting (diagonal) covariances: FD = |mu_a - mu_b|^2 + sum (sqrt a_i - sqrt b_i)^2,
+    # including zero variances (singular covariances, where sqrtm is unreliable).
+    d = 12
+    a, b = rng.uniform(0.1, 2, d), rng.uniform(0.1, 2, d)
+    a[:3] = 0.0
+    b[2:5] = 0.0
+    ma, mb = rng.standard_normal(d), rng.standard_normal(d)
+    expected = np.sum((ma - mb) ** 2) + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2)
+    got = frechet_distance(GaussianStats.from_moments(ma, np.diag(a)), GaussianStats.from_moments(mb, np.diag(b)))
+    assert got == pytest.approx(expected, rel=1e-10)
+    # rotating both Gaussians together leaves FD unchanged (now non-diagonal)
+    q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    got_rot = frechet_distance(GaussianStats.from_moments(q @ ma, q @ np.diag(a) @ q.T),
+                               GaussianStats.from_moments(q @ mb, q @ np.diag(b) @ q.T))
+    assert got_rot == pytest.approx(expected, rel=1e-8)
+
+
+@pytest.mark.parametrize("d", [2, 17, 64])
+def test_matches_scipy_sqrtm(rng, d):
+    sa, sb = _spd(rng, d), _spd(rng, d, cond=30)
+    ma, mb = 0.3 * rng.standard_normal(d), 0.3 * rng.standard_normal(d)
+    ref = np.sum((ma - mb) ** 2) + np.trace(sa) + np.trace(sb) - 2 * np.trace(linalg.sqrtm(sa @ sb)).real
+    got = frechet_distance(GaussianStats.from_moments(ma, sa), GaussianStats.from_moments(mb, sb))
+    assert got == pytest.approx(ref, rel=1e-6)
+    assert frechet_distance(GaussianStats.from_moments(mb, sb), GaussianStats.from_moments(ma, sa)) == pytest.approx(got, rel=1e-9)
+    assert frechet_distance(GaussianStats.from_moments(ma, sa), GaussianStats.from_moments(ma, sa)) == pytest.approx(0, abs=1e-9)
+
+
+def test_one_dimensional_closed_form():
+    # 1-D Gaussians: FD = (mu_a - mu_b)^2 + (sigma_a - sigma_b)^2
+    got = frechet_distance(GaussianStats.from_moments([1.0], [[4.0]]), GaussianStats.from_moments([-2.0], [[0.25]]))
+    assert got == pytest.approx(9.0 + 1.5**2)
+
+
+def test_stats_estimators(rng):
+    from sklearn.covariance import LedoitWolf
+
+    x = rng.standard_normal((40, 8)) * np.arange(1, 9)
+    s = gaussian_stats(x, covariance="empirical", normalize=False)
+    np.testing.assert_allclose(s.cov, np.cov(x, rowvar=False, ddof=1), rtol=1e-12)
+    np.testing.assert_allclose(s.factor @ s.factor.T, s.cov, atol=1e-10)
+    lw = gaussian_stats(x, covariance="ledoit_wolf", normalize=False)
+    np.testing.assert_allclose(lw.cov, LedoitWolf().fit(x).covariance_ * 40 / 39, rtol=1e-10)
+    assert 0 < lw.shrinkage < 1 and lw.estimator == "ledoit_wolf"
+    assert gaussian_stats(x, covariance="auto", normalize=False).estimator == "empirical"
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        gaussian_stats(x[:1])
+    with pytest.raises(ValueError, match="covariance must be"):
+        gaussian_stats(x, covariance="oas")
+
+
+def test_fewer_samples_than_dimensions_is_finite(rng):
+    d = 50
+    a, b = rng.standard_normal((6, d)), rng.standard_normal((9, d)) + 0.2
+    for cov in ("empirical", "ledoit_wolf", "auto"):
+        sa, sb = gaussian_stats(a, covariance=cov), gaussian_stats(b, covariance=cov)
+        fd = frechet_distance(sa, sb)
+        assert isinstance(fd, float) and np.isfinite(fd) and fd >= 0
+    assert gaussian_stats(a, covariance="auto").estimator == "ledoit_wolf"
+    assert gaussian_stats(a, covariance="empirical").factor.shape[1] <= 5  # rank n - 1
+
+
+@pytest.fixture
+def planted(rng):
+    d = 16
+    centre = rng.standard_normal(d)
+    parent = centre + 0.5 * rng.standard_normal((400, d))
+    subset = parent[rng.choice(400, 150, replace=False)]
+    sibling = centre + 0.5 * rng.standard_normal((300, d)) + 0.6 * rng.standard_normal(d)
+    far = -centre + 0.3 * rng.standard_normal((200, d))
+    return {"parent": parent, "subset": subset, "sibling": sibling, "far": far}
+
+
+def test_planted_similarity(planted):
+    res = dataset_similarity(planted, n_bootstrap=30, seed=1, progress=False)
+    assert list(res.table.columns) == list(FRECHET_COLUMNS)
+    assert len(res.table) == 6 and res.table[["fd", "ci_low", "ci_high"]].notna().all().all()
+    assert (res.table["ci_low"] <= res.table["ci_high"]).all()
+    lowest = res.table.sort_values("fd").iloc[0]
+    assert {lowest["dataset_a"], lowest["dataset_b"]} == {"parent", "subset"}
+    far_pairs = res.table[(res.table["dataset_a"] == "far") | (res.table["dataset_b"] == "far")]
+    assert ((far_pairs["ci_low"] <= far_pairs["fd"]) & (far_pairs["fd"] <= far_pairs["ci_high"])).all()
+    u = uniqueness(res.matrix)
+    assert u.iloc[0]["dataset"] == "far"
+    expected_far = np.mean([res.matrix.loc["far", k] for k in ("parent", "subset", "sibling")])
+    assert u.iloc[0]["uniqueness"] == pytest.approx(expected_far)
+    hi = high_overlap_pairs(res.table, quantile=1 / 6)
+    assert len(hi) == 1 and {hi.iloc[0]["dataset_a"], hi.iloc[0]["dataset_b"]} == {"parent", "subset"}
+    known = known_pair_ranks(res.matrix, [("subset", "parent"), ("subset", "missing")],
+                             overlap_threshold=hi["threshold"].iloc[0])
+    assert known.iloc[0]["rank"] == 1 and known.iloc[0]["parent_is_nearest"] and known.iloc[0]["high_overlap"]
+    assert not known.iloc[1]["present"]
+    order, link = cluster_order(res.matrix)
+    assert sorted(order) == sorted(planted) and link is not None
+    assert "far" in (order[0], order[-1])  # the outlier joins the tree last, so sits at an end
+    assert abs(order.index("parent") - order.index("subset")) == 1
+
+
+def test_pca_reduction_is_rotation_invariant(planted):
+    # Projecting onto all principal axes is a translation + rotation: FD must not change.
+    full = dataset_similarity(planted, covariance="empirical", n_bootstrap=0, progress=False)
+    pca = dataset_similarity(planted, covariance="empirical", pca_components=16, n_bootstrap=0, progress=False)
+    np.testing.assert_allclose(pca.table["fd"], full.table["fd"], rtol=1e-8)
+    assert (pca.stats["dim"] == 16).all()
+    with pytest.raises(ValueError, match="pca_components"):
+        dataset_similarity(planted, pca_components=999, n_bootstrap=0, progress=False)
+
+
+def test_bad_groups(planted):
+    with pytest.raises(ValueError, match="too few images.*tiny"):
+        dataset_similarity({**planted, "tiny": planted["far"][:1]}, n_bootstrap=0, progress=False)
+    with pytest.raises(ValueError, match="at least 2 datasets"):
+        dataset_similarity({"a": planted["far"]}, progress=False)
+    with pytest.raises(ValueError, match="dimension"):
+        frechet_distance(GaussianStats.from_moments([0.0], [[1.0]]), GaussianStats.from_moments([0, 0], np.eye(2)))

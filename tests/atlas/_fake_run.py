@@ -1,0 +1,92 @@
+"""A tiny fake run directory (catalog, fused vectors, map, images) for atlas/assess tests.
+
+Four clusters in a 16-d space, each with its own diagnosis and image colour; three datasets
+spread over the clusters. ``colour_embed_fn`` embeds an image by its mean colour into the
+matching cluster, so an uploaded picture has a known right answer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+COLOURS = np.array([[200, 40, 40], [40, 200, 40], [40, 40, 200], [200, 200, 40]], dtype=np.uint8)
+DIAGNOSES = ["melanoma", "nevus", "bcc", "sk"]
+DATASETS = ["alpha", "beta", "gamma"]
+D = 16
+
+
+def centroids(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    c = rng.normal(size=(len(COLOURS), D))
+    return c / np.linalg.norm(c, axis=1, keepdims=True)
+
+
+def make_fake_run(root: Path, *, n: int = 120, seed: int = 0, with_images: bool = True) -> Path:
+    rng = np.random.default_rng(seed)
+    run = Path(root)
+    (run / "data").mkdir(parents=True, exist_ok=True)
+    (run / "embedding").mkdir(parents=True, exist_ok=True)
+    img_dir = run / "_images"
+    img_dir.mkdir(exist_ok=True)
+    cluster = np.arange(n) % len(COLOURS)
+    dataset = np.array(DATASETS)[(np.arange(n) // len(COLOURS)) % len(DATASETS)]
+    vecs = centroids(seed)[cluster] + 0.15 * rng.normal(size=(n, D))
+    vecs = (vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).astype(np.float32)
+    image_ids = [f"img{i:04d}" for i in range(n)]
+    uids = [f"{d}/{i}" for d, i in zip(dataset, image_ids)]
+    paths = []
+    for i in range(n):
+        p = img_dir / f"{i}.png"
+        if with_images:
+            Image.new("RGB", (32, 32), tuple(int(v) for v in COLOURS[cluster[i]])).save(p)
+        paths.append(str(p))
+    catalog = pd.DataFrame(
+        {
+            "uid": uids,
+            "dataset": dataset,
+            "image_id": image_ids,
+            "path": paths,
+            "diagnosis": np.array(DIAGNOSES)[cluster],
+            "icd10_code": np.array(["C43", "D22", "C44", "L82"])[cluster],
+            "fst": pd.array(rng.integers(1, 7, size=n), dtype="Int64"),
+            "body_site": rng.choice(["head", "trunk", "arm"], size=n),
+            "modality": np.where(dataset == "gamma", "clinical", "dermoscopy"),
+            "age": rng.uniform(20, 80, size=n),
+            "sex": rng.choice(["male", "female"], size=n),
+            "release_year": pd.array(np.where(dataset == "alpha", 2018, 2020), dtype="Int64"),
+        }
+    )
+    catalog.to_parquet(run / "data" / "catalog.parquet", index=False)
+    np.save(run / "embedding" / "fused.npy", vecs)
+    catalog[["uid", "dataset", "image_id"]].to_parquet(run / "embedding" / "fused_ids.parquet", index=False)
+    xy = vecs[:, :2] * 10
+    pd.DataFrame({"uid": uids, "x": xy[:, 0], "y": xy[:, 1]}).to_parquet(run / "embedding" / "map2d.parquet", index=False)
+    return run
+
+
+def colour_embed_fn(seed: int = 0):
+    """Embed an image by its mean colour: nearest palette colour -> that cluster's centroid."""
+    c = centroids(seed)
+
+    def embed(paths):
+        out = []
+        for p in paths:
+            with Image.open(p) as img:
+                mean = np.asarray(img.convert("RGB"), dtype=np.float64).reshape(-1, 3).mean(axis=0)
+            k = int(np.argmin(np.linalg.norm(COLOURS - mean, axis=1)))
+            out.append(c[k])
+        return np.asarray(out, dtype=np.float32)
+
+    return embed
+
+
+def png_bytes(colour, size=(40, 30)) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, tuple(int(v) for v in colour)).save(buf, format="PNG")
+    return buf.getvalue()

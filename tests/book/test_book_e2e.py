@@ -1,0 +1,92 @@
+"""End to end: build the demo book with the README's command path, then read it in a browser.
+
+Builds `runs/demo/` and `_book/` in the project itself (cached chapters are reused, exactly as
+for a reader running `make book` twice), then opens `_book/index.html` in headless Chromium,
+follows the sidebar to every chapter in `_quarto.yml` order and checks each page.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from skinmap.book.chapters import book_chapters
+from skinmap.book.render import chapter_title
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def built_book():
+    proc = subprocess.run(
+        [sys.executable, "-m", "skinmap", "book", "--profile", "demo"],
+        cwd=ROOT, capture_output=True, text=True, timeout=1800,
+    )
+    assert proc.returncode == 0, f"book build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    assert "Rendered with" in proc.stdout  # the build says which renderer it used
+    return ROOT / "_book"
+
+
+def _makes_figures(nb) -> bool:
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if "image/png" in data or "image/svg+xml" in data:
+                return True
+    return False
+
+
+def test_manifest_lists_every_chapter(built_book):
+    manifest = json.loads((ROOT / "runs" / "demo" / "manifest.json").read_text())
+    chapters = book_chapters(ROOT)
+    assert [c["name"] for c in manifest["chapters"]] == [c.key for c in chapters]
+    for entry in manifest["chapters"]:
+        assert entry["status"] in ("executed", "cached"), entry["name"]
+        for key in ("parameters", "params_hash", "input_fingerprints", "run_seconds", "files"):
+            assert key in entry, (entry["name"], key)
+    assert manifest["renderer"] in ("quarto", "nbconvert")
+
+
+def test_executed_notebooks_have_no_errors(built_book):
+    for chapter in book_chapters(ROOT):
+        nb = nbformat.read(ROOT / "runs" / "demo" / "notebooks" / f"{chapter.stem}.ipynb", as_version=4)
+        errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        assert not errors, f"{chapter.key}: {errors[0].get('ename')}: {errors[0].get('evalue')}"
+
+
+def test_browser_follows_navigation_to_every_chapter(built_book, chromium):
+    from selenium.webdriver.common.by import By
+
+    chapters = book_chapters(ROOT)
+    chromium.get((built_book / "index.html").as_uri())
+    nav_links = chromium.find_elements(By.CSS_SELECTOR, "#quarto-sidebar a[href$='.html']")
+    hrefs = []
+    for link in nav_links:
+        href = link.get_attribute("href")
+        if href not in hrefs:
+            hrefs.append(href)
+    assert len(hrefs) >= len(chapters), f"sidebar has {len(hrefs)} links for {len(chapters)} chapters"
+    for chapter in chapters:
+        nb = nbformat.read(ROOT / "runs" / "demo" / "notebooks" / f"{chapter.stem}.ipynb", as_version=4)
+        title = chapter_title(nb, chapter.key)
+        # Follow the sidebar link whose text is the chapter title (as a reader would).
+        link = next(
+            (a for a in chromium.find_elements(By.CSS_SELECTOR, "#quarto-sidebar a") if title in a.text), None
+        )
+        assert link is not None, f"no sidebar link for '{title}' on {chromium.current_url}"
+        chromium.get(link.get_attribute("href"))
+        h1 = " ".join(e.text for e in chromium.find_elements(By.TAG_NAME, "h1"))
+        assert title in h1, f"{chapter.key}: page title {h1!r} lacks {title!r}"
+        assert chromium.find_elements(By.CSS_SELECTOR, ".provenance"), f"{chapter.key}: no provenance block"
+        if _makes_figures(nb):
+            images = chromium.find_elements(By.CSS_SELECTOR, "img, svg")
+            assert images, f"{chapter.key}: no figure on the page"
+        text = chromium.find_element(By.TAG_NAME, "body").text
+        assert "Traceback (most recent call last)" not in text, f"{chapter.key}: error output on the page"
