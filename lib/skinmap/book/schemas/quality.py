@@ -14,25 +14,32 @@ DEPENDS_ON: tuple[str, ...] = ("data", "embedding")
 
 class Params(ChapterParams):
     embedding_source: str = Field(
-        "fused",
+        "efficientnet_lite0",
         min_length=1,
-        description='"fused" (embedding/fused.npy) or a member name read from embedding/members/<member>.npy',
+        description='"fused" (embedding/fused.npy), a member name (embedding/members/<member>.npy), or "pixels" '
+        "(a mirror- and colour-invariant thumbnail descriptor computed here)",
     )
     thresholds: list[float] = Field(
         [0.90, 0.95], min_length=1, description="cosine-similarity thresholds for near-duplicate pairs"
     )
     default_threshold: float = Field(
-        0.90, gt=0, le=1, description="threshold whose clusters drive the cleaning (must be one of `thresholds`)"
+        0.95, gt=0, le=1, description="threshold whose clusters drive the cleaning (must be one of `thresholds`)"
     )
     knn_k: int = Field(20, ge=1, le=1000, description="neighbours searched per image for duplicate pairs")
-    offtopic_k: int = Field(10, ge=1, le=1000, description="neighbours in the off-topic score o(i)")
-    offtopic_z: float = Field(5.0, gt=0, description="robust z-score of o(i) above which an image is dropped as off-topic")
+    mutual_top: int = Field(
+        1, ge=0, le=100, description="keep a pair only if each image is among the other's r nearest neighbours (0 = off)"
+    )
+    conflict_label: str = Field(
+        "diagnosis", min_length=1, description="catalog column compared within a duplicate cluster (e.g. icd10_code)"
+    )
+    offtopic_k: int = Field(30, ge=1, le=1000, description="neighbours in the off-topic score o(i)")
+    offtopic_z: float = Field(3.0, gt=0, description="robust z-score of o(i) above which an image is dropped as off-topic")
     split_fractions: tuple[float, float, float] = Field(
         (0.7, 0.1, 0.2), description="train/validation/test fractions (multiples of 0.1)"
     )
     split_seed: int = Field(0, ge=0, description="seed of the stratified group split")
-    gallery_pairs: int = Field(12, ge=0, le=200, description="candidate pairs shown in the review gallery")
-    gallery_offtopic: int = Field(12, ge=0, le=200, description="top-ranked off-topic images shown")
+    gallery_pairs: int = Field(8, ge=0, le=200, description="candidate pairs shown in the review gallery")
+    gallery_offtopic: int = Field(8, ge=0, le=200, description="top-ranked off-topic images shown")
     review_csv: str | None = Field(
         None, description="filled review CSV (image_a,image_b,decision) relative to the project root; None = no review yet"
     )
@@ -52,6 +59,7 @@ class Params(ChapterParams):
     resolution_n_images: int = Field(120, ge=10, le=20000, description="images used by the resolution probe")
     resolution_low: int = Field(28, ge=4, le=512, description="low resolution (px) of the DermaMNIST-style version")
     resolution_size: int = Field(224, ge=16, le=1024, description="size (px) both versions are brought to")
+    probe_top_classes: int = Field(4, ge=2, le=100, description="the probe classifies the most frequent diagnoses only")
     probe_features: Literal["pixels", "efficientnet_lite0"] = Field(
         "pixels", description="frozen feature under the logistic-regression probe"
     )

@@ -1,0 +1,189 @@
+"""What every loader shares: finding files under a data root, reading tables defensively, and
+turning a raw frame into catalog rows (harmonise, probe images, caption).
+
+A loader module defines ``DATASET`` (its registry name), ``find(index) -> bool`` (are its tables
+under this root?) and ``load(root, issues=None, index=None) -> DataFrame`` in the catalog schema.
+Files are found by their *official names* anywhere under the root, so both the providers' own
+layouts and the project's mini-atlas layout (``metadata/`` for tables, ``images/<Dataset>/``)
+work. Images are looked up only inside the folders that belong to the dataset, because one ISIC
+image id can appear under several datasets' folders.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from skinmap.data.captions import template_captions
+from skinmap.data.harmonize import harmonize_frame, registry_entry
+from skinmap.data.images import IMAGE_SUFFIXES, probe_image
+from skinmap.data.issues import IssueLog
+
+__all__ = ["FileIndex", "read_table", "finish", "image_lookup", "one_hot_label", "attach_images", "prepare"]
+
+
+class FileIndex:
+    """All files under a root, walked once (names compared case-insensitively)."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root).expanduser().resolve()
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"data root {self.root} does not exist or is not a folder")
+        self.files: list[Path] = []
+        self.dirs: list[Path] = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            base = Path(dirpath)
+            self.dirs.extend(base / d for d in dirnames)
+            self.files.extend(base / f for f in sorted(filenames) if not f.startswith("."))
+        self._by_name: dict[str, list[Path]] = {}
+        for f in self.files:
+            self._by_name.setdefault(f.name.lower(), []).append(f)
+
+    def named(self, *names: str) -> list[Path]:
+        """Files with any of these exact names (case-insensitive), in walk order."""
+        out: list[Path] = []
+        for name in names:
+            out.extend(self._by_name.get(name.lower(), []))
+        return out
+
+    def first(self, *names: str) -> Path | None:
+        hits = self.named(*names)
+        return hits[0] if hits else None
+
+    def dirs_named(self, *names: str) -> list[Path]:
+        wanted = {n.lower() for n in names}
+        return [d for d in self.dirs if d.name.lower() in wanted]
+
+    def files_under(self, folder: Path, suffixes: Iterable[str] = IMAGE_SUFFIXES) -> list[Path]:
+        folder = folder.resolve()
+        suffixes = tuple(s.lower() for s in suffixes)
+        prefix = str(folder) + os.sep
+        return [f for f in self.files if str(f).startswith(prefix) and f.suffix.lower() in suffixes]
+
+
+def image_lookup(index: FileIndex, folders: Iterable[Path]) -> dict[str, Path]:
+    """Map image stem (file name without suffix) -> path for every image inside ``folders``."""
+    out: dict[str, Path] = {}
+    for folder in folders:
+        for f in index.files_under(folder):
+            out.setdefault(f.stem, f)
+    return out
+
+
+def read_table(
+    path: Path,
+    dataset: str,
+    issues: IssueLog,
+    *,
+    required: Iterable[str],
+    optional: Iterable[str] = (),
+    sep: str = ",",
+    header: int | None = 0,
+    names: list[str] | None = None,
+) -> pd.DataFrame | None:
+    """Read a provider table as strings, exactly as distributed (LF or CRLF).
+
+    Adds ``source_file`` (absolute path) and ``source_row`` (1-based data row). A missing
+    required column is recorded as ``missing_column`` (naming file and column) and returns None
+    so the caller skips the table; a missing optional column is added as NA and recorded once.
+    """
+    try:
+        df = pd.read_csv(path, sep=sep, header=header, names=names, dtype=str, keep_default_na=False,
+                         na_values=[], skipinitialspace=True)
+    except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        issues.add("unreadable_table", dataset, str(path), message=f"cannot parse {path.name}: {exc}")
+        return None
+    df.columns = [str(c).strip() for c in df.columns]
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        for c in missing:
+            issues.add("missing_column", dataset, str(path), column=c,
+                       message=f"{dataset}: required column {c!r} not found in {path.name} "
+                               f"(columns are {list(df.columns)}); table skipped")
+        return None
+    for c in optional:
+        if c not in df.columns:
+            issues.add("missing_optional_column", dataset, str(path), column=c,
+                       message=f"{dataset}: optional column {c!r} not found in {path.name}; field left NA")
+            df[c] = ""
+    df = df.replace("", pd.NA)
+    df["source_file"] = str(path.resolve())
+    df["source_row"] = range(1, len(df) + 1)
+    return df
+
+
+def finish(
+    raw: pd.DataFrame,
+    dataset: str,
+    issues: IssueLog,
+    *,
+    entry: dict | None = None,
+    probe: bool = True,
+    decode: bool = False,
+    report_absent: bool = True,
+) -> pd.DataFrame:
+    """Raw loader frame -> catalog frame: harmonise fields, read image sizes, write captions.
+
+    ``raw["path"]`` holds the image path or NA. Unreadable or truncated images get path NA and an
+    issue; images listed but absent are recorded as ``image_absent`` when ``report_absent`` (a
+    dataset distributed without any images does not flag every row).
+    """
+    entry = entry if entry is not None else registry_entry(dataset)
+    raw = raw.reset_index(drop=True).copy()
+    if "path" not in raw.columns:
+        raw["path"] = pd.NA
+    raw["path"] = raw["path"].map(lambda p: str(p) if isinstance(p, (str, Path)) else pd.NA)
+    dup = raw["image_id"].duplicated(keep="first") & raw["image_id"].notna()
+    if dup.any():
+        issues.add_rows("duplicate_id", dataset, raw[dup], column="image_id", values=raw.loc[dup, "image_id"])
+        raw = raw[~dup].reset_index(drop=True)
+    if report_absent and "_listed_file" in raw.columns:
+        absent = raw["path"].isna()
+        if absent.any():
+            issues.add_rows("image_absent", dataset, raw[absent], column="image", values=raw.loc[absent, "_listed_file"])
+    widths, heights = [pd.NA] * len(raw), [pd.NA] * len(raw)
+    if probe:
+        has = raw.index[raw["path"].notna()]
+        # progress only on a terminal (None) and for large folders; never in rendered chapters
+        for i in tqdm(has, desc=f"probe {dataset}", disable=True if len(has) < 2000 else None, leave=False):
+            w, h, problem = probe_image(raw.at[i, "path"], decode=decode)
+            if problem is not None:
+                issues.add(problem, dataset, raw.at[i, "source_file"], int(raw.at[i, "source_row"]),
+                           column="path", value=raw.at[i, "path"])
+                raw.at[i, "path"] = pd.NA
+            else:
+                widths[i], heights[i] = w, h
+    raw["width"], raw["height"] = widths, heights
+    out = harmonize_frame(raw, dataset, entry, issues)
+    out["caption"] = template_captions(out)
+    return out
+
+
+def prepare(root, issues: IssueLog | None, index: FileIndex | None) -> tuple[FileIndex, IssueLog]:
+    """The file index and issue log a loader works with (built when not given)."""
+    return (index if index is not None else FileIndex(root)), (issues if issues is not None else IssueLog())
+
+
+def one_hot_label(df: pd.DataFrame, columns: Iterable[str]) -> pd.Series:
+    """The column name holding 1 in each row of a one-hot ground-truth table (NA if none).
+
+    ISIC ground truths store ``1.0``/``0.0`` per class column; a row with no 1 gets NA.
+    """
+    columns = list(columns)
+    values = df[columns].apply(pd.to_numeric, errors="coerce").fillna(0.0)
+    hit = values.to_numpy() >= 0.5
+    labels = [columns[row.argmax()] if row.any() else None for row in hit]
+    return pd.Series(labels, index=df.index, dtype="object")
+
+
+def attach_images(df: pd.DataFrame, lookup: dict[str, Path], key: str = "image_id") -> pd.DataFrame:
+    """Add ``path`` (image file or NA) and ``_listed_file`` (what was looked for) by id."""
+    df = df.copy()
+    df["path"] = [lookup.get(str(k), pd.NA) if pd.notna(k) else pd.NA for k in df[key]]
+    df["_listed_file"] = df[key].astype(str)
+    return df

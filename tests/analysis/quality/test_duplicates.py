@@ -1,0 +1,140 @@
+"""Near-duplicate pairs, clusters, conflicts, evaluation and review against brute force and hand counts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from skinmap.analysis.quality import duplicates
+
+
+def _planted(rng, n=80, d=24, copies=((0, 1), (0, 2), (3, 4), (10, 11))):
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    for src, dst in copies:
+        x[dst] = x[src] + rng.normal(scale=0.02, size=d)
+    return x
+
+
+def test_pairs_match_brute_force(rng):
+    x = _planted(rng)
+    z = x / np.linalg.norm(x, axis=1, keepdims=True)
+    sims = z @ z.T
+    for tau in (0.9, 0.5, 0.3):
+        got = duplicates.near_duplicate_pairs(x, tau, k=79)
+        iu, ju = np.triu_indices(len(x), 1)
+        want = {(int(a), int(b)) for a, b in zip(iu, ju) if sims[a, b] >= tau}
+        assert set(zip(got["i"], got["j"])) == want
+        assert (np.diff(got["similarity"].to_numpy()) <= 1e-7).all()
+        assert got.attrs["saturated"] == 0
+
+
+def test_exact_duplicates_kept_and_saturation_reported():
+    x = np.repeat(np.eye(3, 8, dtype=np.float32), 4, axis=0)  # 3 groups of 4 identical rows
+    got = duplicates.near_duplicate_pairs(x, 0.99, k=2)
+    assert got.attrs["saturated"] == 12  # every row has 3 identical partners but k=2
+    full = duplicates.near_duplicate_pairs(x, 0.99, k=5)
+    assert len(full) == 3 * 6 and full.attrs["saturated"] == 0
+    assert np.allclose(full["similarity"], 1.0)
+    assert len(duplicates.near_duplicate_pairs(x[:1], 0.9)) == 0
+    with pytest.raises(ValueError):
+        duplicates.near_duplicate_pairs(x, 1.5)
+
+
+def test_clusters_are_connected_components():
+    labels = duplicates.duplicate_clusters(7, [5, 0, 1], [6, 1, 2])
+    # {0,1,2}, {5,6} are clusters; 3, 4 singletons; multi-image clusters numbered first
+    assert labels[0] == labels[1] == labels[2] == 0
+    assert labels[5] == labels[6] == 1
+    assert len({labels[3], labels[4], 0, 1}) == 4
+
+
+def test_cluster_conflicts_hand_made():
+    meta = pd.DataFrame({
+        "uid": list("abcdefghij"),
+        "dataset": ["D1"] * 8 + ["D2", "D1"],
+        "diagnosis": ["nv", "nv", "nv", "mel", "nv", "nv", "nv", "nv", "bcc", "bcc"],
+        "fst": pd.array([2, 2, 2, 2, 3, 4, 1, pd.NA, 5, 5], dtype="Int64"),
+    })
+    # clusters: {a,b} homogeneous; {c,d} diagnosis; {e,f} fst by 1; {g,e2?}: {g,h} FST 1 vs NA -> homogeneous
+    # {i,j} spans datasets, homogeneous; add {a,?}...
+    clusters = np.array([0, 0, 1, 1, 2, 2, 3, 3, 4, 4])
+    info = duplicates.cluster_table(clusters, meta).set_index("cluster")
+    assert info.loc[0, "conflict"] == "homogeneous"
+    assert info.loc[1, "conflict"] == "diagnosis" and info.loc[1, "fst_conflict"] == "none"
+    assert info.loc[2, "conflict"] == "fst_by_1"
+    assert info.loc[3, "conflict"] == "homogeneous"  # missing FST is no evidence of conflict
+    assert info.loc[4, "spans_datasets"] and info.loc[4, "conflict"] == "homogeneous"
+    by_more = duplicates.cluster_table(np.array([0, 0, 0]), pd.DataFrame(
+        {"uid": list("xyz"), "dataset": ["D"] * 3, "diagnosis": ["a", "b", "a"], "fst": [1, 3, 2]}))
+    assert by_more["conflict"].item() == "diagnosis+fst_by_more"
+    assert by_more["fst_spread"].item() == 2
+    summary = duplicates.duplicate_summary(pd.DataFrame({"i": [0]}), duplicates.cluster_table(clusters, meta))
+    assert (summary["clusters"], summary["homogeneous"], summary["diagnosis_conflict"], summary["fst_differs_by_1"],
+            summary["spanning_datasets"]) == (5, 3, 1, 1, 1)
+
+
+def test_precision_recall_hand_counted():
+    truth = [("a", "b"), ("b", "c"), ("x", "y")]
+    pred = [("a", "b"), ("c", "a"), ("x", "z"), ("b", "a")]
+    r = duplicates.pair_precision_recall(pred, truth)
+    # {a,b} and {a,c} are true (a,c linked through b); {x,z} false. recall: {a,b} found of 3
+    assert r["n_predicted"] == 3 and r["true_positives"] == 2
+    assert r["precision"] == pytest.approx(2 / 3) and r["recall"] == pytest.approx(1 / 3)
+    assert np.isnan(duplicates.pair_precision_recall([], truth)["precision"])
+    assert duplicates.pair_precision_recall(pred, truth, universe={"a", "b", "c"})["n_truth"] == 2
+    by_t = duplicates.recall_by_transform(pred, pd.DataFrame({"a": ["a", "x"], "b": ["b", "y"], "transform": ["crop", "flip"]}))
+    assert by_t.set_index("transform")["recall"].to_dict() == {"crop": 1.0, "flip": 0.0}
+
+
+def test_review_round_trip(tmp_path):
+    pairs = pd.DataFrame({"image_a": ["a", "c", "e"], "image_b": ["b", "d", "f"], "similarity": [0.97, 0.99, 0.93]})
+    template = duplicates.review_template(pairs)
+    assert list(template["image_a"]) == ["c", "a", "e"] and (template["decision"] == "").all()
+    template.loc[template["image_a"] == "c", "decision"] = "different"
+    template.loc[template["image_a"] == "a", "decision"] = "unclear"
+    filled = pd.concat([template, pd.DataFrame([{"image_a": "h", "image_b": "g", "similarity": None,
+                                                 "decision": " Duplicate", "note": ""}])])
+    path = tmp_path / "review.csv"
+    filled.to_csv(path, index=False)
+    review = duplicates.read_review(path)
+    assert len(review) == 3  # the blank decision on e-f is dropped
+    out = duplicates.apply_review(pairs, review)
+    keys = {tuple(sorted(p)) for p in zip(out["image_a"], out["image_b"])}
+    assert keys == {("a", "b"), ("e", "f"), ("g", "h")}
+    assert out.set_index("image_a").loc["a", "review"] == "unclear"
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"image_a": ["a"], "image_b": ["b"], "decision": ["maybe"]}).to_csv(bad, index=False)
+    with pytest.raises(ValueError, match="unknown decision"):
+        duplicates.read_review(bad)
+
+
+def test_find_duplicates_rejects_unknown_images():
+    meta = pd.DataFrame({"uid": ["a", "b", "c"], "dataset": ["D"] * 3, "diagnosis": ["x", "x", "y"], "fst": [1, 1, 1]})
+    pairs = pd.DataFrame({"image_a": ["a", "b"], "image_b": ["b", "c"], "similarity": [0.99, 0.95]})
+    near, clusters, info = duplicates.find_duplicates(pairs, meta)
+    assert (clusters == clusters[0]).all() and info["conflict"].item() == "diagnosis"
+    assert set(near["conflict"]) == {"diagnosis"}
+    with pytest.raises(ValueError, match="not in the table"):
+        duplicates.find_duplicates(pd.DataFrame({"image_a": ["a"], "image_b": ["zz"], "similarity": [1.0]}), meta)
+
+
+def test_mutual_top_keeps_copies_drops_crowd(rng):
+    # a crowd of 30 similar points plus one planted pair of copies and a triple of identical rows
+    centre = rng.normal(size=16)
+    x = centre + 0.05 * rng.normal(size=(30, 16))
+    pair = rng.normal(size=16)
+    triple = rng.normal(size=16)
+    x = np.vstack([x, pair, pair + 1e-3 * rng.normal(size=16), triple, triple, triple]).astype(np.float32)
+    plain = duplicates.near_duplicate_pairs(x, 0.9, k=10)
+    mutual = duplicates.near_duplicate_pairs(x, 0.9, k=10, mutual_top=1)
+    got = set(zip(mutual["i"], mutual["j"]))
+    assert {(30, 31), (32, 33), (32, 34), (33, 34)} <= got  # copies kept, the identical triple whole
+    # brute force of the rule within the crowd: a pair survives iff each is the other's nearest neighbour
+    z = x / np.linalg.norm(x, axis=1, keepdims=True)
+    s = z @ z.T
+    np.fill_diagonal(s, -np.inf)
+    nn = s[:30, :30].argmax(axis=1)
+    want = {(min(i, int(nn[i])), max(i, int(nn[i]))) for i in range(30) if nn[int(nn[i])] == i and s[i, nn[i]] >= 0.9}
+    assert {p for p in got if p[1] < 30} == want
+    assert len(mutual) < len(plain)
