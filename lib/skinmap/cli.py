@@ -98,12 +98,6 @@ def _cmd_params(args) -> int:
     return 0
 
 
-def _delegate(module: str, args) -> int:
-    import importlib
-
-    return int(importlib.import_module(module).main(args.rest) or 0)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m skinmap", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -147,14 +141,15 @@ def build_parser() -> argparse.ArgumentParser:
     common(p, run_dir=False)
     p.set_defaults(func=_cmd_params)
 
-    for name, module, text in (
-        ("atlas", "skinmap.atlas.app", "serve the retrieval atlas web app (see `atlas --help`)"),
-        ("assess", "skinmap.assess", "score a proposed cohort against the atlas (see `assess --help`)"),
+    for name, text in (
+        ("atlas", "serve the retrieval atlas web app (see `atlas --help`)"),
+        ("assess", "score a proposed cohort against the atlas (see `assess --help`)"),
     ):
-        p = sub.add_parser(name, help=text, add_help=False)
-        p.add_argument("rest", nargs=argparse.REMAINDER)
-        p.set_defaults(func=lambda a, m=module: _delegate(m, a))
+        sub.add_parser(name, help=text, add_help=False)  # listed in --help; main() delegates
     return parser
+
+
+_DELEGATED = {"atlas": "skinmap.atlas.app", "assess": "skinmap.assess"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,6 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     from skinmap.book.render import RenderError
     from skinmap.book.runner import ChapterFailed
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in _DELEGATED:
+        # These commands own their whole argument list (argparse.REMAINDER would swallow
+        # nothing when an option comes first), so hand it over untouched.
+        import importlib
+
+        return int(importlib.import_module(_DELEGATED[argv[0]]).main(argv[1:]) or 0)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

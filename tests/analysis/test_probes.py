@@ -68,12 +68,19 @@ def test_bootstrap_macro_f1_matches_sklearn_and_bruteforce(rng):
         assert probes._macro_f1_from_confusion(conf) == pytest.approx(
             f1_score(t[idx], p[idx], average="macro")
         )
-    # Interval agrees with a brute-force loop using an independent random stream.
+    # Interval agrees with a brute-force loop (plain per-class counting, checked against sklearn
+    # above) using an independent random stream.
+    def macro_f1_plain(a, b):
+        labels = set(a) | set(b)
+        f1 = [2 * np.sum((a == c) & (b == c)) / (np.sum(a == c) + np.sum(b == c)) for c in labels]
+        return float(np.mean(f1))
+
+    assert macro_f1_plain(t, p) == pytest.approx(f1_score(t, p, average="macro"))
     brute_rng = np.random.default_rng(99)
     brute = []
     for _ in range(2000):
         idx = brute_rng.integers(0, 200, size=200)
-        brute.append(f1_score(t[idx], p[idx], average="macro"))
+        brute.append(macro_f1_plain(t[idx], p[idx]))
     assert lo == pytest.approx(np.quantile(brute, 0.025), abs=0.02)
     assert hi == pytest.approx(np.quantile(brute, 0.975), abs=0.02)
 
@@ -175,3 +182,22 @@ def test_coverage_expansion_hand_computed():
     assert cov["expansion_pp"] == pytest.approx(40.0)
     with pytest.raises(ValueError, match="observed"):
         probes.coverage_expansion(observed, pd.Series([True, False, False, False, False]))
+
+
+def test_cluster_bootstrap_equals_row_bootstrap_of_collapsed_groups(rng):
+    """Each group = 3 identical copies of a row: resampling groups of the tripled data must give
+    the interval that resampling rows gives on the original data (metrics are scale-free)."""
+    t = rng.integers(0, 3, size=150).astype(str)
+    p = np.where(rng.random(150) < 0.6, t, rng.integers(0, 3, size=150).astype(str))
+    groups = np.repeat(np.arange(150), 3)
+    v1, lo1, hi1 = probes.bootstrap_macro_f1(t, p, B=1000, seed=5)
+    v3, lo3, hi3 = probes.bootstrap_macro_f1(np.repeat(t, 3), np.repeat(p, 3), B=1000, seed=5, groups=groups)
+    assert (v1, lo1, hi1) == pytest.approx((v3, lo3, hi3))
+    # Resampling the tripled rows one by one instead is too narrow (pretends 450 independent images).
+    _, lo_naive, hi_naive = probes.bootstrap_macro_f1(np.repeat(t, 3), np.repeat(p, 3), B=1000, seed=5)
+    assert hi_naive - lo_naive < 0.75 * (hi3 - lo3)
+    y = rng.normal(size=150)
+    yhat = y + rng.normal(size=150)
+    r1 = probes.bootstrap_r2(y, yhat, B=500, seed=2)
+    r3 = probes.bootstrap_r2(np.repeat(y, 3), np.repeat(yhat, 3), B=500, seed=2, groups=groups)
+    assert r1 == pytest.approx(r3)

@@ -108,3 +108,12 @@ def test_neighbours_excluding_matches_brute_force(rng):
         mask = np.ones(40, bool)
         mask[r] = False
         assert nn[i].tolist() == brute(X, X[r], mask, 4)[0].tolist()
+
+
+def test_search_image_uses_the_embedder(rng, tmp_path):
+    X, meta = make_atlas(rng, n=30)
+    index = retrieval.CaseIndex(X, meta)
+    got = index.search_image(tmp_path / "q.png", lambda paths: X[[4]] * 2.0, 3)
+    assert got["row"][0] == 4 and got["similarity"][0] == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="could not use"):
+        index.search_image("x.png", lambda paths: np.full((1, 8), np.nan), 3)

@@ -60,6 +60,9 @@ def jpeg_bytes():
 def test_check_image_accepts_by_content_and_refuses_the_rest():
     assert check_image(jpeg_bytes()).format == "JPEG"
     assert check_image(_fake_run.png_bytes((1, 2, 3))).format == "PNG"
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (9, 9, 9)).save(buf, format="WEBP")
+    assert check_image(buf.getvalue()).format == "WEBP"
     assert sniff_format(b"GIF89a....") is None
     with pytest.raises(UploadRejected) as e:
         check_image(b"<svg xmlns='http://www.w3.org/2000/svg'/>")  # a "picture" that is text

@@ -57,17 +57,22 @@ def test_upload_results_and_filter(live_server, driver, tmp_path):
     wait = WebDriverWait(driver, 15)
     wait.until(lambda d: "Ready" in d.find_element(By.ID, "status").text)
 
+    # Read the rendered list in one script call: no stale elements while the page re-renders.
+    def cards(d):
+        return d.execute_script(
+            "return Array.from(document.querySelectorAll('#results li'))"
+            ".map(li => [li.dataset.uid, li.querySelector('.dx').textContent]);")
+
     driver.find_element(By.ID, "file").send_keys(str(image))
-    wait.until(lambda d: int(d.find_element(By.ID, "results").get_attribute("data-count")) > 0)
-    cards = driver.find_elements(By.CSS_SELECTOR, "#results li")
-    first = [c.get_attribute("data-uid") for c in cards]
+    wait.until(lambda d: len(cards(d)) > 0)
+    first = cards(driver)
     assert len(first) == app.k_default
-    assert all(c.find_element(By.CLASS_NAME, "dx").text == "sk" for c in cards)  # the planted cluster
-    assert driver.execute_script(
-        "return document.querySelector('#results img').naturalWidth") > 0  # thumbnails load
+    assert all(dx == "sk" for _, dx in first)  # the planted cluster of the uploaded colour
+    wait.until(lambda d: d.execute_script(
+        "return document.querySelector('#results img').naturalWidth") > 0)  # thumbnails load
 
     Select(driver.find_element(By.ID, "filter-dataset")).select_by_value("gamma")
-    wait.until(lambda d: [c.get_attribute("data-uid") for c in d.find_elements(By.CSS_SELECTOR, "#results li")] != first)
-    second = [c.get_attribute("data-uid") for c in driver.find_elements(By.CSS_SELECTOR, "#results li")]
-    assert second and all(uid.startswith("gamma/") for uid in second)
+    wait.until(lambda d: cards(d) != first and len(cards(d)) > 0)
+    second = cards(driver)
+    assert all(uid.startswith("gamma/") for uid, _ in second)
     assert driver.find_element(By.ID, "status").get_attribute("class") != "error"

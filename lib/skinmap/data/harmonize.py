@@ -231,10 +231,17 @@ def _missing_tokens() -> frozenset[str]:
 
 
 def age_group(age: float | None) -> str | None:
-    """Decade label of an age in years (``"60-69"``; ``"90+"`` at the open top); None if missing."""
+    """Decade label of an age in years (``"60-69"``; ``"90+"`` at the open top).
+
+    None if missing, and None for an age outside the table's valid range (a negative age from a
+    regression, say): such a value is not a person's age and gets no group.
+    """
     if age is None or age is pd.NA or (isinstance(age, float) and math.isnan(age)):
         return None
     rules = _age_rules()
+    lo_ok, hi_ok = rules["valid_range"]
+    if not lo_ok <= float(age) <= hi_ok:
+        return None
     width, top = int(rules["group_width"]), int(rules["open_top"])
     if age >= top:
         return f"{top}+"

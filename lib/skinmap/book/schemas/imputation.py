@@ -1,0 +1,41 @@
+"""Parameters of chapter 04-imputation (linear probes on frozen embeddings; methods.md section 3)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from skinmap.book.schemas import ChapterParams
+
+DEPENDS_ON: tuple[str, ...] = ("data", "embedding")
+
+
+class Params(ChapterParams):
+    attributes: list[str] = Field(
+        ["fst", "fst_group", "age", "sex", "body_site", "origin_continent"],
+        min_length=1,
+        description="catalog columns probed and scored (fst_group = FST in I-II / III-IV / V-VI)",
+    )
+    continuous: list[str] = Field(["age"], description="attributes fitted with Ridge / scored by R² (others: logistic, macro-F1)")
+    impute_fields: list[str] = Field(
+        ["fst", "age", "sex", "body_site", "origin_continent"],
+        description="fields written to imputed.parquet as <field>_imputed / _prob or _lo,_hi / _is_imputed",
+    )
+    held_out_datasets: list[str] = Field(
+        ["SynPhone-Brazil", "SynPeds-Africa"],
+        description="datasets excluded from all probe training and scored separately (paper: DDI, PAD-UFES-20)",
+    )
+    test_fraction: float = Field(0.2, gt=0.0, lt=0.9, description="share of lesion/patient groups in the internal test split")
+    cv_folds: int = Field(3, ge=2, le=20, description="group-aware CV folds for choosing the regularisation (training rows only)")
+    c_grid: list[float] = Field([0.01, 0.1, 1.0], min_length=1, description="LogisticRegression C values searched")
+    alpha_grid: list[float] = Field([1.0, 10.0, 100.0, 1000.0], min_length=1, description="Ridge alpha values searched")
+    max_iter: int = Field(300, ge=50, le=100_000, description="LogisticRegression iterations")
+    max_probe_dims: int = Field(
+        256, ge=0, description="spaces wider than this are PCA-reduced inside the probe (fitted on training rows); 0 = never"
+    )
+    bootstrap_b: int = Field(1000, ge=10, le=100_000, description="bootstrap resamples B of the score intervals")
+    ci: float = Field(0.95, gt=0.5, lt=1.0, description="central level of the bootstrap intervals")
+    min_class_count: int = Field(5, ge=2, description="classes with fewer training rows are not learnt")
+    min_eval_rows: int = Field(10, ge=2, description="eval sets with fewer labelled rows are skipped (noted)")
+    evaluate_members: bool = Field(True, description="also score a probe on each ensemble member alone")
+    interval_level: float = Field(0.9, gt=0.5, lt=1.0, description="coverage of the split-conformal age interval")
+    seed: int = Field(0, ge=0, description="seed of splits, bootstrap and baselines")
