@@ -18,8 +18,8 @@ __all__ = ["load_thumbnail", "thumbnail_grid"]
 
 def load_thumbnail(path: str | os.PathLike | None, size: int = 128) -> np.ndarray | None:
     """An RGB uint8 thumbnail (longest side ``size``), or ``None`` if absent or unreadable."""
-    if path is None or (isinstance(path, float) and np.isnan(path)):
-        return None
+    if path is None or not isinstance(path, (str, os.PathLike)):
+        return None  # None, NaN, pd.NA: an image that is not on disk
     try:
         with Image.open(path) as img:
             img = img.convert("RGB")

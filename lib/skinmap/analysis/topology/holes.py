@@ -1,0 +1,426 @@
+"""Holes: representative cycles, their geometry and what borders them (paper eqs. 14-18).
+
+A hole is an H1 bar of the spectral Rips filtration (see :mod:`.persistence`). Its boundary
+``V_k`` (eq. 14) is taken here as a *representative cycle*: a closed loop of data points made of
+the bar's birth edge ``(u, v)`` plus the shortest path from ``v`` back to ``u`` through edges
+that are already present just before the birth value. That loop exists exactly because the
+birth edge creates a new 1-cycle, and following shortest paths makes it hug the hole. (The
+paper read ``V_k`` off the cocycle; a cocycle's edges *cut across* the loop, so their vertices
+are a scattered band, not the boundary.)
+
+From the loop: center ``c_k`` = mean of its points (eq. 15), size ``|V_k|``, radius ``r_k`` =
+median distance of its points to the center (eq. 16), the volume of the d-ball of that radius as
+a logarithm (eq. 17; ``d = 1024`` would overflow a float otherwise), and boundary samples: each
+loop point's ``k_b`` nearest neighbours that lie within ``alpha`` times the median ``k_b``-th
+neighbour distance of the loop points (eq. 18, ``alpha = 1.5``). Term frequencies of the
+boundary samples' metadata say what borders the hole.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.sparse.csgraph import dijkstra
+from scipy.special import gammaln
+
+from skinmap.analysis.knn import knn_search
+from skinmap.analysis.topology.graph import select_landmarks, symmetric_knn_graph
+from skinmap.analysis.topology.persistence import (
+    H1Diagram,
+    empirical_p_value,
+    h1_persistence,
+    ratio_to_next,
+)
+from skinmap.analysis.topology.resistance import (
+    corrected_resistance,
+    spectral_corrected_resistance,
+)
+
+__all__ = [
+    "Hole",
+    "HoleSearch",
+    "landmark_resistance",
+    "search_holes",
+    "representative_cycle",
+    "log_ball_volume",
+    "hole_geometry",
+    "boundary_samples",
+    "describe_holes",
+    "max_persistence",
+    "planted_overlap",
+    "term_frequencies",
+    "word_cloud_image",
+]
+
+
+# ----------------------------------------------------------------------------- pipeline
+
+
+def landmark_resistance(
+    z: np.ndarray,
+    landmarks: np.ndarray,
+    *,
+    k: int = 15,
+    method: str = "dense",
+    n_eigenvectors: int = 100,
+    between_factor: float = 2.0,
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Symmetric k-NN graph on ``z[landmarks]`` and its corrected resistance (eqs. 9-11).
+
+    ``method``: "dense" (exact) or "spectral" (leading-eigenvector approximation).
+    """
+    adjacency = symmetric_knn_graph(z[landmarks], k)
+    if method == "dense":
+        dist = corrected_resistance(adjacency, between_factor=between_factor)
+    elif method == "spectral":
+        dist = spectral_corrected_resistance(
+            adjacency, n_eigenvectors, between_factor=between_factor
+        )
+    else:
+        raise ValueError(f"resistance method must be 'dense' or 'spectral', got {method!r}")
+    return adjacency, dist
+
+
+@dataclass(frozen=True)
+class HoleSearch:
+    """Everything one spectral-persistence run produced (rows refer to ``z``)."""
+
+    landmarks: np.ndarray
+    adjacency: sp.csr_matrix
+    diagram: H1Diagram
+
+    @property
+    def rips_rows(self) -> np.ndarray:
+        """Rows of ``z`` the Rips filtration ran on (diagram positions -> data rows)."""
+        return self.landmarks[self.diagram.points]
+
+
+def search_holes(
+    z: np.ndarray,
+    *,
+    n_landmarks: int = 1000,
+    landmark_method: str = "farthest",
+    strata: Sequence | None = None,
+    k: int = 15,
+    resistance_method: str = "dense",
+    n_eigenvectors: int = 100,
+    between_factor: float = 2.0,
+    max_rips_points: int | None = 1000,
+    seed: int = 0,
+) -> HoleSearch:
+    """Landmarks -> k-NN graph -> corrected resistance -> H1 persistence (eqs. 9-13)."""
+    landmarks = select_landmarks(z, n_landmarks, landmark_method, strata=strata, seed=seed)
+    adjacency, dist = landmark_resistance(
+        z,
+        landmarks,
+        k=k,
+        method=resistance_method,
+        n_eigenvectors=n_eigenvectors,
+        between_factor=between_factor,
+    )
+    diagram = h1_persistence(dist, max_points=max_rips_points)
+    return HoleSearch(landmarks, adjacency, diagram)
+
+
+def max_persistence(
+    x: np.ndarray,
+    *,
+    k: int = 15,
+    resistance_method: str = "dense",
+    n_eigenvectors: int = 100,
+    between_factor: float = 2.0,
+    max_rips_points: int | None = 1000,
+) -> float:
+    """Largest H1 persistence of ``x`` with every row a landmark (one null round's statistic).
+
+    Resistance scales with graph size, so give it as many rows as the observed run's landmarks
+    (e.g. the shuffled ``z[search.landmarks]``) and the same ``k`` and ``max_rips_points``.
+    """
+    _, dist = landmark_resistance(
+        x,
+        np.arange(len(x)),
+        k=k,
+        method=resistance_method,
+        n_eigenvectors=n_eigenvectors,
+        between_factor=between_factor,
+    )
+    diagram = h1_persistence(dist, max_points=max_rips_points)
+    return float(diagram.persistence[0]) if len(diagram) else 0.0
+
+
+def planted_overlap(holes: Sequence[Hole], planted_rows: Sequence[int]) -> pd.DataFrame:
+    """How well each hole's cycle and boundary cover a planted ring of rows (ground truth).
+
+    Per hole: rows of the planted ring among the boundary samples (``recall`` of the ring),
+    share of boundary samples that belong to the ring (``precision``), and the share of the
+    cycle's points that are ring rows.
+    """
+    ring = set(int(r) for r in planted_rows)
+    out = []
+    for h in holes:
+        b, c = set(h.boundary), set(h.cycle)
+        out.append({
+            "rank": h.rank,
+            "ring_in_boundary": len(ring & b),
+            "recall": len(ring & b) / max(len(ring), 1),
+            "precision": len(ring & b) / max(len(b), 1),
+            "cycle_on_ring": len(ring & c) / max(len(c), 1),
+        })
+    return pd.DataFrame(out)
+
+
+# ----------------------------------------------------------------------------- cycles
+
+
+def representative_cycle(
+    dist: np.ndarray, birth: float, cocycle: np.ndarray | None = None
+) -> np.ndarray:
+    """A closed loop of points born with an H1 bar: birth edge + shortest path before birth.
+
+    ``dist`` is the matrix the filtration ran on and ``birth`` the bar's birth value (Ripser
+    works in float32, so edges are matched in float32). The birth edge is an edge of length
+    ``birth`` whose ends are already connected by shorter edges (otherwise it would merge two
+    components, an H0 event); among several, one on the bar's cocycle is preferred.
+
+    Returns positions ``[u, p_1, ..., p_m, v]`` in loop order; the loop closes with the birth
+    edge ``v -> u``. Raises ``ValueError`` if no such edge exists.
+    """
+    d32 = np.asarray(dist, dtype=np.float32)
+    b32 = np.float32(birth)
+    iu, ju = np.nonzero(np.triu(d32 == b32, 1))
+    if iu.size == 0:
+        raise ValueError(f"no edge of length {birth!r} in the distance matrix")
+    candidates = list(zip(iu.tolist(), ju.tolist()))
+    if cocycle is not None and len(cocycle):
+        on_cocycle = {(min(a, b), max(a, b)) for a, b in cocycle[:, :2].tolist()}
+        candidates.sort(key=lambda e: e not in on_cocycle)
+    before = _edge_graph(dist, d32 < b32)
+    for u, v in candidates:
+        path = _shortest_path(before, u, v)
+        if path is not None:
+            return path
+    # Ties: edges of the birth length that Ripser ordered before the birth edge are present
+    # too; allow every edge of length <= birth except the birth edge itself.
+    at_birth = _edge_graph(dist, d32 <= b32)
+    for u, v in candidates:
+        g = at_birth.tolil()
+        g[u, v] = 0
+        g[v, u] = 0
+        path = _shortest_path(g.tocsr(), u, v)
+        if path is not None:
+            return path
+    raise ValueError(f"no edge of length {birth!r} closes a cycle (is this an H1 birth?)")
+
+
+def _edge_graph(dist: np.ndarray, mask: np.ndarray) -> sp.csr_matrix:
+    rows, cols = np.nonzero(mask)
+    off = rows != cols
+    rows, cols = rows[off], cols[off]
+    # Tiny offset: zero-length edges (duplicates) must stay edges in the sparse graph.
+    weights = np.asarray(dist, dtype=np.float64)[rows, cols] + 1e-12
+    return sp.csr_matrix((weights, (rows, cols)), shape=mask.shape)
+
+
+def _shortest_path(graph: sp.csr_matrix, u: int, v: int) -> np.ndarray | None:
+    graph.eliminate_zeros()
+    _, pred = dijkstra(graph, directed=False, indices=u, return_predecessors=True)
+    if pred[v] < 0:
+        return None  # v not reachable: the edge (u, v) would join components (an H0 event)
+    path = [v]
+    while path[-1] != u:
+        path.append(int(pred[path[-1]]))
+    return np.asarray(path[::-1], dtype=np.int64)
+
+
+# ----------------------------------------------------------------------------- geometry
+
+
+def log_ball_volume(radius: float, dim: int) -> float:
+    """``log`` of the volume of a ``dim``-ball of ``radius`` (eq. 17), overflow-free.
+
+    ``log V = (d/2) log(pi) - log Gamma(d/2 + 1) + d log r``; ``-inf`` for ``radius = 0``.
+    """
+    if dim < 1:
+        raise ValueError(f"dimension must be >= 1, got {dim}")
+    if radius < 0:
+        raise ValueError(f"radius must be >= 0, got {radius}")
+    if radius == 0:
+        return float("-inf")
+    return float(0.5 * dim * np.log(np.pi) - gammaln(0.5 * dim + 1.0) + dim * np.log(radius))
+
+
+def hole_geometry(z: np.ndarray, cycle_rows: np.ndarray) -> dict:
+    """Center (eq. 15), size, radius (eq. 16) and log-volume (eq. 17) of a loop in ``z``."""
+    pts = np.asarray(z, dtype=np.float64)[np.asarray(cycle_rows)]
+    if pts.shape[0] == 0:
+        raise ValueError("empty cycle")
+    center = pts.mean(axis=0)
+    radius = float(np.median(np.linalg.norm(pts - center, axis=1)))
+    return {
+        "center": center,
+        "size": int(pts.shape[0]),
+        "radius": radius,
+        "log_volume": log_ball_volume(radius, z.shape[1]),
+    }
+
+
+def boundary_samples(
+    z: np.ndarray, cycle_rows: np.ndarray, *, k_b: int = 10, alpha: float = 1.5
+) -> np.ndarray:
+    """Rows bordering a hole (eq. 18): the loop points and their close neighbours.
+
+    For each loop point its ``k_b`` nearest neighbours (cosine, itself excluded) are kept when
+    closer than ``alpha`` times the median, over the loop points, of their ``k_b``-th neighbour
+    distance. Returns sorted unique rows including the loop points themselves.
+    """
+    cycle_rows = np.unique(np.asarray(cycle_rows, dtype=np.int64))
+    if k_b < 1:
+        raise ValueError(f"k_b must be >= 1, got {k_b}")
+    if alpha <= 0:
+        raise ValueError(f"alpha must be > 0, got {alpha}")
+    k_search = min(k_b + 1, len(z))
+    res = knn_search(z[cycle_rows], z, k_search)
+    idx, dist = res.indices, res.distances
+    not_self = idx != cycle_rows[:, None]
+    kept_idx, kept_dist = [], []
+    for r in range(idx.shape[0]):
+        sel = np.flatnonzero(not_self[r] & (idx[r] >= 0))[:k_b]
+        kept_idx.append(idx[r, sel])
+        kept_dist.append(dist[r, sel])
+    kth = np.array([d[-1] for d in kept_dist if d.size])
+    if kth.size == 0:
+        return cycle_rows
+    radius = alpha * float(np.median(kth))
+    near = [i[d <= radius] for i, d in zip(kept_idx, kept_dist)]
+    return np.unique(np.concatenate([cycle_rows, *near]))
+
+
+# ----------------------------------------------------------------------------- holes
+
+
+@dataclass(frozen=True)
+class Hole:
+    """One described hole; every row index refers to ``z`` (the fused embedding's rows)."""
+
+    rank: int
+    birth: float
+    death: float
+    persistence: float
+    ratio_to_next: float
+    p_value: float | None
+    cycle: list[int]
+    center: list[float]
+    size: int
+    radius: float
+    log_volume: float | None
+    boundary: list[int]
+
+    def to_json(self) -> dict:
+        """A JSON-ready dict (``-inf`` log-volume and infinite ratios written as ``null``)."""
+        out = asdict(self)
+        for key in ("ratio_to_next", "log_volume", "p_value"):
+            v = out[key]
+            if v is not None and not np.isfinite(v):
+                out[key] = None
+        return out
+
+
+def describe_holes(
+    z: np.ndarray,
+    search: HoleSearch,
+    *,
+    n_holes: int = 3,
+    k_b: int = 10,
+    alpha: float = 1.5,
+    null_max: np.ndarray | None = None,
+) -> list[Hole]:
+    """The ``n_holes`` most persistent holes with cycles, geometry and boundary samples."""
+    diag = search.diagram
+    ratios = ratio_to_next(diag.persistence)
+    rows_of = search.rips_rows
+    holes = []
+    for rank in range(min(n_holes, len(diag))):
+        try:
+            pos = representative_cycle(diag.distance, diag.births[rank], diag.cocycles[rank])
+        except ValueError as exc:  # not expected for Ripser bars; never silently drop one
+            warnings.warn(f"H1 bar {rank + 1} has no representative cycle ({exc}); skipped", stacklevel=2)
+            continue
+        cycle = rows_of[pos]
+        geom = hole_geometry(z, cycle)
+        pers = float(diag.persistence[rank])
+        holes.append(
+            Hole(
+                rank=rank + 1,
+                birth=float(diag.births[rank]),
+                death=float(diag.deaths[rank]),
+                persistence=pers,
+                ratio_to_next=float(ratios[rank]),
+                p_value=None if null_max is None else empirical_p_value(pers, null_max),
+                cycle=[int(r) for r in cycle],
+                center=[float(c) for c in geom["center"]],
+                size=geom["size"],
+                radius=geom["radius"],
+                log_volume=geom["log_volume"],
+                boundary=[int(r) for r in boundary_samples(z, cycle, k_b=k_b, alpha=alpha)],
+            )
+        )
+    return holes
+
+
+# ----------------------------------------------------------------------------- metadata
+
+
+def term_frequencies(metadata: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Counts of each value per metadata column: ``column, term, count, share``.
+
+    ``share`` is the count over the rows with a known value in that column; missing values are
+    counted separately as the term ``"(missing)"`` with share over all rows.
+    """
+    parts = []
+    n = len(metadata)
+    for col in columns:
+        if col not in metadata.columns:
+            raise KeyError(f"metadata has no column {col!r}")
+        values = metadata[col]
+        known = values.dropna().astype(str)
+        counts = known.value_counts()
+        df = pd.DataFrame({"column": col, "term": counts.index, "count": counts.to_numpy()})
+        df["share"] = df["count"] / max(len(known), 1)
+        n_missing = n - len(known)
+        if n_missing:
+            df = pd.concat(
+                [df, pd.DataFrame({"column": [col], "term": ["(missing)"], "count": [n_missing],
+                                   "share": [n_missing / max(n, 1)]})],
+                ignore_index=True,
+            )
+        parts.append(df)
+    if not parts:
+        return pd.DataFrame(columns=["column", "term", "count", "share"])
+    return pd.concat(parts, ignore_index=True)
+
+
+def word_cloud_image(
+    terms: pd.DataFrame, *, width: int = 480, height: int = 240, seed: int = 0
+) -> np.ndarray | None:
+    """An RGB word cloud of ``term_frequencies`` output (missing terms left out), or ``None``.
+
+    Terms from several columns are labelled ``value`` (diagnoses, sites) or ``column=value`` for
+    short codes (FST, modality) so that "3" reads as ``fst=3``.
+    """
+    from wordcloud import WordCloud
+
+    t = terms[terms["term"] != "(missing)"]
+    if t.empty:
+        return None
+    freqs: dict[str, float] = {}
+    for col, term, count in t[["column", "term", "count"]].itertuples(index=False):
+        label = f"{col}={term}" if len(str(term)) <= 3 else str(term)
+        freqs[label] = freqs.get(label, 0) + float(count)
+    cloud = WordCloud(width=width, height=height, background_color="white", random_state=seed,
+                      prefer_horizontal=0.9, collocations=False)
+    return cloud.generate_from_frequencies(freqs).to_array()

@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
+
+from skinmap.analysis.density import density_regions, fit_density, representative_samples
+
+
+def _blobs(rng):
+    """A tight crowded blob, a loose blob and three far outliers (rows 300-302)."""
+    dense = rng.normal(0, 0.02, (200, 5)) + [5, 0, 0, 0, 0]
+    loose = rng.normal(0, 0.3, (100, 5)) + [0, 5, 0, 0, 0]
+    outliers = np.array([[0, 0, 5, 0, 0], [0, 0, 0, 5, 0], [0, 0, 0, 0, 5.0]])
+    return np.r_[dense, loose, outliers]
+
+
+def test_single_gaussian_log_density_matches_scipy(rng):
+    x = rng.normal(size=(500, 3)) @ np.diag([1.0, 2.0, 0.5]) + [0, 0, 40]
+    fit = fit_density(x, n_components=1, projection_dim=None)
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    mean, cov = xn.mean(0), np.cov(xn.T, bias=True) + 1e-5 * np.eye(3)
+    np.testing.assert_allclose(fit.log_density, multivariate_normal(mean, cov).logpdf(xn), atol=1e-3)
+
+
+def test_regions_follow_percentiles():
+    ld = np.arange(1000.0)
+    reg = density_regions(ld)
+    assert (reg == "sparse").sum() == 25 and (reg == "hypersaturated").sum() == 25
+    assert reg[0] == "sparse" and reg[-1] == "hypersaturated" and reg[500] == "typical"
+    with pytest.raises(ValueError):
+        density_regions(ld, low_pct=60, high_pct=40)
+
+
+def test_outliers_are_sparse_and_dense_blob_is_densest(rng):
+    x = _blobs(rng)
+    fit = fit_density(x, n_components=2, projection_dim=4, seed=0)
+    reg = density_regions(fit.log_density, low_pct=0.9)  # 0.9% of 303 rows: below the 3rd
+    assert set(np.flatnonzero(reg == "sparse")) == {300, 301, 302}
+    reps = representative_samples(fit, n_samples=5, min_size=1)
+    assert (reps["densest"] < 200).all()
+    assert set(reps["sparsest"]) <= {300, 301, 302} | set(range(200, 300))
+    assert np.all(np.diff(fit.log_density[reps["densest"]]) <= 0)
+
+
+def test_bad_covariance_type(rng):
+    with pytest.raises(ValueError, match="covariance"):
+        fit_density(rng.normal(size=(10, 3)), covariance_type="nope")
