@@ -1,0 +1,68 @@
+"""Parameters of chapter 03 (the embedding space, paper section 2)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from skinmap.book.schemas import ChapterParams
+
+DEPENDS_ON: tuple[str, ...] = ("data",)
+
+
+class MemberSpec(BaseModel):
+    """One trainable member: its objective, data partition and architecture/optimiser config."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(..., pattern=r"^[a-z0-9_]+$", description="file-safe member name")
+    kind: Literal["clip", "siglip", "dino", "ibot", "mae"] = Field(..., description="training objective")
+    partition: Literal["all", "third0", "third1", "third2"] = Field(
+        "all", description="images it trains on; thirds mix sources (stratified by dataset)")
+    epochs: float | None = Field(None, gt=0, description="if set, overrides optim.max_steps by epochs over the partition")
+    config: dict[str, Any] = Field(default_factory=dict,
+                                   description="architecture fields and 'optim' (lr, weight_decay, warmup_fraction, "
+                                               "grad_clip, batch_size, max_steps, seed) of the member's config class")
+
+
+_TINY_OPTIM = {"lr": 1e-3, "batch_size": 32, "max_steps": 6}
+DEMO_MEMBERS = [
+    {"name": "clip_third0", "kind": "clip", "partition": "third0", "config": {"optim": _TINY_OPTIM}},
+    {"name": "siglip_third1", "kind": "siglip", "partition": "third1", "config": {"optim": _TINY_OPTIM}},
+    {"name": "dino", "kind": "dino", "partition": "all", "config": {"optim": _TINY_OPTIM}},
+    {"name": "ibot", "kind": "ibot", "partition": "all", "config": {"optim": _TINY_OPTIM}},
+    {"name": "mae", "kind": "mae", "partition": "all", "config": {"optim": _TINY_OPTIM}},
+]
+
+
+class Params(ChapterParams):
+    efficientnet_image_size: int = Field(96, ge=32, le=512, description="input size of the frozen EfficientNet-Lite0 member (224 in the paper's convention)")
+    members: list[MemberSpec] = Field(default_factory=lambda: [MemberSpec(**m) for m in DEMO_MEMBERS],
+                                      description="trainable members (CLIP/SigLIP/DINO/iBOT/MAE)")
+    use_captions: bool = Field(True, description="contrast fused images with MiniLM caption vectors (else member-dropout views)")
+    fusion_out_dim: int = Field(128, ge=2, le=4096, description="fused space dimension (paper: 1024)")
+    fusion_epochs: int = Field(30, ge=0, description="projector training epochs (paper: 20)")
+    fusion_lr: float = Field(5e-4, gt=0, description="projector learning rate (paper: 5e-4)")
+    fusion_batch_size: int = Field(256, ge=2, description="projector batch (paper: 512)")
+    structure_lambda: float = Field(10.0, ge=0, description="STRUCTURE weight lambda (paper: 10)")
+    structure_warmup_steps: int = Field(20, ge=0, description="steps of the linear lambda ramp (paper: 500)")
+    structure_tau: float = Field(0.1, gt=0, description="softmax temperature of the similarity distributions")
+    batch_size: int = Field(64, ge=1, description="extraction batch size")
+    num_workers: int = Field(0, ge=0, description="DataLoader decode workers")
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = Field("cpu", description="Lightning accelerator for training")
+    devices: int = Field(1, ge=1, description="devices (DDP when > 1) for member training")
+    threads: int = Field(1, ge=1, le=64, description="torch / BLAS / onnxruntime intra-op threads (1 is fastest on a shared, oversubscribed machine)")
+    knn_k: int = Field(10, ge=1, description="neighbours for member agreement (k-NN overlap)")
+    probe_test_fraction: float = Field(0.3, gt=0, lt=1, description="held-out fraction for the diagnosis linear probe")
+    umap_neighbors: int = Field(15, ge=2, description="UMAP n_neighbors of the 2-D map")
+    umap_min_dist: float = Field(0.1, ge=0, le=1, description="UMAP min_dist")
+    cache_dir: str = Field("", description="vector/ONNX cache (empty: runs/<profile>/embedding/cache)")
+    seed: int = Field(0, ge=0, description="seed of partitions, training and UMAP")
+
+    @field_validator("members")
+    @classmethod
+    def _unique_names(cls, members: list[MemberSpec]) -> list[MemberSpec]:
+        names = [m.name for m in members]
+        if len(set(names)) != len(names) or "efficientnet_lite0" in names:
+            raise ValueError(f"member names must be unique and not 'efficientnet_lite0': {names}")
+        return members

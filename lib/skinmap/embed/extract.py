@@ -1,0 +1,290 @@
+"""Batched, cached, resumable extraction of one member's vectors for a list of image files.
+
+Cache
+    ``cache_dir/vectors/<member>-<sha(identity)>/part-*.npz``; each part holds the SHA-256 of the
+    image *file bytes*, the l2-normalised vector and the decode status. The key is therefore
+    (image content, encoder identity incl. weights hash): a renamed file is not re-embedded, an
+    edited file or a retrained encoder is. Parts are written atomically every ``shard_size``
+    images, so a crash loses at most one shard and a rerun embeds only what is missing.
+Engines
+    ``"lightning"`` runs ``Trainer.predict`` (one CPU, one GPU, or DDP over many devices/nodes;
+    each rank writes its own parts, rank 0 reads them back after a barrier); ``"inline"`` is
+    the same DataLoader and writer without a Trainer (for a handful of images, e.g. the atlas
+    app's upload).
+Bad input
+    Unreadable/truncated files are skipped, grayscale/RGBA/16-bit converted (see
+    :mod:`skinmap.embed.images`); a vector that is non-finite or constant is rejected as
+    ``skipped:nan_vector`` / ``skipped:constant_vector``. Skipped rows are NaN in ``vectors``
+    and counted in :meth:`ExtractionResult.counts` -- never a crash, never a silent vector.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from skinmap.embed.images import STATUS_OK, is_skipped, read_image
+from skinmap.embed.members import ImageEncoder
+from skinmap.io import atomic_path
+
+__all__ = [
+    "ExtractionResult", "VectorCache", "extract_vectors", "hash_files", "validate_vectors",
+]
+
+
+def _sha256_file(path) -> str | None:
+    if path is None or path is pd.NA or (isinstance(path, float) and np.isnan(path)):
+        return None
+    try:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+        return digest.hexdigest()
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        return None
+
+
+def hash_files(paths: Sequence, *, threads: int = 4, progress: bool = True) -> list[str | None]:
+    """SHA-256 of each file's bytes (``None`` for a missing path); hashing releases the GIL."""
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        it = pool.map(_sha256_file, list(paths), chunksize=64)
+        return list(tqdm(it, total=len(paths), desc="hash images", disable=not progress, leave=False))
+
+
+def validate_vectors(vectors: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """l2-normalise rows; non-finite or constant rows become NaN with a named status."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    out = np.full_like(vectors, np.nan)
+    status: list[str] = []
+    for i, v in enumerate(vectors):
+        if not np.isfinite(v).all():
+            status.append("skipped:nan_vector")
+            continue
+        scale = max(1.0, float(np.abs(v).max()))
+        norm = float(np.linalg.norm(v))
+        if norm <= 1e-12 or float(np.ptp(v)) <= 1e-8 * scale:
+            status.append("skipped:constant_vector")
+            continue
+        out[i] = v / norm
+        status.append(STATUS_OK)
+    return out, status
+
+
+class VectorCache:
+    """Content-addressed vector store of one encoder (see the module doc)."""
+
+    def __init__(self, cache_dir: str | os.PathLike, identity: str, name: str = "member"):
+        digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
+        self.identity = identity
+        self.root = Path(cache_dir) / "vectors" / f"{name}-{digest}"
+
+    def load(self) -> dict[str, tuple[np.ndarray, str]]:
+        entries: dict[str, tuple[np.ndarray, str]] = {}
+        for part in sorted(self.root.glob("part-*.npz")):
+            try:
+                with np.load(part, allow_pickle=False) as z:
+                    for h, v, s in zip(z["hashes"], z["vectors"], z["status"]):
+                        entries[str(h)] = (v, str(s))
+            except (OSError, ValueError, KeyError, EOFError):
+                continue  # a part from a crashed writer: its images are simply re-embedded
+        return entries
+
+    def write(self, hashes: Sequence[str], vectors: np.ndarray, status: Sequence[str], tag: str = "") -> None:
+        if len(hashes) == 0:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "IDENTITY").write_text(self.identity + "\n")
+        target = self.root / f"part-{tag}{uuid.uuid4().hex}.npz"
+        with atomic_path(target) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, hashes=np.asarray(hashes, dtype=str),
+                         vectors=np.asarray(vectors, dtype=np.float32), status=np.asarray(status, dtype=str))
+
+
+class _FileDataset(Dataset):
+    def __init__(self, paths: Sequence[str], size: int):
+        self.paths = list(paths)
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        decoded, data = read_image(self.paths[i], self.size)
+        pixels = decoded.pixels if decoded.pixels is not None else np.zeros((self.size, self.size, 3), np.uint8)
+        digest = hashlib.sha256(data).hexdigest() if data is not None else ""
+        return {"index": i, "pixels": torch.from_numpy(np.array(pixels, copy=True)), "status": decoded.status, "hash": digest}
+
+
+def _collate(items):
+    return {
+        "index": torch.tensor([it["index"] for it in items], dtype=torch.long),
+        "pixels": torch.stack([it["pixels"] for it in items]),
+        "status": [it["status"] for it in items],
+        "hash": [it["hash"] for it in items],
+    }
+
+
+def _encode_batch(encoder: ImageEncoder, batch) -> tuple[list[str], np.ndarray, list[str]]:
+    status = list(batch["status"])
+    ok = np.array([not is_skipped(s) for s in status])
+    vectors = np.full((len(status), encoder.dim), np.nan, np.float32)
+    if ok.any():
+        raw = encoder.encode_uint8(batch["pixels"].numpy()[ok])
+        valid, vstatus = validate_vectors(raw)
+        vectors[ok] = valid
+        for j, i in enumerate(np.flatnonzero(ok)):
+            if vstatus[j] != STATUS_OK:
+                status[i] = vstatus[j]
+    return list(batch["hash"]), vectors, status
+
+
+class _ShardBuffer:
+    def __init__(self, cache: VectorCache, shard_size: int, tag: str):
+        self.cache, self.shard_size, self.tag = cache, shard_size, tag
+        self.hashes: list[str] = []
+        self.vectors: list[np.ndarray] = []
+        self.status: list[str] = []
+
+    def add(self, hashes, vectors, status):
+        for h, v, s in zip(hashes, vectors, status):
+            if h:  # a missing file has no content hash and is not cached
+                self.hashes.append(h), self.vectors.append(v), self.status.append(s)
+        if len(self.hashes) >= self.shard_size:
+            self.flush()
+
+    def flush(self):
+        if self.hashes:
+            self.cache.write(self.hashes, np.stack(self.vectors), self.status, self.tag)
+        self.hashes, self.vectors, self.status = [], [], []
+
+
+@dataclass
+class ExtractionResult:
+    """Vectors in input order (NaN rows where skipped) with per-image status."""
+
+    vectors: np.ndarray
+    status: list[str]
+    hashes: list[str | None]
+    n_cached: int
+    n_computed: int
+    identity: str
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> np.ndarray:
+        return np.array([not is_skipped(s) for s in self.status], dtype=bool)
+
+    def counts(self) -> dict[str, int]:
+        return dict(sorted(Counter(self.status).items()))
+
+
+def _make_loader(paths, encoder, batch_size, num_workers):
+    return DataLoader(
+        _FileDataset(paths, encoder.image_size), batch_size=batch_size, shuffle=False,
+        num_workers=num_workers, collate_fn=_collate, persistent_workers=False,
+        prefetch_factor=4 if num_workers > 0 else None,
+    )
+
+
+def _run_lightning(loader, encoder, cache, shard_size, trainer_kwargs):
+    import lightning as L
+    from lightning.pytorch.callbacks import BasePredictionWriter
+
+    class ExtractionModule(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.encoder = encoder
+
+        def predict_step(self, batch, batch_idx):
+            return _encode_batch(self.encoder, batch)
+
+    class ShardWriter(BasePredictionWriter):
+        def __init__(self):
+            super().__init__(write_interval="batch")
+            self.buffer = None
+
+        def setup(self, trainer, pl_module, stage):
+            self.buffer = _ShardBuffer(cache, shard_size, f"r{trainer.global_rank}-")
+
+        def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
+            self.buffer.add(*prediction)
+
+        def on_predict_epoch_end(self, trainer, pl_module):
+            self.buffer.flush()
+
+    kwargs = dict(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                  enable_model_summary=False, enable_progress_bar=True)
+    kwargs.update(trainer_kwargs or {})
+    trainer = L.Trainer(callbacks=[ShardWriter()], **kwargs)
+    trainer.predict(ExtractionModule(), dataloaders=loader, return_predictions=False)
+    trainer.strategy.barrier()
+
+
+def extract_vectors(
+    paths: Sequence,
+    encoder: ImageEncoder,
+    cache_dir: str | os.PathLike,
+    *,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    shard_size: int = 2048,
+    engine: str = "auto",
+    trainer_kwargs: dict | None = None,
+    progress: bool = True,
+    hashes: Sequence[str | None] | None = None,
+) -> ExtractionResult:
+    """Embed ``paths`` with ``encoder``, reusing and extending the cache; see the module doc.
+
+    ``hashes`` (from :func:`hash_files`) can be passed when several members embed the same files.
+    """
+    if engine not in ("auto", "lightning", "inline"):
+        raise ValueError(f"engine must be 'auto', 'lightning' or 'inline', got {engine!r}")
+    if engine == "auto":  # a Trainer only when asked for one (devices, strategy, accelerator)
+        engine = "lightning" if trainer_kwargs else "inline"
+    paths = [None if (p is None or p is pd.NA or (isinstance(p, float) and np.isnan(p))) else str(p)
+             for p in paths]
+    cache = VectorCache(cache_dir, encoder.identity, encoder.name)
+    if hashes is None:
+        hashes = hash_files(paths, progress=progress)
+    elif len(hashes) != len(paths):
+        raise ValueError(f"{len(hashes)} hashes for {len(paths)} paths")
+    hashes = list(hashes)
+    known = cache.load()
+    todo = sorted({h: i for i, h in enumerate(hashes) if h is not None and h not in known}.values())
+    n_cached = sum(1 for h in hashes if h is not None and h in known)
+    if todo:
+        todo_paths = [paths[i] for i in todo]
+        loader = _make_loader(todo_paths, encoder, batch_size, num_workers)
+        if engine == "lightning":
+            _run_lightning(loader, encoder, cache, shard_size, trainer_kwargs)
+        else:
+            buffer = _ShardBuffer(cache, shard_size, "r0-")
+            for batch in tqdm(loader, desc=f"embed {encoder.name}", disable=not progress, leave=False):
+                buffer.add(*_encode_batch(encoder, batch))
+            buffer.flush()
+        known = cache.load()
+    vectors = np.full((len(paths), encoder.dim), np.nan, np.float32)
+    status: list[str] = []
+    for i, h in enumerate(hashes):
+        if h is None:
+            status.append("skipped:missing")
+        elif h in known:
+            vectors[i], s = known[h]
+            status.append(s)
+        else:  # only possible if a file changed while we ran
+            status.append("skipped:unreadable")
+    return ExtractionResult(vectors, status, hashes, n_cached, len(todo), encoder.identity)

@@ -1,0 +1,26 @@
+"""Embedding members: each maps images to one global vector (paper section 2).
+
+Every image member implements :class:`ImageEncoder`: ``encode_uint8(batch)`` takes decoded
+uint8 pixels (B, H, W, 3) and returns float32 (B, d), and ``identity`` names the encoder
+*and its weights* (a hash), so cached vectors are never reused across different weights.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["ImageEncoder"]
+
+
+@runtime_checkable
+class ImageEncoder(Protocol):
+    name: str
+    image_size: int
+    dim: int
+
+    @property
+    def identity(self) -> str: ...
+
+    def encode_uint8(self, batch: np.ndarray) -> np.ndarray: ...

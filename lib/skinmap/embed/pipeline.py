@@ -1,0 +1,220 @@
+"""The embedding pipeline end to end, and ``embed_paths`` for new images.
+
+``embedding_dir`` (``runs/<profile>/embedding/``) holds, besides the exports of the contract,
+``models/manifest.json`` -- the ordered member specs and the fusion projector file -- so that
+:func:`embed_paths` can rebuild every member (frozen ones from their wheels, trained ones from
+``models/<name>.pt``) and project a new image exactly like the catalog images were.
+
+Exports (CONVENTIONS): ``fused.npy`` + ``fused_ids.parquet``, ``members/<m>.npy`` +
+``members/<m>_ids.parquet``, ``map2d.parquet``; plus ``text/minilm.npy`` (caption vectors, the
+text side of the fusion objective -- kept out of ``members/`` because it encodes the metadata the
+later chapters try to predict), and ``report.json`` (counts of converted/skipped inputs).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from skinmap.embed.extract import ExtractionResult, extract_vectors
+from skinmap.embed.fusion import FusionProjector, concat_members
+from skinmap.io import read_json, write_json, write_npy, write_parquet
+
+__all__ = [
+    "image_rows", "build_member", "extract_members", "aligned_rows", "write_member", "write_fused",
+    "save_fusion", "load_fusion", "embed_paths", "umap_map", "ID_COLUMNS",
+]
+
+ID_COLUMNS = ["uid", "dataset", "image_id"]
+
+
+def image_rows(catalog: pd.DataFrame) -> pd.DataFrame:
+    """Catalog rows that have pixels (``path`` not NA), in catalog order, index reset."""
+    if "path" not in catalog.columns:
+        raise KeyError("catalog has no 'path' column")
+    return catalog[catalog["path"].notna()].reset_index(drop=True)
+
+
+def build_member(spec: dict, embedding_dir: str | os.PathLike, cache_dir: str | os.PathLike):
+    """An image encoder from its manifest spec (``kind`` + kind-specific fields)."""
+    kind = spec["kind"]
+    if kind == "efficientnet_lite0":
+        from skinmap.embed.members.efficientnet_onnx import EfficientNetLite0
+
+        return EfficientNetLite0(cache_dir, image_size=int(spec.get("image_size", 224)),
+                                 backend=spec.get("backend", "onnx"), num_threads=int(spec.get("threads", 2)))
+    if kind in ("clip", "siglip", "dino", "ibot", "mae"):
+        from skinmap.embed.members.common import TrainedImageEncoder
+
+        return TrainedImageEncoder.load(Path(embedding_dir) / "models" / f"{spec['name']}.pt")
+    raise ValueError(f"unknown member kind {kind!r}")
+
+
+def extract_members(paths, encoders: list, cache_dir, **kwargs) -> dict[str, ExtractionResult]:
+    """Every encoder's :class:`ExtractionResult` for ``paths`` (files hashed once for all)."""
+    from skinmap.embed.extract import hash_files
+
+    paths = list(paths)
+    hashes = kwargs.pop("hashes", None) or hash_files(
+        [None if p is None or p is pd.NA else str(p) for p in paths], progress=kwargs.get("progress", True))
+    return {enc.name: extract_vectors(paths, enc, cache_dir, hashes=hashes, **kwargs) for enc in encoders}
+
+
+def aligned_rows(results: dict[str, ExtractionResult]) -> np.ndarray:
+    """Rows every member embedded (a row skipped by any member is dropped from all)."""
+    masks = [r.ok for r in results.values()]
+    return np.logical_and.reduce(masks) if masks else np.zeros(0, bool)
+
+
+def write_member(embedding_dir, name: str, vectors: np.ndarray, ids: pd.DataFrame) -> None:
+    out = Path(embedding_dir) / "members"
+    write_npy(np.ascontiguousarray(vectors, np.float32), out / f"{name}.npy")
+    write_parquet(ids[ID_COLUMNS].reset_index(drop=True), out / f"{name}_ids.parquet")
+
+
+def write_fused(embedding_dir, fused: np.ndarray, ids: pd.DataFrame) -> None:
+    write_npy(np.ascontiguousarray(fused, np.float32), Path(embedding_dir) / "fused.npy")
+    write_parquet(ids[ID_COLUMNS].reset_index(drop=True), Path(embedding_dir) / "fused_ids.parquet")
+
+
+def save_fusion(embedding_dir, projector: FusionProjector, member_specs: list[dict], extra: dict | None = None) -> None:
+    """Save the projector and the ordered member specs that ``embed_paths`` rebuilds."""
+    models = Path(embedding_dir) / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    from skinmap.io import atomic_path
+
+    with atomic_path(models / "fusion.pt") as tmp:
+        torch.save({"state_dict": projector.state_dict(), "in_dim": projector.image.in_features,
+                    "out_dim": projector.image.out_features,
+                    "text_dim": None if projector.text is None else projector.text.in_features}, tmp)
+    write_json({"members": member_specs, "fusion": "fusion.pt", **(extra or {})}, models / "manifest.json")
+
+
+def load_fusion(embedding_dir) -> tuple[FusionProjector, list[dict]]:
+    models = Path(embedding_dir) / "models"
+    manifest = read_json(models / "manifest.json")
+    saved = torch.load(models / "fusion.pt", map_location="cpu", weights_only=True)
+    in_dim, out_dim, text_dim = saved["in_dim"], saved["out_dim"], saved["text_dim"]
+    text_args = (np.zeros(text_dim, np.float32), np.zeros((out_dim, text_dim), np.float32)) if text_dim else (None, None)
+    projector = FusionProjector(np.zeros(in_dim, np.float32), np.zeros((out_dim, in_dim), np.float32), *text_args)
+    projector.load_state_dict(saved["state_dict"])
+    projector.eval()
+    return projector, manifest["members"]
+
+
+def embed_paths(paths, embedding_dir, *, cache_dir=None, batch_size: int = 64) -> np.ndarray:
+    """Embed NEW image files into the fused space of a finished run.
+
+    Returns float32 (len(paths), d) l2-normalised rows; a row is NaN where the image could not be
+    used (unreadable file, or a member rejected it) -- never a silently wrong vector.
+    """
+    embedding_dir = Path(embedding_dir)
+    cache_dir = Path(cache_dir) if cache_dir is not None else embedding_dir / "cache"
+    projector, specs = load_fusion(embedding_dir)
+    encoders = [build_member(spec, embedding_dir, cache_dir) for spec in specs]
+    results = extract_members(list(paths), encoders, cache_dir, batch_size=batch_size, progress=False)
+    ok = aligned_rows(results)
+    out = np.full((len(ok), projector.image.out_features), np.nan, np.float32)
+    if ok.any():
+        z = concat_members([results[e.name].vectors[ok] for e in encoders])
+        out[ok] = projector.transform(z)
+    return out
+
+
+def umap_map(fused: np.ndarray, ids: pd.DataFrame, *, n_neighbors: int = 15, min_dist: float = 0.1,
+             seed: int = 0) -> pd.DataFrame:
+    """2-D UMAP (cosine metric) of the fused space: ``uid``, ``x``, ``y``."""
+    import umap
+
+    n = fused.shape[0]
+    if n < 3:
+        xy = np.zeros((n, 2), np.float32)
+    else:
+        reducer = umap.UMAP(n_neighbors=min(n_neighbors, n - 1), min_dist=min_dist, metric="cosine",
+                            random_state=seed, n_jobs=1, init="spectral" if n > n_neighbors + 1 else "random")
+        xy = reducer.fit_transform(fused).astype(np.float32)
+    return pd.DataFrame({"uid": ids["uid"].to_numpy(), "x": xy[:, 0], "y": xy[:, 1]})
+
+
+# --- trainable members -------------------------------------------------------------------------
+
+def partition_mask(datasets: pd.Series, partition: str, seed: int = 0) -> np.ndarray:
+    """Rows of a partition. ``third<k>``: within every dataset the rows are shuffled and dealt
+    round-robin into three parts, so each third mixes all sources in their proportions (the
+    paper trained members on thirds that mix sources, to reduce dataset shortcuts)."""
+    n = len(datasets)
+    if partition == "all":
+        return np.ones(n, bool)
+    if not (partition.startswith("third") and partition[5:] in ("0", "1", "2")):
+        raise ValueError(f"unknown partition {partition!r}")
+    k = int(partition[5:])
+    rng = np.random.default_rng(seed)
+    part = np.empty(n, np.int64)
+    codes = pd.factorize(datasets.astype("string").fillna("<NA>"))[0]
+    for code in np.unique(codes):
+        rows = np.flatnonzero(codes == code)
+        rows = rows[rng.permutation(rows.size)]
+        part[rows] = (np.arange(rows.size) + code) % 3  # offset so small datasets don't all start in third0
+    return part == k
+
+
+def member_config(spec, n_images: int, world_size: int = 1):
+    """The member's config dataclass from a params spec (epochs -> max_steps when given;
+    ``batch_size`` is per device, so an epoch is n / (batch * world_size) steps)."""
+    from skinmap.embed.members.common import config_class
+
+    spec = spec if isinstance(spec, dict) else spec.model_dump()
+    cfg = dict(spec.get("config") or {})
+    optim = dict(cfg.pop("optim", {}) or {})
+    if spec.get("epochs"):
+        batch = int(optim.get("batch_size", 32))
+        optim["max_steps"] = max(1, int(np.ceil(spec["epochs"] * max(1, n_images) / (batch * world_size))))
+    from skinmap.embed.members.common import OptimConfig
+
+    return config_class(spec["kind"])(**cfg, optim=OptimConfig(**optim))
+
+
+def train_members(specs, images: pd.DataFrame, embedding_dir, *, seed: int = 0,
+                  trainer_kwargs: dict | None = None) -> tuple[pd.DataFrame, dict]:
+    """Train every member spec on its partition of ``images`` and save ``models/<name>.pt``.
+
+    Returns the training curves (``member``, ``step``, ``train/...``, ``lr``) and a report per
+    member; an empty (or too small) partition skips that member with the reason recorded.
+    """
+    from skinmap.embed.members.common import train_member
+
+    models = Path(embedding_dir) / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    curves, report = [], {}
+    for spec in specs:
+        spec = spec if isinstance(spec, dict) else spec.model_dump()
+        mask = partition_mask(images["dataset"], spec["partition"], seed)
+        part = images[mask]
+        info = {"kind": spec["kind"], "partition": spec["partition"], "n_partition": int(mask.sum())}
+        try:
+            world = int((trainer_kwargs or {}).get("devices", 1) or 1) * int((trainer_kwargs or {}).get("num_nodes", 1) or 1)
+            config = member_config(spec, len(part), world)
+            captions = part["caption"].astype(object).where(part["caption"].notna(), None).tolist()
+            _, history, n_skipped = train_member(spec["kind"], spec["name"], config, part["path"].tolist(),
+                                                 models / f"{spec['name']}.pt", captions=captions,
+                                                 trainer_kwargs=trainer_kwargs)
+        except ValueError as exc:  # empty partition: reported, not fatal
+            info.update(status="skipped", reason=str(exc))
+            report[spec["name"]] = info
+            continue
+        info.update(status="trained", steps=len(history), n_unreadable=n_skipped,
+                    final_loss=history[-1].get("train/loss") if history else None)
+        report[spec["name"]] = info
+        curves += [{"member": spec["name"], **row} for row in history]
+    return pd.DataFrame(curves), report
+
+
+def member_specs_for_manifest(efficientnet_image_size: int, trained: dict, threads: int = 2) -> list[dict]:
+    specs = [{"name": "efficientnet_lite0", "kind": "efficientnet_lite0", "image_size": efficientnet_image_size,
+              "threads": threads}]
+    specs += [{"name": name, "kind": info["kind"]} for name, info in trained.items() if info["status"] == "trained"]
+    return specs
