@@ -278,49 +278,6 @@ class AtlasApp:
         return data
 
 
-class LoadedEmbedder:
-    """``embed_paths`` with the members and projector loaded once, not on every upload.
-
-    :func:`skinmap.embed.pipeline.embed_paths` rebuilds every ensemble member per call (about
-    20 s on two cores), which is right for a batch command and wrong for an interactive app.
-    This object performs the same steps with the same public pipeline functions
-    (``load_fusion``, ``build_member``, ``extract_members``, ``aligned_rows``,
-    ``concat_members``, ``projector.transform``) but keeps the loaded models; rows the
-    members cannot use are NaN, as in ``embed_paths``. Loading happens on the first call.
-    """
-
-    def __init__(self, embedding_dir: Path, cache_dir: Path):
-        self.embedding_dir = Path(embedding_dir)
-        self.cache_dir = Path(cache_dir)
-        self._models = None
-        self._lock = threading.Lock()
-
-    def load(self) -> None:
-        """Load the members and the projector now (the server calls this in the background)."""
-        from skinmap.embed.pipeline import build_member, load_fusion
-
-        with self._lock:
-            if self._models is None:
-                projector, specs = load_fusion(self.embedding_dir)
-                encoders = [build_member(spec, self.embedding_dir, self.cache_dir) for spec in specs]
-                self._models = (projector, encoders)
-
-    def __call__(self, paths: list[str]) -> np.ndarray:
-        from skinmap.embed.fusion import concat_members
-        from skinmap.embed.pipeline import aligned_rows, extract_members
-
-        self.load()
-        with self._lock:
-            projector, encoders = self._models
-            results = extract_members(list(paths), encoders, self.cache_dir, progress=False)
-            ok = aligned_rows(results)
-            out = np.full((len(ok), projector.image.out_features), np.nan, np.float32)
-            if ok.any():
-                z = concat_members([results[e.name].vectors[ok] for e in encoders])
-                out[ok] = projector.transform(z)
-            return out
-
-
 def default_embed_fn(run_dir: Path, cache_dir: Path) -> EmbedFn | None:
     """The run's embedding pipeline as an ``embed_fn`` (``None`` when it is not installed).
 
@@ -330,11 +287,8 @@ def default_embed_fn(run_dir: Path, cache_dir: Path) -> EmbedFn | None:
         from skinmap.embed import pipeline
     except ImportError:
         return None
-    embedding_dir = Path(run_dir) / "embedding"
-    needed = ("load_fusion", "build_member", "extract_members", "aligned_rows")
-    if all(hasattr(pipeline, name) for name in needed):
-        return LoadedEmbedder(embedding_dir, Path(cache_dir) / "embed")
-    return lambda paths: pipeline.embed_paths(paths, embedding_dir, cache_dir=Path(cache_dir) / "embed")
+    # Loaded once and reused for every upload (loading the members takes seconds).
+    return pipeline.FusedEmbedder(Path(run_dir) / "embedding", Path(cache_dir) / "embed")
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -477,7 +431,7 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def _preload(embedder: LoadedEmbedder) -> None:
+def _preload(embedder) -> None:
     try:
         embedder.load()
     except Exception as exc:  # uploads will report the problem; serving by catalog id still works
@@ -528,7 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"SkinMap atlas: {len(app.metadata)} cases from {run_dir}")
     if app.embed_fn is None:
         print("note: no embedding pipeline installed; uploads are disabled, catalog-id queries work")
-    if isinstance(app.embed_fn, LoadedEmbedder):
+    if hasattr(app.embed_fn, "load"):
         # Load the embedding models while the first visitor reads the page, not on first upload.
         threading.Thread(target=_preload, args=(app.embed_fn,), daemon=True).start()
     print(f"Serving on http://{host}:{port}/  (Ctrl-C to stop; cache in {app.cache_dir})", flush=True)

@@ -14,6 +14,7 @@ later chapters try to predict), and ``report.json`` (counts of converted/skipped
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from skinmap.embed.fusion import FusionProjector, concat_members
 from skinmap.io import read_json, write_json, write_npy, write_parquet
 
 __all__ = [
+    "FusedEmbedder",
     "image_rows", "build_member", "extract_members", "aligned_rows", "write_member", "write_fused",
     "save_fusion", "load_fusion", "embed_paths", "umap_map", "ID_COLUMNS",
 ]
@@ -106,23 +108,47 @@ def load_fusion(embedding_dir) -> tuple[FusionProjector, list[dict]]:
     return projector, manifest["members"]
 
 
-def embed_paths(paths, embedding_dir, *, cache_dir=None, batch_size: int = 64) -> np.ndarray:
-    """Embed NEW image files into the fused space of a finished run.
+class FusedEmbedder:
+    """Embed NEW image files into the fused space of a finished run, models loaded once.
 
-    Returns float32 (len(paths), d) l2-normalised rows; a row is NaN where the image could not be
-    used (unreadable file, or a member rejected it) -- never a silently wrong vector.
+    Calling it returns float32 ``(len(paths), d)`` l2-normalised rows; a row is NaN where the
+    image could not be used (unreadable file, or a member rejected it) -- never a silently wrong
+    vector. The members and the projector load on the first call (or :meth:`load`), so an
+    interactive app pays the loading cost once, not per upload; calls are serialised by a lock.
     """
-    embedding_dir = Path(embedding_dir)
-    cache_dir = Path(cache_dir) if cache_dir is not None else embedding_dir / "cache"
-    projector, specs = load_fusion(embedding_dir)
-    encoders = [build_member(spec, embedding_dir, cache_dir) for spec in specs]
-    results = extract_members(list(paths), encoders, cache_dir, batch_size=batch_size, progress=False)
-    ok = aligned_rows(results)
-    out = np.full((len(ok), projector.image.out_features), np.nan, np.float32)
-    if ok.any():
-        z = concat_members([results[e.name].vectors[ok] for e in encoders])
-        out[ok] = projector.transform(z)
-    return out
+
+    def __init__(self, embedding_dir, cache_dir=None, *, batch_size: int = 64):
+        self.embedding_dir = Path(embedding_dir)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else self.embedding_dir / "cache"
+        self.batch_size = batch_size
+        self._models = None
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        with self._lock:
+            if self._models is None:
+                projector, specs = load_fusion(self.embedding_dir)
+                encoders = [build_member(spec, self.embedding_dir, self.cache_dir) for spec in specs]
+                self._models = (projector, encoders)
+
+    def __call__(self, paths) -> np.ndarray:
+        self.load()
+        with self._lock:
+            projector, encoders = self._models
+            results = extract_members(
+                list(paths), encoders, self.cache_dir, batch_size=self.batch_size, progress=False
+            )
+            ok = aligned_rows(results)
+            out = np.full((len(ok), projector.image.out_features), np.nan, np.float32)
+            if ok.any():
+                z = concat_members([results[e.name].vectors[ok] for e in encoders])
+                out[ok] = projector.transform(z)
+            return out
+
+
+def embed_paths(paths, embedding_dir, *, cache_dir=None, batch_size: int = 64) -> np.ndarray:
+    """One-off :class:`FusedEmbedder` call: embed ``paths`` into the run's fused space."""
+    return FusedEmbedder(embedding_dir, cache_dir, batch_size=batch_size)(paths)
 
 
 def umap_map(fused: np.ndarray, ids: pd.DataFrame, *, n_neighbors: int = 15, min_dist: float = 0.1,
