@@ -21,7 +21,7 @@ def test_chapter_runs_on_fake_run(tmp_path):
     pm.execute_notebook(
         str(ROOT / "chapters" / "02-quality.ipynb"), str(tmp_path / "out.ipynb"),
         parameters=dict(run_dir=str(run), figures_dir=str(tmp_path / "fig"), project_root=str(ROOT), profile="demo",
-                        embedding_source="pixels", resolution_n_images=40, gallery_pairs=4, gallery_offtopic=4),
+                        embedding_source="pixels", mirror_invariant=False, whiten_dims=16, resolution_n_images=40, gallery_pairs=4, gallery_offtopic=4),
         cwd=str(ROOT / "chapters"), progress_bar=False, kernel_name="python3",
     )
     out = run / "quality"

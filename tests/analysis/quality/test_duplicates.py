@@ -83,6 +83,7 @@ def test_precision_recall_hand_counted():
     assert r["precision"] == pytest.approx(2 / 3) and r["recall"] == pytest.approx(1 / 3)
     assert np.isnan(duplicates.pair_precision_recall([], truth)["precision"])
     assert duplicates.pair_precision_recall(pred, truth, universe={"a", "b", "c"})["n_truth"] == 2
+    assert duplicates.planted_pair_mask(pred, truth).tolist() == [True, True, False, True]
     by_t = duplicates.recall_by_transform(pred, pd.DataFrame({"a": ["a", "x"], "b": ["b", "y"], "transform": ["crop", "flip"]}))
     assert by_t.set_index("transform")["recall"].to_dict() == {"crop": 1.0, "flip": 0.0}
 
@@ -138,3 +139,15 @@ def test_mutual_top_keeps_copies_drops_crowd(rng):
     want = {(min(i, int(nn[i])), max(i, int(nn[i]))) for i in range(30) if nn[int(nn[i])] == i and s[i, nn[i]] >= 0.9}
     assert {p for p in got if p[1] < 30} == want
     assert len(mutual) < len(plain)
+
+
+def test_evaluate_rules_hand_counted():
+    # 4 images: 0~1 copies (cos 1), 2 and 3 unrelated; a second rule puts 2 onto 3 as well
+    good = np.array([[1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], np.float32)
+    bad = np.array([[1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 1, 0.1]], np.float32)
+    planted = pd.DataFrame({"a": ["u0", "u2", "gone"], "b": ["u1", "u9", "u0"], "transform": ["flip", "crop", "crop"]})
+    out = duplicates.evaluate_rules({"good": (good, 0), "bad": (bad, 0)}, ["u0", "u1", "u2", "u3"], planted, [0.9]).set_index("rule")
+    assert out.loc["good", "precision"] == 1.0 and out.loc["good", "recall"] == 1.0
+    assert out.loc["bad", "precision"] == 0.5 and out.loc["bad", "n_predicted"] == 2
+    assert out.loc["bad", "recall_flip"] == 1.0
+    assert (out["n_truth"] == 1).all()  # planted pairs naming images without vectors are left out

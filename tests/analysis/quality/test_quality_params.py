@@ -49,3 +49,6 @@ def test_schema_rejects_bad_values():
         Params(split_fractions=(0.75, 0.05, 0.2))
     with pytest.raises(ValidationError):
         Params(probe_features="resnet")
+    with pytest.raises(ValidationError, match="mirror_invariant"):
+        Params(embedding_source="pixels")
+    assert Params(embedding_source="pixels", mirror_invariant=False, whiten_dims=0).whiten_dims == 0

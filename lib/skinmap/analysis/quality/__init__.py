@@ -7,7 +7,9 @@
 ``outliers``     the k-NN off-topic score and its ranking;
 ``splits``       the cleaning rule and the lesion-grouped, diagnosis-stratified re-split (c);
 ``resolution``   the 28 px nearest-upsampling pitfall and its classifier probe;
-``descriptors``  a mirror- and colour-invariant pixel descriptor (alternative duplicate vectors);
+``descriptors``  a mirror- and colour-invariant pixel descriptor (alternative duplicate vectors) and the
+                 embedding member's vectors of mirrored images;
+``whitening``    mirror averaging and dataset-fitted PCA whitening of the duplicate descriptors;
 ``inputs``       reading the embedding, the DermaMNIST tables and the synthetic ground truth;
 ``figures``      the chapter's Venn-style diagram, pair galleries and side-by-side images.
 """

@@ -40,6 +40,8 @@ __all__ = [
     "named_pairs",
     "find_duplicates",
     "duplicate_summary",
+    "evaluate_rules",
+    "planted_pair_mask",
 ]
 
 REVIEW_DECISIONS = ("duplicate", "different", "unclear")
@@ -309,3 +311,44 @@ def duplicate_summary(pairs: pd.DataFrame, info: pd.DataFrame) -> dict[str, int]
         "spanning_datasets": int(info["spans_datasets"].sum()) if len(info) else 0,
         "saturated_images": int(pairs.attrs.get("saturated", 0)),
     }
+
+
+def evaluate_rules(
+    variants: dict[str, tuple[np.ndarray, int]],
+    uids: Sequence[str],
+    planted: pd.DataFrame,
+    thresholds: Sequence[float],
+    *,
+    k: int = 20,
+) -> pd.DataFrame:
+    """Precision and recall against planted pairs (``a, b, transform``) of several duplicate rules.
+
+    ``variants`` maps a rule name to ``(vectors aligned with uids, mutual_top)``. One row per rule
+    and threshold: ``rule, threshold, precision, recall, n_predicted, n_truth, true_positives`` and
+    a ``recall_<transform>`` column per planted transform (see :func:`pair_precision_recall`,
+    :func:`recall_by_transform`). Planted pairs with an image outside ``uids`` are left out.
+    """
+    uids = list(uids)
+    known = set(uids)
+    planted = planted[planted["a"].isin(known) & planted["b"].isin(known)]
+    truth = list(zip(planted["a"], planted["b"]))
+    rows = []
+    for rule, (vectors, mutual) in variants.items():
+        for t in thresholds:
+            named = named_pairs(near_duplicate_pairs(vectors, t, k=k, mutual_top=mutual), uids)
+            predicted = list(zip(named["image_a"], named["image_b"]))
+            by_t = recall_by_transform(predicted, planted).set_index("transform")["recall"]
+            rows.append({"rule": rule, "threshold": t, **pair_precision_recall(predicted, truth),
+                         **{f"recall_{name}": float(r) for name, r in by_t.items()}})
+    return pd.DataFrame(rows)
+
+
+def planted_pair_mask(predicted: Sequence[tuple[str, str]], truth: Sequence[tuple[str, str]]) -> np.ndarray:
+    """For each predicted pair, whether both images lie in one planted duplicate group (the
+    transitive closure of ``truth``, as in :func:`pair_precision_recall`); False marks a false positive."""
+    truth = [tuple(p) for p in truth]
+    nodes = sorted({u for p in truth for u in p})
+    pos = {u: k for k, u in enumerate(nodes)}
+    lab = duplicate_clusters(len(nodes), [pos[a] for a, _ in truth], [pos[b] for _, b in truth]) if nodes else []
+    group = {u: int(lab[pos[u]]) for u in nodes}
+    return np.array([a != b and a in group and b in group and group[a] == group[b] for a, b in predicted], dtype=bool)

@@ -29,6 +29,19 @@ class Params(ChapterParams):
     mutual_top: int = Field(
         1, ge=0, le=100, description="keep a pair only if each image is among the other's r nearest neighbours (0 = off)"
     )
+    mirror_invariant: bool = Field(
+        True,
+        description="average each image's member vector with that of its horizontal mirror before the duplicate "
+        "search (re-embeds the mirrored images; only for a frozen efficientnet_lite0 embedding_source)",
+    )
+    whiten_dims: int = Field(
+        256, ge=0, le=4096,
+        description="PCA-whitening dimensions fitted on the dataset before the duplicate search (0 = raw cosine, "
+        "the plain rule); must be below the number of images and the vector dimension",
+    )
+    whiten_power: float = Field(
+        0.5, ge=0, le=1, description="exponent of the variances divided out (0.5 = full whitening, <0.5 = shrunk)"
+    )
     conflict_label: str = Field(
         "diagnosis", min_length=1, description="catalog column compared within a duplicate cluster (e.g. icd10_code)"
     )
@@ -56,7 +69,10 @@ class Params(ChapterParams):
     resolution_images_dir: str | None = Field(
         None, description="folder of real images for the resolution pitfall; None = the catalog's images"
     )
-    resolution_n_images: int = Field(120, ge=10, le=20000, description="images used by the resolution probe")
+    resolution_n_images: int = Field(
+        120, ge=10, le=20000,
+        description="images used by the resolution probe (2 versions each; with efficientnet_lite0 features on 2 "
+        "busy CPU cores about 1 s per image)")
     resolution_low: int = Field(28, ge=4, le=512, description="low resolution (px) of the DermaMNIST-style version")
     resolution_size: int = Field(224, ge=16, le=1024, description="size (px) both versions are brought to")
     probe_top_classes: int = Field(4, ge=2, le=100, description="the probe classifies the most frequent diagnoses only")
@@ -72,6 +88,9 @@ class Params(ChapterParams):
             raise ValueError(f"default_threshold {self.default_threshold} is not one of thresholds {self.thresholds}")
         if abs(sum(self.split_fractions) - 1) > 1e-9 or any(round(f * 10, 9) % 1 for f in self.split_fractions):
             raise ValueError(f"split_fractions must be multiples of 0.1 summing to 1, got {self.split_fractions}")
+        if self.mirror_invariant and self.embedding_source != "efficientnet_lite0":
+            raise ValueError("mirror_invariant re-embeds mirrored images with the frozen member and needs "
+                             f"embedding_source 'efficientnet_lite0', got {self.embedding_source!r}")
         if self.resolution_low >= self.resolution_size:
             raise ValueError("resolution_low must be smaller than resolution_size")
         return self

@@ -7,6 +7,8 @@ on CPU, where half precision is slower and bf16 numerics would differ across mac
 
 from __future__ import annotations
 
+import logging
+
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -205,6 +207,10 @@ def train_member(kind: str, name: str, config, paths, out_path, *, captions=None
                   gradient_clip_val=config.optim.grad_clip, precision=default_precision(),
                   num_sanity_val_steps=0, max_epochs=-1, use_distributed_sampler=not deterministic)
     kwargs.update(trainer_kwargs)
+    # Lightning announces hardware and tips at INFO level on every Trainer; in a book chapter that
+    # is noise between figures (warnings and errors still show).
+    for logger_name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(logger_name).setLevel(logging.WARNING)
     trainer = L.Trainer(callbacks=[history], **kwargs)
     batch = min(config.optim.batch_size, len(data))
     if deterministic:
