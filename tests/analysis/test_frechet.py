@@ -70,8 +70,17 @@ def test_stats_estimators(rng):
     np.testing.assert_allclose(lw.cov, LedoitWolf().fit(x).covariance_ * 40 / 39, rtol=1e-10)
     assert 0 < lw.shrinkage < 1 and lw.estimator == "ledoit_wolf"
     assert gaussian_stats(x, covariance="auto", normalize=False).estimator == "empirical"
+    # bootstrap weights = repeated rows, with chunked sums (chunk smaller than n)
+    counts = np.random.default_rng(3).integers(0, 4, size=40)
+    rep = np.repeat(x, counts, axis=0)
+    wst = gaussian_stats(x, covariance="empirical", normalize=False, counts=counts, chunk_rows=7)
+    np.testing.assert_allclose(wst.mean, rep.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(wst.cov, np.cov(rep, rowvar=False, ddof=1), rtol=1e-10)
+    assert wst.n == counts.sum()
     with pytest.raises(ValueError, match="at least 2 rows"):
         gaussian_stats(x[:1])
+    with pytest.raises(ValueError, match="counts"):
+        gaussian_stats(x, counts=-np.ones(40))
     with pytest.raises(ValueError, match="covariance must be"):
         gaussian_stats(x, covariance="oas")
 

@@ -147,3 +147,12 @@ def test_stratified_and_prevalence():
     assert p.loc["B", "n_images"] == 3 and p.loc["B", "n_scored"] == 2
     assert p.loc["A", "novelty"] == pytest.approx(0.2)
     assert p.loc["C", "n_scored"] == 0 and np.isnan(p.loc["C", "novelty"])
+
+
+def test_zero_null_has_defined_ratio():
+    # every historical image has k = 1 exact twin: null 0; a new image elsewhere: ratio inf
+    hist = np.repeat(np.eye(3), 2, axis=0)
+    z = np.vstack([hist, [[1.0, 1.0, 0.0]]])
+    t = yearly_novelty(z, [1] * 6 + [2], k=1, n_bootstrap=10, progress=False).table.set_index("year")
+    assert t.loc[2, "nu_null"] == pytest.approx(0.0, abs=1e-6)
+    assert t.loc[2, "ratio"] == np.inf or t.loc[2, "ratio"] > 1e4  # float32 round-off may leave ~1e-8
