@@ -164,6 +164,20 @@ def finish(
     return out
 
 
+def open_table(
+    table: Path | None, index: FileIndex, issues: IssueLog, dataset: str, missing: str, **read_kwargs
+) -> pd.DataFrame | None:
+    """A loader's main table read with :func:`read_table`, or ``None`` with the reason logged.
+
+    ``table=None`` (the loader found no such file under the root) is logged once as a
+    ``missing_file`` issue with the message ``"<dataset>: <missing>"``.
+    """
+    if table is None:
+        issues.add("missing_file", dataset, str(index.root), message=f"{dataset}: {missing}")
+        return None
+    return read_table(table, dataset, issues, **read_kwargs)
+
+
 def prepare(root, issues: IssueLog | None, index: FileIndex | None) -> tuple[FileIndex, IssueLog]:
     """The file index and issue log a loader works with (built when not given)."""
     return (index if index is not None else FileIndex(root)), (issues if issues is not None else IssueLog())

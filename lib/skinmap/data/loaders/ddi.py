@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from skinmap.data.issues import IssueLog
-from skinmap.data.loaders.base import FileIndex, attach_images, finish, image_lookup, prepare, read_table
+from skinmap.data.loaders.base import FileIndex, attach_images, finish, image_lookup, open_table, prepare
 from skinmap.data.schema import empty_catalog
 
 DATASET = "DDI"
@@ -28,10 +28,8 @@ def load(root, issues: IssueLog | None = None, index: FileIndex | None = None, *
          decode: bool = False) -> pd.DataFrame:
     index, issues = prepare(root, issues, index)
     table = index.first(*TABLES)
-    if table is None:
-        issues.add("missing_file", DATASET, str(index.root), message=f"{DATASET}: ddi_metadata.csv not found")
-        return empty_catalog()
-    df = read_table(table, DATASET, issues, required=("DDI_file", "disease"), optional=("skin_tone", "malignant"))
+    df = open_table(table, index, issues, DATASET, "ddi_metadata.csv not found",
+                    required=("DDI_file", "disease"), optional=("skin_tone", "malignant"))
     if df is None:
         return empty_catalog()
     tone = df["skin_tone"].astype("string").str.strip().str.replace(r"\.0$", "", regex=True)

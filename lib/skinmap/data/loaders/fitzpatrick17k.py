@@ -13,7 +13,7 @@ from __future__ import annotations
 import pandas as pd
 
 from skinmap.data.issues import IssueLog
-from skinmap.data.loaders.base import FileIndex, attach_images, finish, image_lookup, prepare, read_table
+from skinmap.data.loaders.base import FileIndex, attach_images, finish, image_lookup, open_table, prepare
 from skinmap.data.schema import empty_catalog
 
 DATASET = "Fitzpatrick17k"
@@ -29,10 +29,8 @@ def load(root, issues: IssueLog | None = None, index: FileIndex | None = None, *
          decode: bool = False) -> pd.DataFrame:
     index, issues = prepare(root, issues, index)
     table = index.first(*TABLES)
-    if table is None:
-        issues.add("missing_file", DATASET, str(index.root), message=f"{DATASET}: fitzpatrick17k.csv not found")
-        return empty_catalog()
-    df = read_table(table, DATASET, issues, required=("md5hash", "label"), optional=("fitzpatrick_scale",))
+    df = open_table(table, index, issues, DATASET, "fitzpatrick17k.csv not found",
+                    required=("md5hash", "label"), optional=("fitzpatrick_scale",))
     if df is None:
         return empty_catalog()
     raw = pd.DataFrame({"image_id": df["md5hash"], "diagnosis": df["label"], "fst": df["fitzpatrick_scale"],

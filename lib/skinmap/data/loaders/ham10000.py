@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from skinmap.data.issues import IssueLog
-from skinmap.data.loaders.base import FileIndex, attach_images, finish, image_lookup, prepare, read_table
+from skinmap.data.loaders.base import FileIndex, attach_images, finish, image_lookup, open_table, prepare
 from skinmap.data.schema import empty_catalog
 
 DATASET = "HAM10000"
@@ -30,11 +30,11 @@ def load(root, issues: IssueLog | None = None, index: FileIndex | None = None, *
          decode: bool = False) -> pd.DataFrame:
     index, issues = prepare(root, issues, index)
     table = index.first(*TABLES)
-    if table is None:
-        issues.add("missing_file", DATASET, str(index.root), message=f"{DATASET}: none of {TABLES} found")
-        return empty_catalog()
-    sep = "\t" if "\t" in table.open(encoding="utf-8", errors="replace").readline() else ","
-    df = read_table(table, DATASET, issues, required=REQUIRED, optional=OPTIONAL, sep=sep)
+    # HAM10000's metadata has been distributed both comma- and tab-separated.
+    with_tabs = table is not None and "\t" in table.open(encoding="utf-8", errors="replace").readline()
+    sep = "\t" if with_tabs else ","
+    df = open_table(table, index, issues, DATASET, f"none of {TABLES} found",
+                    required=REQUIRED, optional=OPTIONAL, sep=sep)
     if df is None:
         return empty_catalog()
     raw = pd.DataFrame({

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from skinmap.data.issues import IssueLog
-from skinmap.data.loaders.base import FileIndex, attach_images, finish, image_lookup, prepare, read_table
+from skinmap.data.loaders.base import FileIndex, attach_images, finish, image_lookup, open_table, prepare
 from skinmap.data.schema import empty_catalog
 
 DATASET = "PAD-UFES-20"
@@ -45,10 +45,8 @@ def load(root, issues: IssueLog | None = None, index: FileIndex | None = None, *
          decode: bool = False) -> pd.DataFrame:
     index, issues = prepare(root, issues, index)
     table = _table(index)
-    if table is None:
-        issues.add("missing_file", DATASET, str(index.root), message=f"{DATASET}: no PAD-UFES-20 metadata table found")
-        return empty_catalog()
-    df = read_table(table, DATASET, issues, required=("img_id", "diagnostic"),
+    df = open_table(table, index, issues, DATASET, "no PAD-UFES-20 metadata table found",
+                    required=("img_id", "diagnostic"),
                     optional=("patient_id", "lesion_id", "age", "gender", "fitspatrick", "region", "biopsed"))
     if df is None:
         return empty_catalog()

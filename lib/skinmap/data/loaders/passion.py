@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from skinmap.data.issues import IssueLog
-from skinmap.data.loaders.base import FileIndex, finish, prepare, read_table
+from skinmap.data.loaders.base import FileIndex, finish, open_table, prepare
 from skinmap.data.schema import empty_catalog
 
 DATASET = "PASSION"
@@ -40,10 +40,8 @@ def load(root, issues: IssueLog | None = None, index: FileIndex | None = None, *
          decode: bool = False) -> pd.DataFrame:
     index, issues = prepare(root, issues, index)
     table = _table(index)
-    if table is None:
-        issues.add("missing_file", DATASET, str(index.root), message=f"{DATASET}: no PASSION label.csv found")
-        return empty_catalog()
-    df = read_table(table, DATASET, issues, required=("subject_id", "conditions_PASSION"),
+    df = open_table(table, index, issues, DATASET, "no PASSION label.csv found",
+                    required=("subject_id", "conditions_PASSION"),
                     optional=("country", "age", "sex", "fitzpatrick", "body_loc"))
     if df is None:
         return empty_catalog()
