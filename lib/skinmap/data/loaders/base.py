@@ -164,6 +164,12 @@ def finish(
     return out
 
 
+def first_line(path: Path) -> str:
+    """The first line of a text file (for sniffing a table's header or delimiter), file closed."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        return handle.readline()
+
+
 def open_table(
     table: Path | None, index: FileIndex, issues: IssueLog, dataset: str, missing: str, **read_kwargs
 ) -> pd.DataFrame | None:

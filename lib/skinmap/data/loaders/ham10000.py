@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from skinmap.data.issues import IssueLog
-from skinmap.data.loaders.base import FileIndex, attach_images, finish, image_lookup, open_table, prepare
+from skinmap.data.loaders.base import FileIndex, attach_images, finish, first_line, image_lookup, open_table, prepare
 from skinmap.data.schema import empty_catalog
 
 DATASET = "HAM10000"
@@ -31,7 +31,7 @@ def load(root, issues: IssueLog | None = None, index: FileIndex | None = None, *
     index, issues = prepare(root, issues, index)
     table = index.first(*TABLES)
     # HAM10000's metadata has been distributed both comma- and tab-separated.
-    with_tabs = table is not None and "\t" in table.open(encoding="utf-8", errors="replace").readline()
+    with_tabs = table is not None and "\t" in first_line(table)
     sep = "\t" if with_tabs else ","
     df = open_table(table, index, issues, DATASET, f"none of {TABLES} found",
                     required=REQUIRED, optional=OPTIONAL, sep=sep)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from skinmap.data.issues import IssueLog
-from skinmap.data.loaders.base import FileIndex, attach_images, finish, image_lookup, open_table, prepare
+from skinmap.data.loaders.base import FileIndex, attach_images, finish, first_line, image_lookup, open_table, prepare
 from skinmap.data.schema import empty_catalog
 
 DATASET = "PAD-UFES-20"
@@ -31,8 +31,7 @@ def _table(index: FileIndex) -> Path | None:
     for candidate in index.named("metadata.csv"):
         if (candidate.parent / "dataset.yml").exists():
             continue  # a generic-layout dataset, not PAD-UFES-20
-        header = candidate.open(encoding="utf-8", errors="replace").readline()
-        if all(col in header for col in SIGNATURE):
+        if all(col in first_line(candidate) for col in SIGNATURE):
             return candidate
     return None
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from skinmap.data.issues import IssueLog
-from skinmap.data.loaders.base import FileIndex, finish, open_table, prepare
+from skinmap.data.loaders.base import FileIndex, finish, first_line, open_table, prepare
 from skinmap.data.schema import empty_catalog
 
 DATASET = "PASSION"
@@ -26,8 +26,7 @@ COUNTRY_NAMES = {"madagascar": "Madagascar", "guinea": "Guinea", "malawi": "Mala
 def _table(index: FileIndex) -> Path | None:
     for name in ("label.csv", "PASSION_label.csv", "passion_label.csv"):
         for candidate in index.named(name):
-            header = candidate.open(encoding="utf-8", errors="replace").readline()
-            if all(col in header for col in SIGNATURE):
+            if all(col in first_line(candidate) for col in SIGNATURE):
                 return candidate
     return None
 
