@@ -15,8 +15,11 @@ from skinmap.analysis.frechet import (
     gaussian_stats,
     high_overlap_pairs,
     known_pair_ranks,
+    pairwise_frechet,
+    trace_sqrt_product,
     uniqueness,
 )
+from skinmap.analysis import frechet as frechet_module
 
 
 def _spd(rng, d, cond=10.0):
@@ -94,6 +97,106 @@ def test_fewer_samples_than_dimensions_is_finite(rng):
         assert isinstance(fd, float) and np.isfinite(fd) and fd >= 0
     assert gaussian_stats(a, covariance="auto").estimator == "ledoit_wolf"
     assert gaussian_stats(a, covariance="empirical").factor.shape[1] <= 5  # rank n - 1
+
+
+def _sqrtm_fd(ma, sa, mb, sb):
+    """The usual FD (pytorch-fid): a general matrix square root of the product."""
+    return np.sum((ma - mb) ** 2) + np.trace(sa) + np.trace(sb) - 2 * np.trace(linalg.sqrtm(sa @ sb)).real
+
+
+def _eigh_trace_sqrt(sa, sb):
+    """Independent Tr (S_a S_b)^{1/2}: eigenvalues of S_a^{1/2} S_b S_a^{1/2}, S_a^{1/2} by eigh."""
+    w, v = linalg.eigh(sa)
+    root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    return np.sqrt(np.clip(linalg.eigvalsh(root @ sb @ root), 0, None)).sum()
+
+
+def test_cholesky_and_eigen_paths_match_sqrtm(rng):
+    d = 40
+    sa, sb = _spd(rng, d, cond=100), _spd(rng, d, cond=50)
+    ma, mb = 0.2 * rng.standard_normal(d), 0.2 * rng.standard_normal(d)
+    ref = _sqrtm_fd(ma, sa, mb, sb)
+    chol_a, chol_b = GaussianStats.from_moments(ma, sa), GaussianStats.from_moments(mb, sb)
+    eig_a = GaussianStats.from_moments(ma, sa, factorization="eigen")
+    eig_b = GaussianStats.from_moments(mb, sb, factorization="eigen")
+    assert chol_a.cholesky and chol_b.cholesky and not eig_a.cholesky and not eig_b.cholesky
+    assert chol_a.rank == eig_a.rank == d
+    np.testing.assert_allclose(chol_a.factor, np.linalg.cholesky(sa), rtol=1e-10, atol=1e-14)
+    for a, b in [(chol_a, chol_b), (eig_a, eig_b), (chol_a, eig_b), (eig_a, chol_b)]:
+        assert frechet_distance(a, b) == pytest.approx(ref, rel=1e-6)
+        assert frechet_distance(a, b) == pytest.approx(frechet_distance(eig_a, eig_b), rel=1e-9)
+    assert frechet_distance(chol_a, chol_a) == pytest.approx(0, abs=1e-9)
+    with pytest.raises(ValueError, match="factorization"):
+        GaussianStats.from_moments(ma, sa, factorization="svd")
+
+
+@pytest.mark.parametrize("rank_b", [3, 11])
+def test_rank_deficient_against_pd(rng, monkeypatch, rank_b):
+    # A positive definite S_a against a singular S_b of rank 3 (low rank: the k x k Gram is
+    # cheaper) or 11 of 12 (nearly full: dsygst with S_a's Cholesky factor is cheaper). Both
+    # must give the commuting closed form, whichever factor is passed first.
+    d = 12
+    a, b = rng.uniform(0.1, 2, d), rng.uniform(0.1, 2, d)
+    b[rank_b:] = 0.0
+    q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    ma, mb = rng.standard_normal(d), rng.standard_normal(d)
+    expected = np.sum((ma - mb) ** 2) + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2)
+    sa, sb = GaussianStats.from_moments(q @ ma, (q * a) @ q.T), GaussianStats.from_moments(q @ mb, (q * b) @ q.T)
+    assert sa.cholesky and not sb.cholesky and sb.rank == rank_b
+    calls = []
+    real_dsygst = frechet_module.lapack.dsygst
+    monkeypatch.setattr(frechet_module.lapack, "dsygst", lambda *x, **k: calls.append(1) or real_dsygst(*x, **k))
+    for first, second in [(sa, sb), (sb, sa)]:
+        got = frechet_distance(first, second)
+        assert isinstance(got, float) and np.isfinite(got) and got >= 0
+        assert got == pytest.approx(expected, rel=1e-8)
+    assert len(calls) == (2 if rank_b == 11 else 0)
+
+
+def test_singular_empirical_covariances(rng):
+    # Fewer images than dimensions, no shrinkage: both covariances singular (rank n - 1), the
+    # Cholesky attempt is rejected and the eigen factors are used; real, finite, >= 0 and equal to
+    # an independent eigen-based computation (sqrtm is unreliable on singular products).
+    d = 30
+    x, y = rng.standard_normal((8, d)), rng.standard_normal((12, d)) + 0.3
+    sa, sb = gaussian_stats(x, covariance="empirical"), gaussian_stats(y, covariance="empirical")
+    assert not sa.cholesky and not sb.cholesky and (sa.rank, sb.rank) == (7, 11)
+    expected = np.sum((sa.mean - sb.mean) ** 2) + sa.trace + sb.trace - 2 * _eigh_trace_sqrt(sa.cov, sb.cov)
+    got = frechet_distance(sa, sb)
+    assert isinstance(got, float) and np.isfinite(got) and got >= 0
+    assert got == pytest.approx(expected, rel=1e-8)
+    assert trace_sqrt_product(sa, sb) == pytest.approx(trace_sqrt_product(sb, sa), rel=1e-10)
+
+
+def test_ledoit_wolf_few_samples_matches_sqrtm(rng):
+    # n < d with Ledoit-Wolf shrinkage: positive definite, so the Cholesky path, and well enough
+    # conditioned for sqrtm to serve as the reference.
+    d = 48
+    x, y = rng.standard_normal((20, d)), rng.standard_normal((35, d)) * np.linspace(0.5, 1.5, d) + 0.1
+    sa, sb = gaussian_stats(x, covariance="auto"), gaussian_stats(y, covariance="auto")
+    assert sa.estimator == sb.estimator == "ledoit_wolf" and sa.cholesky and sb.cholesky
+    ref = _sqrtm_fd(sa.mean, sa.cov, sb.mean, sb.cov)
+    assert frechet_distance(sa, sb) == pytest.approx(ref, rel=1e-6)
+    eig_a = GaussianStats.from_moments(sa.mean, sa.cov, factorization="eigen")
+    eig_b = GaussianStats.from_moments(sb.mean, sb.cov, factorization="eigen")
+    assert frechet_distance(eig_a, eig_b) == pytest.approx(frechet_distance(sa, sb), rel=1e-9)
+
+
+def test_pairwise_threads_match_sequential(rng):
+    # A mix of positive definite and singular covariances; the thread pool must change nothing.
+    d = 24
+    stats = [GaussianStats.from_moments(rng.standard_normal(d), _spd(rng, d, cond=20)) for _ in range(3)]
+    stats += [gaussian_stats(rng.standard_normal((n, d)), covariance="empirical") for n in (6, 15)]
+    one = pairwise_frechet(stats, n_jobs=1)
+    np.testing.assert_array_equal(pairwise_frechet(stats, n_jobs=3), one)
+    np.testing.assert_array_equal(one, one.T)
+    assert (np.diag(one) == 0).all()
+    for i in range(len(stats)):
+        for j in range(i + 1, len(stats)):
+            # (only BLAS's thread count differs outside pairwise_frechet: last-bit differences)
+            assert one[i, j] == pytest.approx(frechet_distance(stats[i], stats[j]), rel=1e-12)
+    with pytest.raises(ValueError, match="n_jobs"):
+        pairwise_frechet(stats, n_jobs=0)
 
 
 @pytest.fixture

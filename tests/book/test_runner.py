@@ -104,6 +104,17 @@ def test_stale_files_from_an_earlier_run_are_removed(toy):
     assert not (toy.run_dir / "alpha" / "old_export.csv").exists()
 
 
+def test_a_chapters_cache_folder_survives_a_run_that_only_read_it(toy):
+    build_book(toy, only=["alpha"])
+    cached = toy.run_dir / "alpha" / "cache" / "vectors" / "part-0.npy"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"cached vectors")
+    os.utime(cached, ns=(0, 0))
+    entry = run_chapter(toy, "alpha", force=True)
+    assert cached.read_bytes() == b"cached vectors"
+    assert not any(f.startswith("cache/") for f in entry["files"])  # a cache is not an output
+
+
 def test_fallback_renderer_builds_a_browsable_site(toy):
     build_book(toy)
     site, renderer = render_book(toy, renderer="nbconvert")

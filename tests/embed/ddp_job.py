@@ -3,6 +3,11 @@ Lightning on ``devices`` CPU processes (DDP, gloo) or one process, and save the 
 
     python ddp_job.py train <devices> <image_dir> <out.pt>
     python ddp_job.py extract <devices> <image_dir> <checkpoint.pt> <cache_dir> <out.npy>
+    python ddp_job.py fusion <devices> <unused> <out.pt>
+
+``fusion`` trains the fusion projector twice on fixed random member vectors (seeded here, the same
+in every process): once against caption vectors, once with member-dropout views; the global batch
+is 8 whatever the number of processes.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ torch.set_num_threads(1)
 
 def main() -> None:
     mode, devices, image_dir = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
-    paths = sorted(str(p) for p in image_dir.glob("*.png"))
+    paths = sorted(str(p) for p in image_dir.glob("*.png")) if image_dir.is_dir() else []
     trainer_kwargs = {"accelerator": "cpu", "devices": devices}
     if devices > 1:
         trainer_kwargs["strategy"] = "ddp"
@@ -44,6 +49,27 @@ def main() -> None:
 
         if int(os.environ.get("LOCAL_RANK", "0")) == 0:
             np.save(sys.argv[6], res.vectors)
+    elif mode == "fusion":
+        import os
+
+        from skinmap.embed.fusion import FusionConfig, fit_fusion
+
+        rng = np.random.default_rng(7)
+        members = [rng.standard_normal((24, d)).astype(np.float32) for d in (8, 6)]
+        members = [m / np.linalg.norm(m, axis=1, keepdims=True) for m in members]
+        text = rng.standard_normal((24, 5)).astype(np.float32)
+        cfg = FusionConfig(out_dim=4, epochs=3, lr=5e-2, batch_size=8, structure_lambda=5.0, warmup_steps=4,
+                           tau=0.2, member_dropout=0.5, seed=3)
+        out = {}
+        for variant, t in (("text", text), ("dropout", None)):
+            res = fit_fusion(members, cfg, text=t, progress=False, trainer_kwargs=trainer_kwargs)
+            out[variant] = {"state_dict": {k: v.detach().clone() for k, v in res.projector.state_dict().items()},
+                            "history": res.history}
+        import torch.distributed as dist
+
+        out["world_size"] = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        if int(os.environ.get("LOCAL_RANK", "0")) == 0:
+            torch.save(out, sys.argv[4])
     else:
         raise SystemExit(f"unknown mode {mode}")
 

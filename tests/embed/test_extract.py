@@ -97,3 +97,62 @@ def test_lightning_engine_equals_inline(image_dir, encoder_cls, tmp_path):
                            trainer_kwargs={"accelerator": "cpu", "devices": 1, "enable_progress_bar": False})
     assert viaL.n_computed == len(paths)
     np.testing.assert_array_equal(viaL.vectors, inline.vectors)
+
+
+def test_cache_key_includes_the_decoding_recipe(image_dir, encoder_cls, tmp_path, monkeypatch):
+    import skinmap.embed.extract as extract
+
+    paths, _ = image_dir
+    cache = tmp_path / "cache"
+    first = extract_vectors(paths[:4], encoder_cls(), cache, progress=False)
+    assert first.identity == f"{encoder_cls.identity}|{extract.PREPROCESSING}"
+    monkeypatch.setattr(extract, "PREPROCESSING", "another-recipe")
+    assert extract_vectors(paths[:4], encoder_cls(), cache, progress=False).n_computed == 4
+    monkeypatch.undo()
+    assert extract_vectors(paths[:4], encoder_cls(), cache, progress=False).n_cached == 4
+
+
+def test_decode_ahead_keeps_order_and_reraises():
+    from skinmap.embed.extract import decode_ahead
+
+    assert list(decode_ahead(iter(range(50)), depth=3)) == list(range(50))
+    assert list(decode_ahead([])) == []
+
+    def broken():
+        yield 1
+        raise ValueError("bad batch")
+
+    got = []
+    with pytest.raises(ValueError, match="bad batch"):
+        for x in decode_ahead(broken()):
+            got.append(x)
+    assert got == [1]
+
+
+def test_decode_ahead_stops_its_thread_when_the_consumer_stops():
+    import threading
+
+    from skinmap.embed.extract import decode_ahead
+
+    produced = []
+
+    def endless():
+        i = 0
+        while True:
+            produced.append(i)
+            yield i
+            i += 1
+
+    it = decode_ahead(endless(), depth=2)
+    assert [next(it) for _ in range(5)] == [0, 1, 2, 3, 4]
+    it.close()  # what leaving a for loop early (or an exception in its body) does
+    assert not any(t.name == "decode-ahead" for t in threading.enumerate())
+    assert len(produced) <= 5 + 2 + 1  # at most depth ahead, plus the one being put
+
+
+def test_decode_thread_equals_worker_process(image_dir, encoder_cls, tmp_path):
+    paths, _ = image_dir
+    thread = extract_vectors(paths, encoder_cls(), tmp_path / "a", batch_size=5, num_workers=0, progress=False)
+    worker = extract_vectors(paths, encoder_cls(), tmp_path / "b", batch_size=5, num_workers=1, progress=False)
+    np.testing.assert_array_equal(thread.vectors, worker.vectors)
+    assert thread.status == worker.status

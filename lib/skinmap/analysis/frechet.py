@@ -9,17 +9,27 @@ Low FD = homologous datasets (subsets, re-releases, shared lineage); the *unique
 dataset is its mean FD to all others.
 
 Trace term without a general matrix square root. ``S_a S_b`` is not symmetric, and the usual
-``scipy.linalg.sqrtm(S_a @ S_b)`` (a complex Schur decomposition per pair) is slow and returns
-complex or NaN values for singular covariances. Instead each covariance is eigendecomposed once,
-``S = V diag(w) V^T``, and kept as a factor ``F = V diag(sqrt w)`` (``S = F F^T``; directions with
-numerically zero variance dropped). ``(S_a S_b)^{1/2}`` is similar to the symmetric PSD matrix
-``S_a^{1/2} S_b S_a^{1/2}``, whose eigenvalues are those of ``C C^T`` with ``C = F_a^T F_b``, so
+``scipy.linalg.sqrtm(S_a @ S_b)`` (a Schur decomposition per pair) is slow and returns complex or
+NaN values for singular covariances. The eigenvalues of ``(S_a S_b)^{1/2}`` are the square roots
+of those of ``S_a S_b``, which for any factor ``S_b = F_b F_b^T`` are those of the symmetric PSD
+matrix ``F_b^T S_a F_b`` (``eig(XY) = eig(YX)`` for the non-zero ones), so
 
-    Tr (S_a S_b)^{1/2} = sum_i sqrt(lambda_i(C C^T)),
+    Tr (S_a S_b)^{1/2} = sum_i sqrt(lambda_i(F_b^T S_a F_b)),
 
-one matrix product, one symmetric rank-k update and one symmetric eigenvalue problem per pair.
+one symmetric eigenvalue problem per pair (eigenvalues only). Each covariance is factored once:
+
+* numerically positive definite (more images than dimensions, or Ledoit-Wolf shrunk): Cholesky,
+  ``S = L L^T``. A pair of such datasets forms ``L_b^T S_a L_b`` with LAPACK ``dsygst`` (the
+  reduction of the generalised problem ``S_a S_b x = lambda x`` to standard form, ~d^3 flops,
+  half of a general matrix product), then its eigenvalues (tridiagonal reduction, ~4/3 d^3).
+* singular (rank ``k < d``, e.g. fewer images than dimensions): ``F = V diag(sqrt w)`` from the
+  eigendecomposition, directions of numerically zero variance dropped. A pair involving such a
+  dataset uses the smaller Gram matrix of ``C = F_a^T F_b`` (``k_a x k_b``), whose non-zero
+  eigenvalues are the same; this is cheaper than ``d x d`` whenever ``k`` is well below ``d``.
+
 Negative round-off eigenvalues are clipped at 0, so the result is always real and finite; FD
 itself is clipped at 0 (it is a squared distance; only round-off can make it negative).
+Pairs run with one BLAS thread each, large ones spread over a thread pool (:func:`pairwise_frechet`).
 
 Few samples. With ``n <= d`` the empirical covariance is singular. ``covariance="ledoit_wolf"``
 (or ``"auto"``, which uses it only for such datasets) shrinks it towards a scaled identity with
@@ -31,13 +41,16 @@ used per dataset are reported.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 from scipy import linalg
+from scipy.linalg import lapack
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
@@ -47,6 +60,7 @@ __all__ = [
     "FRECHET_COLUMNS",
     "GaussianStats",
     "gaussian_stats",
+    "trace_sqrt_product",
     "frechet_distance",
     "pairwise_frechet",
     "dataset_similarity",
@@ -61,13 +75,28 @@ __all__ = [
 # 128 x 128 eigendecomposition was measured 50x slower with 2 OpenBLAS threads than with 1.
 SINGLE_THREAD_BELOW_DIM = 512
 
+# pairwise_frechet always runs each pair with one BLAS thread: the tridiagonal reduction behind
+# every symmetric eigenvalue solver is half matrix-vector work (memory-bound) and gains little from
+# BLAS threads; on the 2-core dev machine under load, a d = 1024 pair cost 0.4-1.0 CPU s with
+# 2 OpenBLAS threads against 0.10-0.11 s with 1, and took longer in wall time too. From this
+# dimension pairs are instead spread over threads (independent pairs scale; wall 60 ms per pair
+# at 105 ms CPU when both cores were free). Below it a pair's GIL-held share (scipy's dsygst
+# wrapper, Python overhead) dominates: 2 threads gave no wall gain at d = 128-768 and cost
+# 60% more CPU at d = 32.
+PARALLEL_PAIRS_FROM_DIM = 512
+
 FRECHET_COLUMNS = ("dataset_a", "dataset_b", "n_a", "n_b", "fd", "ci_low", "ci_high")
 Covariance = Literal["empirical", "ledoit_wolf", "auto"]
 
 
 @dataclass(frozen=True)
 class GaussianStats:
-    """Mean, covariance and covariance factor ``F`` (``cov = F F^T``) of one dataset (eq. 7)."""
+    """Mean, covariance and covariance factor ``F`` (``cov = F F^T``) of one dataset (eq. 7).
+
+    ``cholesky=True``: ``factor`` is the lower-triangular Cholesky factor (``d x d``, Fortran
+    order, as LAPACK takes it). Otherwise ``factor = V diag(sqrt w)`` over the ``rank`` directions
+    of non-zero variance (``d x rank``). :meth:`from_moments` picks the form.
+    """
 
     mean: np.ndarray
     cov: np.ndarray
@@ -75,19 +104,34 @@ class GaussianStats:
     n: int
     estimator: str = "given"
     shrinkage: float = 0.0
+    cholesky: bool = False
 
     @property
     def trace(self) -> float:
         return float(np.trace(self.cov))
 
+    @property
+    def rank(self) -> int:
+        """Numerical rank of the covariance: ``d`` when positive definite, else the kept directions."""
+        return int(self.factor.shape[1])
+
     @classmethod
     def from_moments(cls, mean, cov, *, n: int = 0, estimator: str = "given",
-                     shrinkage: float = 0.0, rtol: float | None = None) -> GaussianStats:
-        """Build from a mean and a symmetric PSD covariance (eigendecomposed once here).
+                     shrinkage: float = 0.0, rtol: float | None = None,
+                     factorization: Literal["auto", "eigen"] = "auto") -> GaussianStats:
+        """Build from a mean and a symmetric PSD covariance (factored once here).
 
-        Eigenvalues below ``rtol * max eigenvalue`` (default ``d * machine eps``) are treated as
-        exactly zero variance: they are round-off of a singular covariance.
+        ``factorization="auto"`` tries a Cholesky factorisation first (a third of the flops of
+        an eigendecomposition) and keeps it when every pivot exceeds ``rtol * largest variance``
+        (default ``rtol = d * machine eps``): the covariance is numerically positive definite.
+        Otherwise (or with ``"eigen"``) the covariance is eigendecomposed and eigenvalues below
+        ``rtol * max eigenvalue`` are treated as exactly zero variance: they are round-off of a
+        singular covariance. Both forms give the same FD up to round-off. ``rtol`` is a
+        numerical-zero threshold: to drop small but real variances on purpose, pass a larger
+        ``rtol`` with ``factorization="eigen"`` (a positive definite Cholesky keeps every direction).
         """
+        if factorization not in ("auto", "eigen"):
+            raise ValueError(f"factorization must be 'auto' or 'eigen', got {factorization!r}")
         mean = np.asarray(mean, dtype=np.float64)
         cov = np.asarray(cov, dtype=np.float64)
         d = mean.shape[0]
@@ -96,13 +140,22 @@ class GaussianStats:
         if not (np.isfinite(mean).all() and np.isfinite(cov).all()):
             raise ValueError("mean and covariance must be finite")
         cov = (cov + cov.T) / 2.0
+        rtol = d * np.finfo(np.float64).eps if rtol is None else rtol
+        common = dict(mean=mean, cov=cov, n=int(n), estimator=estimator, shrinkage=float(shrinkage))
+        if factorization == "auto" and d > 0:
+            # cov.T is cov (symmetric) but Fortran-ordered, so LAPACK gets it without a transpose copy
+            chol, info = lapack.dpotrf(cov.T, lower=1, clean=1)
+            top = float(np.max(np.diag(cov)))
+            # Each pivot L_ii^2 is at least the smallest eigenvalue; a tiny one means a numerically
+            # singular covariance that round-off let through: take the eigen route, which drops
+            # the zero-variance directions explicitly.
+            if info == 0 and top > 0 and float(np.min(np.diag(chol))) ** 2 > rtol * top:
+                return cls(factor=np.asfortranarray(chol), cholesky=True, **common)
         w, v = linalg.eigh(cov, driver="evd")
-        top = max(float(w[-1]), 0.0)
-        tol = (d * np.finfo(np.float64).eps if rtol is None else rtol) * top
-        keep = w > tol
+        top = max(float(w[-1]), 0.0) if d else 0.0
+        keep = w > rtol * top
         factor = np.ascontiguousarray(v[:, keep] * np.sqrt(w[keep]))
-        return cls(mean=mean, cov=cov, factor=factor, n=int(n), estimator=estimator,
-                   shrinkage=float(shrinkage))
+        return cls(factor=factor, cholesky=False, **common)
 
 
 def gaussian_stats(x: np.ndarray, *, covariance: Covariance = "empirical", normalize: bool = True,
@@ -153,13 +206,36 @@ def gaussian_stats(x: np.ndarray, *, covariance: Covariance = "empirical", norma
 
 
 def trace_sqrt_product(a: GaussianStats, b: GaussianStats) -> float:
-    """``Tr (S_a S_b)^{1/2}`` from the eigenvalues of ``S_a^{1/2} S_b S_a^{1/2}`` (via factors)."""
-    c = a.factor.T @ b.factor
-    gram = c @ c.T if c.shape[0] <= c.shape[1] else c.T @ c  # the smaller side; same spectrum
-    if gram.size == 0:
-        return 0.0
-    # eigenvalues only: tridiagonal reduction + root-free QR ("evd"); MRRR ("evr") measured slower
-    lam = linalg.eigvalsh(gram, overwrite_a=True, check_finite=False, driver="evd")
+    """``Tr (S_a S_b)^{1/2}`` (eq. 8) = sum of square roots of the eigenvalues of ``F_b^T S_a F_b``.
+
+    Two positive definite covariances: ``L_b^T S_a L_b`` by LAPACK ``dsygst`` (~d^3 flops) and
+    its eigenvalues (~4/3 d^3). Otherwise, or when a covariance is of so low rank that it is
+    cheaper, the smaller Gram matrix of ``C = F_a^T F_b`` (same non-zero eigenvalues).
+    """
+    d = a.mean.shape[0]
+    ka, kb = a.rank, b.rank
+    small, large = min(ka, kb), max(ka, kb)
+    # flop counts: product C + Gram (symmetric rank-k update) + tridiagonal reduction, versus
+    # dsygst + tridiagonal reduction at full size (needs one Cholesky factor)
+    via_factors = 2.0 * d * ka * kb + small * small * large + 4.0 / 3.0 * small**3
+    via_cholesky = 7.0 / 3.0 * d**3
+    if (a.cholesky or b.cholesky) and via_cholesky <= via_factors:
+        if not b.cholesky:
+            a, b = b, a  # eig(S_a S_b) = eig(S_b S_a): reduce with whichever factor is triangular
+        # itype=2: A <- L^T A L. a.cov.T is a.cov in Fortran order: LAPACK's working copy is a
+        # plain memcpy. Only the lower triangle of the result is meaningful (lower=1).
+        m, info = lapack.dsygst(a.cov.T, b.factor, itype=2, lower=1)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"dsygst failed (info={info})")
+        # numpy's solver (LAPACK dsyevd, eigenvalues only) releases the GIL, unlike scipy's
+        # wrapper, so concurrent pairs in pairwise_frechet overlap; same LAPACK, same speed.
+        lam = np.linalg.eigvalsh(m, UPLO="L")
+    else:
+        c = a.factor.T @ b.factor
+        gram = c @ c.T if c.shape[0] <= c.shape[1] else c.T @ c  # the smaller side; same spectrum
+        if gram.size == 0:
+            return 0.0
+        lam = np.linalg.eigvalsh(gram)
     return float(np.sqrt(np.clip(lam, 0.0, None)).sum())
 
 
@@ -177,14 +253,49 @@ def _blas_threads(dim: int):
     return threadpool_limits(1) if dim < SINGLE_THREAD_BELOW_DIM else contextlib.nullcontext()
 
 
-def pairwise_frechet(stats: Sequence[GaussianStats], *, progress: bool = False) -> np.ndarray:
-    """Symmetric (m, m) matrix of eq. 8 over all pairs (zero diagonal)."""
+def _available_cpus() -> int:
+    """CPUs this process may run on (the affinity mask, not the machine's count, where known)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def pairwise_frechet(stats: Sequence[GaussianStats], *, progress: bool = False,
+                     n_jobs: int | None = None) -> np.ndarray:
+    """Symmetric (m, m) matrix of eq. 8 over all pairs (zero diagonal; each pair computed once).
+
+    Pairs run on ``n_jobs`` threads (default: the available CPUs, or 1 below
+    :data:`PARALLEL_PAIRS_FROM_DIM`), each with a single BLAS thread. The numerical work releases
+    the GIL except ``dsygst`` (scipy's wrapper holds it), which is the shorter half of a pair, so
+    two threads overlap one pair's reduction with another's eigenvalues. Every pair is computed
+    the same way whatever ``n_jobs``, so the result does not depend on it.
+    """
     m = len(stats)
     out = np.zeros((m, m))
     pairs = [(i, j) for i in range(m) for j in range(i + 1, m)]
-    with _blas_threads(stats[0].mean.shape[0] if m else 0):
-        for i, j in tqdm(pairs, desc="Fréchet pairs", unit="pair", disable=not progress):
-            out[i, j] = out[j, i] = frechet_distance(stats[i], stats[j])
+    dim = stats[0].mean.shape[0] if m else 0
+    if n_jobs is None:
+        n_jobs = _available_cpus() if dim >= PARALLEL_PAIRS_FROM_DIM else 1
+    if n_jobs < 1:
+        raise ValueError(f"n_jobs must be >= 1, got {n_jobs}")
+    workers = min(n_jobs, len(pairs))
+
+    def one(pair: tuple[int, int]) -> float:
+        return frechet_distance(stats[pair[0]], stats[pair[1]])
+
+    def fill(values) -> None:
+        for (i, j), fd in zip(pairs, tqdm(values, total=len(pairs), desc="Fréchet pairs", unit="pair",
+                                          disable=not progress)):
+            out[i, j] = out[j, i] = fd
+
+    # One BLAS thread per pair even without a pool (see PARALLEL_PAIRS_FROM_DIM). BLAS thread
+    # counts are process-wide (threadpoolctl), so this limit covers the pool's threads too.
+    with threadpool_limits(1):
+        if workers <= 1:
+            fill(map(one, pairs))
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                fill(pool.map(one, pairs))
     return out
 
 
@@ -265,7 +376,7 @@ def dataset_similarity(
     stats = pd.DataFrame({
         "dataset": names, "n": [s.n for s in point_stats], "estimator": [s.estimator for s in point_stats],
         "shrinkage": [s.shrinkage for s in point_stats], "dim": [s.mean.shape[0] for s in point_stats],
-        "rank": [s.factor.shape[1] for s in point_stats]})
+        "rank": [s.rank for s in point_stats]})
     return DatasetSimilarity(table=table, matrix=pd.DataFrame(fd, index=names, columns=names),
                              stats=stats, replicates=reps)
 

@@ -15,6 +15,7 @@ re-reading unchanged files of a large data root on every build.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -35,9 +36,18 @@ __all__ = [
 ]
 
 
+def _json_default(o: Any) -> Any:
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        return dataclasses.asdict(o)
+    if hasattr(o, "item") and getattr(o, "shape", None) == ():  # numpy scalars
+        return o.item()
+    return str(o)
+
+
 def canonical_hash(obj: Any) -> str:
-    """SHA-256 of ``obj`` serialised as canonical JSON (sorted keys, no whitespace)."""
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    """SHA-256 of ``obj`` serialised as canonical JSON (sorted keys, no whitespace; dataclasses as
+    dicts, numpy scalars as numbers, anything else by ``str``)."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_json_default)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

@@ -120,20 +120,33 @@ def _outputs_intact(ctx: BookContext, state: Mapping[str, Any], hasher: FileHash
     return len(files) == len(state["files"]) and canonical_hash(files) == state["output_fingerprint"]
 
 
+# A chapter's ``cache/`` folder holds work reused across runs (vectors keyed by image content,
+# trained models keyed by data and config). It is not an output: it is neither fingerprinted nor
+# cleaned, otherwise a run that only *reads* its cache would delete it.
+CACHE_DIRNAME = "cache"
+
+
+def _in_cache(rel: str) -> bool:
+    return rel.split("/", 1)[0] == CACHE_DIRNAME
+
+
 def _files_written_since(folder: Path, start_ns: int) -> list[str]:
     if not folder.is_dir():
         return []
     return sorted(
-        p.relative_to(folder).as_posix()
+        rel
         for p in folder.rglob("*")
         if p.is_file() and p.stat().st_mtime_ns >= start_ns and not p.name.startswith(".")
+        and not _in_cache(rel := p.relative_to(folder).as_posix())
     )
 
 
 def _remove_stale(folder: Path, keep: set[str]) -> None:
-    """Delete files a previous run left that this successful run did not write."""
+    """Delete files a previous run left that this successful run did not write (``cache/`` kept)."""
     for p in sorted(folder.rglob("*"), reverse=True):
         rel = p.relative_to(folder).as_posix()
+        if _in_cache(rel):
+            continue
         if p.is_file() and rel not in keep:
             p.unlink()
         elif p.is_dir() and not any(p.iterdir()):

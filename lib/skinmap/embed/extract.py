@@ -2,15 +2,19 @@
 
 Cache
     ``cache_dir/vectors/<member>-<sha(identity)>/part-*.npz``; each part holds the SHA-256 of the
-    image *file bytes*, the l2-normalised vector and the decode status. The key is therefore
-    (image content, encoder identity incl. weights hash): a renamed file is not re-embedded, an
-    edited file or a retrained encoder is. Parts are written atomically every ``shard_size``
-    images, so a crash loses at most one shard and a rerun embeds only what is missing.
+    image *file bytes*, the l2-normalised vector and the decode status. ``identity`` is the
+    encoder's identity (incl. its weights hash) joined with the decoding recipe
+    (:data:`skinmap.embed.images.PREPROCESSING`), so the key is (image content, encoder, decoding):
+    a renamed file is not re-embedded; an edited file, a retrained encoder or a changed decoding
+    is. Parts are written atomically every ``shard_size`` images, so a crash loses at most one
+    shard and a rerun embeds only what is missing.
 Engines
     ``"lightning"`` runs ``Trainer.predict`` (one CPU, one GPU, or DDP over many devices/nodes;
     each rank writes its own parts, rank 0 reads them back after a barrier); ``"inline"`` is
     the same DataLoader and writer without a Trainer (for a handful of images, e.g. the atlas
-    app's upload).
+    app's upload). With ``num_workers=0`` the inline engine decodes in one thread ahead of the
+    encoder (:func:`decode_ahead`); that overlaps decoding with encoding at less CPU cost than a
+    worker process (measured in ``tests/benchmarks/bench_embed.py``).
 Bad input
     Unreadable/truncated files are skipped, grayscale/RGBA/16-bit converted (see
     :mod:`skinmap.embed.images`); a vector that is non-finite or constant is rejected as
@@ -22,9 +26,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
+import threading
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,12 +41,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from skinmap.embed.images import STATUS_OK, is_skipped, read_image
+from skinmap.embed.images import PREPROCESSING, STATUS_OK, is_skipped, read_image
 from skinmap.embed.members import ImageEncoder
 from skinmap.io import atomic_path
 
 __all__ = [
-    "ExtractionResult", "VectorCache", "extract_vectors", "hash_files", "validate_vectors",
+    "ExtractionResult", "VectorCache", "cache_identity", "decode_ahead", "extract_vectors", "hash_files",
+    "validate_vectors",
 ]
 
 
@@ -81,6 +88,11 @@ def validate_vectors(vectors: np.ndarray) -> tuple[np.ndarray, list[str]]:
         out[i] = v / norm
         status.append(STATUS_OK)
     return out, status
+
+
+def cache_identity(encoder: ImageEncoder) -> str:
+    """What the cached vectors depend on besides the image bytes: the encoder and the decoding."""
+    return f"{encoder.identity}|{PREPROCESSING}"
 
 
 class VectorCache:
@@ -126,13 +138,15 @@ class _FileDataset(Dataset):
         decoded, data = read_image(self.paths[i], self.size)
         pixels = decoded.pixels if decoded.pixels is not None else np.zeros((self.size, self.size, 3), np.uint8)
         digest = hashlib.sha256(data).hexdigest() if data is not None else ""
-        return {"index": i, "pixels": torch.from_numpy(np.array(pixels, copy=True)), "status": decoded.status, "hash": digest}
+        return {"index": i, "pixels": pixels, "status": decoded.status, "hash": digest}
 
 
 def _collate(items):
+    # numpy, not torch.stack: a torch op here would start torch's OpenMP pool in the decoding
+    # thread, whose idle workers then spin against the encoder for the cores.
     return {
-        "index": torch.tensor([it["index"] for it in items], dtype=torch.long),
-        "pixels": torch.stack([it["pixels"] for it in items]),
+        "index": torch.from_numpy(np.array([it["index"] for it in items], dtype=np.int64)),
+        "pixels": torch.from_numpy(np.stack([it["pixels"] for it in items])),
         "status": [it["status"] for it in items],
         "hash": [it["hash"] for it in items],
     }
@@ -200,6 +214,52 @@ def _make_loader(paths, encoder, batch_size, num_workers):
     )
 
 
+def decode_ahead(batches: Iterable, depth: int = 2) -> Iterator:
+    """Yield ``batches`` in order while a background thread produces up to ``depth`` ahead.
+
+    Decoding (Pillow) and encoding (ONNX Runtime, torch) both release the GIL, so one thread
+    decoding the next batch overlaps the current batch's encoding without a worker process:
+    no fork, no pickling, no shared-memory copy of every batch. An exception in the producer is
+    re-raised here; leaving the loop early (or an exception in the consumer) stops the producer.
+    """
+    items: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+    done = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if not put((None, batch)):
+                    return
+        except BaseException as exc:  # handed to the consumer, re-raised there
+            put((exc, None))
+            return
+        put((None, done))
+
+    thread = threading.Thread(target=produce, name="decode-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            exc, batch = items.get()
+            if exc is not None:
+                raise exc
+            if batch is done:
+                return
+            yield batch
+    finally:
+        stop.set()
+        thread.join()
+
+
 def _run_lightning(loader, encoder, cache, shard_size, trainer_kwargs):
     import lightning as L
     from lightning.pytorch.callbacks import BasePredictionWriter
@@ -257,7 +317,8 @@ def extract_vectors(
         engine = "lightning" if trainer_kwargs else "inline"
     paths = [None if (p is None or p is pd.NA or (isinstance(p, float) and np.isnan(p))) else str(p)
              for p in paths]
-    cache = VectorCache(cache_dir, encoder.identity, encoder.name)
+    identity = cache_identity(encoder)
+    cache = VectorCache(cache_dir, identity, encoder.name)
     if hashes is None:
         hashes = hash_files(paths, progress=progress)
     elif len(hashes) != len(paths):
@@ -273,7 +334,10 @@ def extract_vectors(
             _run_lightning(loader, encoder, cache, shard_size, trainer_kwargs)
         else:
             buffer = _ShardBuffer(cache, shard_size, "r0-")
-            for batch in tqdm(loader, desc=f"embed {encoder.name}", disable=not progress, leave=False):
+            # Without worker processes, decode in a thread ahead of the encoder (see decode_ahead).
+            batches = decode_ahead(loader) if num_workers == 0 else loader
+            for batch in tqdm(batches, total=len(loader), desc=f"embed {encoder.name}", disable=not progress,
+                              leave=False):
                 buffer.add(*_encode_batch(encoder, batch))
             buffer.flush()
         known = cache.load()
@@ -287,4 +351,4 @@ def extract_vectors(
             status.append(s)
         else:  # only possible if a file changed while we ran
             status.append("skipped:unreadable")
-    return ExtractionResult(vectors, status, hashes, n_cached, len(todo), encoder.identity)
+    return ExtractionResult(vectors, status, hashes, n_cached, len(todo), identity)

@@ -9,6 +9,11 @@ Exports (CONVENTIONS): ``fused.npy`` + ``fused_ids.parquet``, ``members/<m>.npy`
 ``members/<m>_ids.parquet``, ``map2d.parquet``; plus ``text/minilm.npy`` (caption vectors, the
 text side of the fusion objective -- kept out of ``members/`` because it encodes the metadata the
 later chapters try to predict), and ``report.json`` (counts of converted/skipped inputs).
+
+Training (members in :func:`train_members`, the projector in :func:`train_fusion`) runs through
+Lightning and, given a ``cache_dir``, is cached by data + config + code
+(:mod:`skinmap.embed.training_cache`): a rerun with unchanged inputs copies the cached weights and
+training history instead of training, and reports ``status: "cached"``.
 """
 
 from __future__ import annotations
@@ -22,13 +27,14 @@ import pandas as pd
 import torch
 
 from skinmap.embed.extract import ExtractionResult, extract_vectors
-from skinmap.embed.fusion import FusionProjector, concat_members
+from skinmap.embed.fusion import FusionConfig, FusionProjector, FusionResult, concat_members, fit_fusion
 from skinmap.io import read_json, write_json, write_npy, write_parquet
 
 __all__ = [
     "FusedEmbedder",
     "image_rows", "build_member", "extract_members", "aligned_rows", "write_member", "write_fused",
-    "save_fusion", "load_fusion", "embed_paths", "umap_map", "ID_COLUMNS",
+    "save_fusion", "load_fusion", "embed_paths", "umap_map", "ID_COLUMNS", "partition_mask", "member_config",
+    "train_members", "train_fusion", "member_specs_for_manifest", "projector_payload", "projector_from_payload",
 ]
 
 ID_COLUMNS = ["uid", "dataset", "image_id"]
@@ -83,6 +89,22 @@ def write_fused(embedding_dir, fused: np.ndarray, ids: pd.DataFrame) -> None:
     write_parquet(ids[ID_COLUMNS].reset_index(drop=True), Path(embedding_dir) / "fused_ids.parquet")
 
 
+def projector_payload(projector: FusionProjector) -> dict:
+    """What rebuilds a projector: its weights and the input/output/text dimensions."""
+    return {"state_dict": {k: v.detach().cpu() for k, v in projector.state_dict().items()},
+            "in_dim": projector.image.in_features, "out_dim": projector.image.out_features,
+            "text_dim": None if projector.text is None else projector.text.in_features}
+
+
+def projector_from_payload(saved: dict) -> FusionProjector:
+    """The projector of a :func:`projector_payload` (in eval mode)."""
+    in_dim, out_dim, text_dim = saved["in_dim"], saved["out_dim"], saved["text_dim"]
+    text_args = (np.zeros(text_dim, np.float32), np.zeros((out_dim, text_dim), np.float32)) if text_dim else (None, None)
+    projector = FusionProjector(np.zeros(in_dim, np.float32), np.zeros((out_dim, in_dim), np.float32), *text_args)
+    projector.load_state_dict(saved["state_dict"])
+    return projector.eval()
+
+
 def save_fusion(embedding_dir, projector: FusionProjector, member_specs: list[dict], extra: dict | None = None) -> None:
     """Save the projector and the ordered member specs that ``embed_paths`` rebuilds."""
     models = Path(embedding_dir) / "models"
@@ -90,9 +112,7 @@ def save_fusion(embedding_dir, projector: FusionProjector, member_specs: list[di
     from skinmap.io import atomic_path
 
     with atomic_path(models / "fusion.pt") as tmp:
-        torch.save({"state_dict": projector.state_dict(), "in_dim": projector.image.in_features,
-                    "out_dim": projector.image.out_features,
-                    "text_dim": None if projector.text is None else projector.text.in_features}, tmp)
+        torch.save(projector_payload(projector), tmp)
     write_json({"members": member_specs, "fusion": "fusion.pt", **(extra or {})}, models / "manifest.json")
 
 
@@ -100,12 +120,7 @@ def load_fusion(embedding_dir) -> tuple[FusionProjector, list[dict]]:
     models = Path(embedding_dir) / "models"
     manifest = read_json(models / "manifest.json")
     saved = torch.load(models / "fusion.pt", map_location="cpu", weights_only=True)
-    in_dim, out_dim, text_dim = saved["in_dim"], saved["out_dim"], saved["text_dim"]
-    text_args = (np.zeros(text_dim, np.float32), np.zeros((out_dim, text_dim), np.float32)) if text_dim else (None, None)
-    projector = FusionProjector(np.zeros(in_dim, np.float32), np.zeros((out_dim, in_dim), np.float32), *text_args)
-    projector.load_state_dict(saved["state_dict"])
-    projector.eval()
-    return projector, manifest["members"]
+    return projector_from_payload(saved), manifest["members"]
 
 
 class FusedEmbedder:
@@ -204,43 +219,105 @@ def member_config(spec, n_images: int, world_size: int = 1):
     return config_class(spec["kind"])(**cfg, optim=OptimConfig(**optim))
 
 
+def _world_size(trainer_kwargs: dict | None) -> int:
+    kwargs = trainer_kwargs or {}
+    try:
+        return int(kwargs.get("devices", 1) or 1) * int(kwargs.get("num_nodes", 1) or 1)
+    except (TypeError, ValueError):  # "auto" or a device list: Lightning resolves it; count one
+        return 1
+
+
 def train_members(specs, images: pd.DataFrame, embedding_dir, *, seed: int = 0,
-                  trainer_kwargs: dict | None = None) -> tuple[pd.DataFrame, dict]:
+                  trainer_kwargs: dict | None = None, cache_dir=None, reuse: bool = True,
+                  hashes: list[str | None] | None = None, progress: bool = True) -> tuple[pd.DataFrame, dict]:
     """Train every member spec on its partition of ``images`` and save ``models/<name>.pt``.
 
+    A member trains on its partition in a canonical order -- sorted by image content hash (then
+    caption) -- so its weights depend on the data, not on the catalog's row order. With a
+    ``cache_dir`` a trained member is stored under ``<cache_dir>/models/`` keyed by data + config +
+    code (:func:`skinmap.embed.training_cache.member_key`); with ``reuse`` an entry with the same key
+    is linked to ``models/<name>.pt`` and its saved history returned instead of training.
+    ``hashes`` (content hashes of ``images["path"]``) saves re-hashing when the caller has them.
+
     Returns the training curves (``member``, ``step``, ``train/...``, ``lr``) and a report per
-    member; an empty (or too small) partition skips that member with the reason recorded.
+    member (``status`` "trained", "cached" or "skipped"); an empty (or too small) partition skips
+    that member with the reason recorded.
     """
-    from skinmap.embed.members.common import train_member
+    from tqdm.auto import tqdm
+
+    from skinmap.embed import training_cache as tc
+    from skinmap.embed.extract import hash_files
+    from skinmap.embed.members.common import default_precision, train_member
 
     models = Path(embedding_dir) / "models"
     models.mkdir(parents=True, exist_ok=True)
+    if hashes is None:
+        hashes = hash_files([None if p is None or p is pd.NA else str(p) for p in images["path"]], progress=progress)
+    if len(hashes) != len(images):
+        raise ValueError(f"{len(hashes)} hashes for {len(images)} images")
     curves, report = [], {}
-    for spec in specs:
+    for spec in tqdm(specs, desc="members", disable=not progress, leave=False):
         spec = spec if isinstance(spec, dict) else spec.model_dump()
+        name, kind = spec["name"], spec["kind"]
         mask = partition_mask(images["dataset"], spec["partition"], seed)
-        part = images[mask]
-        info = {"kind": spec["kind"], "partition": spec["partition"], "n_partition": int(mask.sum())}
-        try:
-            world = int((trainer_kwargs or {}).get("devices", 1) or 1) * int((trainer_kwargs or {}).get("num_nodes", 1) or 1)
-            config = member_config(spec, len(part), world)
-            captions = part["caption"].astype(object).where(part["caption"].notna(), None).tolist()
-            _, history, n_skipped = train_member(spec["kind"], spec["name"], config, part["path"].tolist(),
-                                                 models / f"{spec['name']}.pt", captions=captions,
-                                                 trainer_kwargs=trainer_kwargs)
-        except ValueError as exc:  # empty partition: reported, not fatal
-            info.update(status="skipped", reason=str(exc))
-            report[spec["name"]] = info
-            continue
-        info.update(status="trained", steps=len(history), n_unreadable=n_skipped,
+        rows = np.flatnonzero(mask)
+        info = {"kind": kind, "partition": spec["partition"], "n_partition": int(mask.sum())}
+        config = member_config(spec, len(rows), _world_size(trainer_kwargs))
+        part = images.iloc[rows]
+        paths = part["path"].tolist()
+        part_hashes = [hashes[i] for i in rows]
+        # only the contrastive members read captions: a caption edit must not retrain the others
+        captions = (part["caption"].astype(object).where(part["caption"].notna(), None).tolist()
+                    if kind in ("clip", "siglip") else None)
+        order = tc.canonical_order(part_hashes, captions)
+        paths, part_hashes = [paths[i] for i in order], [part_hashes[i] for i in order]
+        captions = None if captions is None else [captions[i] for i in order]
+        key = tc.member_key(kind, name, config, part_hashes, captions, trainer_kwargs, default_precision())
+        hit = tc.lookup_member(cache_dir, name, key) if cache_dir is not None and reuse else None
+        if hit is not None:
+            tc.link_or_copy(hit["checkpoint"], models / f"{name}.pt")
+            history, n_skipped, status = hit["history"], hit["n_skipped"], "cached"
+        else:
+            try:
+                _, history, n_skipped = train_member(kind, name, config, paths, models / f"{name}.pt",
+                                                     captions=captions, trainer_kwargs=trainer_kwargs)
+            except ValueError as exc:  # empty partition: reported, not fatal
+                info.update(status="skipped", reason=str(exc))
+                report[name] = info
+                continue
+            status = "trained"
+            if cache_dir is not None and tc.is_main_process():
+                tc.store_member(cache_dir, name, key, models / f"{name}.pt", history, n_skipped)
+        info.update(status=status, steps=len(history), n_unreadable=n_skipped, cache_key=key[:16],
                     final_loss=history[-1].get("train/loss") if history else None)
-        report[spec["name"]] = info
-        curves += [{"member": spec["name"], **row} for row in history]
+        report[name] = info
+        curves += [{"member": name, **row} for row in history]
     return pd.DataFrame(curves), report
+
+
+def train_fusion(members: list[np.ndarray], config: FusionConfig, *, text: np.ndarray | None = None,
+                 cache_dir=None, reuse: bool = True, trainer_kwargs: dict | None = None,
+                 progress: bool = True) -> FusionResult:
+    """:func:`~skinmap.embed.fusion.fit_fusion`, cached by the member and caption vectors (bytes), the
+    config and the fusion code (:func:`skinmap.embed.training_cache.fusion_key`) when ``cache_dir``
+    is given; ``result.status`` says "cached" or "trained"."""
+    from skinmap.embed import training_cache as tc
+
+    if cache_dir is None:
+        return fit_fusion(members, config, text=text, progress=progress, trainer_kwargs=trainer_kwargs)
+    key = tc.fusion_key(members, text, config, trainer_kwargs)
+    hit = tc.lookup_fusion(cache_dir, key) if reuse else None
+    if hit is not None:
+        return FusionResult(projector_from_payload(hit), list(hit["history"]), status="cached")
+    result = fit_fusion(members, config, text=text, progress=progress, trainer_kwargs=trainer_kwargs)
+    if tc.is_main_process():
+        tc.store_fusion(cache_dir, key, {**projector_payload(result.projector), "history": result.history})
+    return result
 
 
 def member_specs_for_manifest(efficientnet_image_size: int, trained: dict, threads: int = 2) -> list[dict]:
     specs = [{"name": "efficientnet_lite0", "kind": "efficientnet_lite0", "image_size": efficientnet_image_size,
               "threads": threads}]
-    specs += [{"name": name, "kind": info["kind"]} for name, info in trained.items() if info["status"] == "trained"]
+    specs += [{"name": name, "kind": info["kind"]} for name, info in trained.items()
+              if info["status"] in ("trained", "cached")]
     return specs

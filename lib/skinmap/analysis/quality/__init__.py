@@ -9,6 +9,8 @@
 ``resolution``   the 28 px nearest-upsampling pitfall and its classifier probe;
 ``descriptors``  a mirror- and colour-invariant pixel descriptor (alternative duplicate vectors) and the
                  embedding member's vectors of mirrored images;
+``registration`` verification of candidate pairs by registered, high-passed pixel correlation
+                 (searching mirror, crop scale and offset);
 ``whitening``    mirror averaging and dataset-fitted PCA whitening of the duplicate descriptors;
 ``inputs``       reading the embedding, the DermaMNIST tables and the synthetic ground truth;
 ``figures``      the chapter's Venn-style diagram, pair galleries and side-by-side images.

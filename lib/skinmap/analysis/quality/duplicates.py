@@ -29,6 +29,8 @@ from skinmap.analysis.knn import knn_search
 
 __all__ = [
     "near_duplicate_pairs",
+    "rescored_pairs",
+    "thresholded",
     "duplicate_clusters",
     "cluster_table",
     "pair_precision_recall",
@@ -87,6 +89,37 @@ def near_duplicate_pairs(
     df = df.reset_index(drop=True)
     df.attrs["saturated"] = int((res.similarities[:, -1] >= threshold).sum()) if res.indices.shape[1] else 0
     return df
+
+
+def rescored_pairs(candidates: pd.DataFrame, scores: np.ndarray) -> pd.DataFrame:
+    """Candidate pairs (``i, j, similarity``) rescored by a verification step.
+
+    ``similarity`` becomes ``scores`` (e.g. :func:`skinmap.analysis.quality.registration.
+    registered_similarity`), the embedding's similarity is kept as ``embedding_similarity``; pairs
+    with a NaN score (an image could not be verified) are dropped. Sorted like
+    :func:`near_duplicate_pairs`.
+    """
+    scores = np.asarray(scores, dtype=np.float32)
+    if scores.shape != (len(candidates),):
+        raise ValueError(f"expected {len(candidates)} scores, got shape {scores.shape}")
+    out = candidates[["i", "j"]].copy()
+    out["similarity"] = scores
+    out["embedding_similarity"] = candidates["similarity"].to_numpy()
+    out = out[np.isfinite(scores)]
+    return out.sort_values(["similarity", "i", "j"], ascending=[False, True, True], kind="stable").reset_index(drop=True)
+
+
+def thresholded(pairs: pd.DataFrame, threshold: float, *, k: int | None = None) -> pd.DataFrame:
+    """The scored pairs with ``similarity >= threshold``. With ``k`` (candidates searched per image),
+    ``attrs["saturated"]`` counts images with at least ``k`` pairs kept: every candidate they had
+    passed, so their list may be incomplete (raise the candidate ``k``)."""
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    out = pairs[pairs["similarity"] >= threshold - 1e-6].reset_index(drop=True)
+    if k is not None:
+        degree = pd.concat([out["i"], out["j"]]).value_counts()
+        out.attrs["saturated"] = int((degree >= k).sum())
+    return out
 
 
 def duplicate_clusters(n: int, i: Sequence[int], j: Sequence[int]) -> np.ndarray:
@@ -314,7 +347,7 @@ def duplicate_summary(pairs: pd.DataFrame, info: pd.DataFrame) -> dict[str, int]
 
 
 def evaluate_rules(
-    variants: dict[str, tuple[np.ndarray, int]],
+    variants: dict[str, tuple[np.ndarray, int] | pd.DataFrame],
     uids: Sequence[str],
     planted: pd.DataFrame,
     thresholds: Sequence[float],
@@ -323,7 +356,9 @@ def evaluate_rules(
 ) -> pd.DataFrame:
     """Precision and recall against planted pairs (``a, b, transform``) of several duplicate rules.
 
-    ``variants`` maps a rule name to ``(vectors aligned with uids, mutual_top)``. One row per rule
+    ``variants`` maps a rule name to ``(vectors aligned with uids, mutual_top)`` (pairs searched
+    here) or to already scored candidate pairs ``i, j, similarity`` (e.g. :func:`rescored_pairs`,
+    thresholded here). One row per rule
     and threshold: ``rule, threshold, precision, recall, n_predicted, n_truth, true_positives`` and
     a ``recall_<transform>`` column per planted transform (see :func:`pair_precision_recall`,
     :func:`recall_by_transform`). Planted pairs with an image outside ``uids`` are left out.
@@ -333,9 +368,11 @@ def evaluate_rules(
     planted = planted[planted["a"].isin(known) & planted["b"].isin(known)]
     truth = list(zip(planted["a"], planted["b"]))
     rows = []
-    for rule, (vectors, mutual) in variants.items():
+    for rule, spec in variants.items():
         for t in thresholds:
-            named = named_pairs(near_duplicate_pairs(vectors, t, k=k, mutual_top=mutual), uids)
+            pairs = (thresholded(spec, t) if isinstance(spec, pd.DataFrame)
+                     else near_duplicate_pairs(spec[0], t, k=k, mutual_top=spec[1]))
+            named = named_pairs(pairs, uids)
             predicted = list(zip(named["image_a"], named["image_b"]))
             by_t = recall_by_transform(predicted, planted).set_index("transform")["recall"]
             rows.append({"rule": rule, "threshold": t, **pair_precision_recall(predicted, truth),

@@ -56,7 +56,9 @@ class Params(ChapterParams):
     probe_test_fraction: float = Field(0.3, gt=0, lt=1, description="held-out fraction for the diagnosis linear probe")
     umap_neighbors: int = Field(15, ge=2, description="UMAP n_neighbors of the 2-D map")
     umap_min_dist: float = Field(0.1, ge=0, le=1, description="UMAP min_dist")
-    cache_dir: str = Field("", description="vector/ONNX cache (empty: runs/<profile>/embedding/cache)")
+    cache_dir: str = Field("", description="vector/ONNX/trained-model cache (empty: runs/<profile>/embedding/cache)")
+    reuse_trained: bool = Field(True, description="reuse trained members and projector from the cache when data, "
+                                                  "config and code are unchanged (false: always retrain)")
     seed: int = Field(0, ge=0, description="seed of partitions, training and UMAP")
 
     @field_validator("members")

@@ -42,6 +42,27 @@ class Params(ChapterParams):
     whiten_power: float = Field(
         0.5, ge=0, le=1, description="exponent of the variances divided out (0.5 = full whitening, <0.5 = shrunk)"
     )
+    verify_pairs: bool = Field(
+        True,
+        description="decide candidate pairs by registered pixel correlation (mirror, crop scale and offset searched "
+        "on high-passed luminance thumbnails); False = threshold the embedding similarity itself",
+    )
+    verify_candidates_k: int = Field(
+        5, ge=1, le=100, description="candidate pairs per image: its nearest neighbours in the mirror-averaged, "
+        "unwhitened embedding, verified on pixels")
+    verify_candidate_floor: float = Field(
+        0.5, gt=0, le=1, description="embedding similarity below which a neighbour is not even a candidate")
+    verify_size: int = Field(64, ge=16, le=256, description="side (px) of the luminance thumbnails registered")
+    verify_min_crop: float = Field(
+        0.85, gt=0, le=1, description="smallest crop fraction searched (a copy showing 85% of its source's width)")
+    verify_crop_step: float = Field(0.025, gt=0, le=0.5, description="step between the crop fractions searched")
+    verify_sigma: float = Field(
+        1.0, ge=0, le=16, description="Gaussian high-pass scale (thumbnail px) of the correlation; 0 = no filter")
+    verify_refine: bool = Field(
+        True, description="score the best crop hypothesis in the copy's frame (sub-pixel resampling of the source)")
+    verify_refine_gate: float = Field(
+        0.45, ge=-1, le=1, description="grid-search crop score a pair needs before it is refined (saves time)")
+    verify_threads: int = Field(1, ge=1, le=64, description="torch threads for the pair registration (small FFTs: 1 is fastest)")
     conflict_label: str = Field(
         "diagnosis", min_length=1, description="catalog column compared within a duplicate cluster (e.g. icd10_code)"
     )
