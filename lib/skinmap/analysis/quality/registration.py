@@ -46,7 +46,10 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
-__all__ = ["luminance_thumbnails", "refine_crop", "reduce_thumbnails", "subtract_mean_pattern", "crop_scales", "registered_similarity", "normalized_cross_correlation"]
+__all__ = [
+    "luminance_thumbnails", "reduce_thumbnails", "subtract_mean_pattern", "crop_scales", "summed_area_tables",
+    "normalized_cross_correlation", "refine_crop", "registered_similarity",
+]
 
 
 def luminance_thumbnails(paths: Sequence, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
@@ -122,14 +125,24 @@ def _highpass(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return x - y
 
 
+def summed_area_tables(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero-padded summed-area tables of ``image`` and ``image**2`` (float64), (P, H+1, W+1) each:
+    the window sums of every size follow from them in O(1) per window."""
+    x = image.double()
+    return (F.pad(x.cumsum(1).cumsum(2), (1, 0, 1, 0)), F.pad(x.pow(2).cumsum(1).cumsum(2), (1, 0, 1, 0)))
+
+
 def normalized_cross_correlation(image: torch.Tensor, template: torch.Tensor, *,
-                                 image_fft: torch.Tensor | None = None, return_offset: bool = False):
+                                 image_fft: torch.Tensor | None = None,
+                                 image_tables: tuple[torch.Tensor, torch.Tensor] | None = None,
+                                 return_offset: bool = False):
     """Max over offsets of the NCC of each template with the windows of its image.
 
     ``image`` (P, H, W), ``template`` (P, h, w) with h <= H, w <= W; returns (P,) maxima, and with
     ``return_offset`` also the (P, 2) offsets ``(dy, dx)`` of the best windows. A flat window or
     template (no variance) has NCC 0 by definition, never NaN. ``image_fft`` (``rfft2(image)``)
-    may be passed when one image is matched against several templates.
+    and ``image_tables`` (:func:`summed_area_tables`) may be passed when one image is matched
+    against several templates, so they are computed once.
     """
     p, hh, ww = image.shape
     h, w = template.shape[-2:]
@@ -141,12 +154,11 @@ def normalized_cross_correlation(image: torch.Tensor, template: torch.Tensor, *,
     num = torch.fft.irfft2(image_fft * torch.fft.rfft2(padded).conj(), s=(hh, ww))
     num = num[:, : hh - h + 1, : ww - w + 1]
 
-    def window_sums(x: torch.Tensor) -> torch.Tensor:  # summed-area table
-        c = F.pad(x.cumsum(1).cumsum(2), (1, 0, 1, 0))
+    def window_sums(c: torch.Tensor) -> torch.Tensor:
         return c[:, h:, w:] - c[:, :-h, w:] - c[:, h:, :-w] + c[:, :-h, :-w]
 
-    s1 = window_sums(image.double())
-    s2 = window_sums(image.double().pow(2))
+    c1, c2 = summed_area_tables(image) if image_tables is None else image_tables
+    s1, s2 = window_sums(c1), window_sums(c2)
     var = (s2 - s1.pow(2) / (h * w)).clamp_min(0).float()  # sum of squared centred values per window
     den = var.sqrt() * t_norm[:, None, None]
     ncc = torch.where(den > 1e-6, num / den.clamp_min(1e-12), torch.zeros_like(num))
@@ -219,7 +231,8 @@ def _search(fixed_hp: torch.Tensor, moving: torch.Tensor, sizes: Sequence[int], 
     """Best NCC over mirror and template sizes for one direction; returns (P,) scores and (P, 4)
     hypotheses ``(mirrored, side, dy, dx)``."""
     p, size, _ = moving.shape
-    fixed_fft = torch.fft.rfft2(fixed_hp)
+    fixed_fft = torch.fft.rfft2(fixed_hp)  # shared by every mirror and template size below
+    fixed_tables = summed_area_tables(fixed_hp)
     best = torch.full((p,), -2.0)
     hyp = torch.zeros((p, 4), dtype=torch.long)
     for mirrored in (0, 1):
@@ -228,7 +241,7 @@ def _search(fixed_hp: torch.Tensor, moving: torch.Tensor, sizes: Sequence[int], 
             t = m if side == size else F.interpolate(m, size=(side, side), mode="bicubic", antialias=True,
                                                      align_corners=False)
             score, offset = normalized_cross_correlation(fixed_hp, _highpass(t, sigma)[:, 0], image_fft=fixed_fft,
-                                                         return_offset=True)
+                                                         image_tables=fixed_tables, return_offset=True)
             better = score > best
             best = torch.where(better, score, best)
             found = torch.cat([torch.full((p, 1), mirrored), torch.full((p, 1), side), offset], dim=1)

@@ -23,7 +23,8 @@ from skinmap.data.harmonize import harmonize_frame, registry_entry
 from skinmap.data.images import IMAGE_SUFFIXES, probe_image
 from skinmap.data.issues import IssueLog
 
-__all__ = ["FileIndex", "read_table", "finish", "image_lookup", "one_hot_label", "attach_images", "prepare"]
+__all__ = ["FileIndex", "read_table", "finish", "image_lookup", "one_hot_label", "attach_images", "prepare", "first_line",
+           "table_with_header", "open_table"]
 
 
 class FileIndex:
@@ -168,6 +169,20 @@ def first_line(path: Path) -> str:
     """The first line of a text file (for sniffing a table's header or delimiter), file closed."""
     with open(path, encoding="utf-8", errors="replace") as handle:
         return handle.readline()
+
+
+def table_with_header(index: FileIndex, names, signature, *, skip_generic: bool = False) -> Path | None:
+    """The first file named one of ``names`` (in that order) whose header line contains every
+    column of ``signature``: how a loader tells its table from another dataset's file of the same
+    common name (``meta.csv``, ``label.csv``). ``skip_generic`` passes over files that sit next to
+    a ``dataset.yml`` (the generic layout's ``metadata.csv``)."""
+    for name in names:
+        for candidate in index.named(name):
+            if skip_generic and (candidate.parent / "dataset.yml").exists():
+                continue
+            if all(col in first_line(candidate) for col in signature):
+                return candidate
+    return None
 
 
 def open_table(

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from skinmap.data.issues import IssueLog
-from skinmap.data.loaders.base import FileIndex, finish, first_line, open_table, prepare
+from skinmap.data.loaders.base import FileIndex, finish, open_table, prepare, table_with_header
 from skinmap.data.schema import empty_catalog
 
 DATASET = "Derm7pt"
@@ -25,10 +25,7 @@ SPLIT_FILES = {"train": "train_indexes.csv", "validation": "valid_indexes.csv", 
 
 
 def _table(index: FileIndex) -> Path | None:
-    for candidate in index.named("meta.csv"):
-        if all(col in first_line(candidate) for col in SIGNATURE):
-            return candidate
-    return None
+    return table_with_header(index, ["meta.csv"], SIGNATURE)
 
 
 def find(index: FileIndex) -> bool:

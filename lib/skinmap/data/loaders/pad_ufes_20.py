@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from skinmap.data.issues import IssueLog
-from skinmap.data.loaders.base import FileIndex, attach_images, finish, first_line, image_lookup, open_table, prepare
+from skinmap.data.loaders.base import FileIndex, attach_images, finish, image_lookup, open_table, prepare, table_with_header
 from skinmap.data.schema import empty_catalog
 
 DATASET = "PAD-UFES-20"
@@ -28,12 +28,8 @@ def _table(index: FileIndex) -> Path | None:
     named = index.first("PAD-UFES-20_metadata.csv", "pad_ufes_20_metadata.csv")
     if named is not None:
         return named
-    for candidate in index.named("metadata.csv"):
-        if (candidate.parent / "dataset.yml").exists():
-            continue  # a generic-layout dataset, not PAD-UFES-20
-        if all(col in first_line(candidate) for col in SIGNATURE):
-            return candidate
-    return None
+    # a generic-layout dataset's metadata.csv is not PAD-UFES-20's
+    return table_with_header(index, ["metadata.csv"], SIGNATURE, skip_generic=True)
 
 
 def find(index: FileIndex) -> bool:

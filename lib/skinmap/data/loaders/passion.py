@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from skinmap.data.issues import IssueLog
-from skinmap.data.loaders.base import FileIndex, finish, first_line, open_table, prepare
+from skinmap.data.loaders.base import FileIndex, finish, open_table, prepare, table_with_header
 from skinmap.data.schema import empty_catalog
 
 DATASET = "PASSION"
@@ -24,11 +24,7 @@ COUNTRY_NAMES = {"madagascar": "Madagascar", "guinea": "Guinea", "malawi": "Mala
 
 
 def _table(index: FileIndex) -> Path | None:
-    for name in ("label.csv", "PASSION_label.csv", "passion_label.csv"):
-        for candidate in index.named(name):
-            if all(col in first_line(candidate) for col in SIGNATURE):
-                return candidate
-    return None
+    return table_with_header(index, ["label.csv", "PASSION_label.csv", "passion_label.csv"], SIGNATURE)
 
 
 def find(index: FileIndex) -> bool:
