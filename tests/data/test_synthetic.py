@@ -161,3 +161,21 @@ def test_demo_atlas_generates_in_under_a_minute(tmp_path):
     atlas = generate_synthetic_atlas(tmp_path, seed=0, n_images=1500, image_size=64)
     assert time.perf_counter() - start < 60
     assert atlas.n_images > 1500
+
+
+def test_near_duplicate_transforms_and_copy_detection_set():
+    from skinmap.data.synthetic import copy_detection_set, near_duplicate
+
+    rng = np.random.default_rng(0)
+    im = Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8))
+    assert near_duplicate(im, "crop", rng).size == (50, 40)
+    np.testing.assert_array_equal(np.asarray(near_duplicate(im, "flip", rng)), np.asarray(im)[:, ::-1])
+    with pytest.raises(ValueError, match="unknown transform"):
+        near_duplicate(im, "rotate", rng)
+    images, truth = copy_detection_set(n_sources=4, n_family=2, n_copies=3)
+    assert len(images) == 9 and sorted(truth.values()) == ["crop", "flip", "jitter"]
+    (flip_source, flip_copy), = [p for p, t in truth.items() if t == "flip"]
+    mirrored = np.asarray(images[flip_source], float)[:, ::-1]
+    assert np.abs(np.asarray(images[flip_copy], float) - mirrored).mean() < 4  # the mirror, up to one JPEG round
+    with pytest.raises(ValueError):
+        copy_detection_set(n_sources=2, n_copies=3)

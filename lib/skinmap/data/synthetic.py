@@ -58,6 +58,9 @@ __all__ = [
     "generate_synthetic_atlas",
     "latent_for_catalog",
     "render_lesion",
+    "near_duplicate",
+    "NEAR_DUPLICATE_TRANSFORMS",
+    "copy_detection_set",
     "render_off_topic",
     "OFF_TOPIC_KINDS",
 ]
@@ -353,6 +356,69 @@ def _jpeg_bytes(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
+NEAR_DUPLICATE_TRANSFORMS = ("crop", "flip", "jitter")
+
+
+def near_duplicate(im: Image.Image, transform: str, rng: np.random.Generator) -> Image.Image:
+    """A planted near-duplicate of ``im``: ``"crop"`` keeps a random 90-95 % window and enlarges it
+    back to the original size (bicubic), ``"flip"`` mirrors it left-right, ``"jitter"`` changes
+    brightness, saturation and contrast by up to 15-20 %. The atlas JPEG-encodes the result."""
+    w, h = im.size
+    if transform == "crop":
+        f = rng.uniform(0.90, 0.95)
+        cw, ch = int(w * f), int(h * f)
+        x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+        return im.crop((x0, y0, x0 + cw, y0 + ch)).resize((w, h), Image.BICUBIC)
+    if transform == "flip":
+        return im.transpose(Image.FLIP_LEFT_RIGHT)
+    if transform != "jitter":
+        raise ValueError(f"unknown transform {transform!r}; expected one of {NEAR_DUPLICATE_TRANSFORMS}")
+    im = ImageEnhance.Brightness(im).enhance(rng.uniform(0.85, 1.15))
+    im = ImageEnhance.Color(im).enhance(rng.uniform(0.8, 1.2))
+    return ImageEnhance.Contrast(im).enhance(rng.uniform(0.85, 1.15))
+
+
+def copy_detection_set(
+    seed: int = 2026, *, n_sources: int = 40, n_family: int = 12, n_copies: int = 36, size: int = 64
+) -> tuple[list[Image.Image], dict[tuple[int, int], str]]:
+    """A small, independent test bed for copy detection, rendered like the atlas.
+
+    ``n_sources`` lesions (dermoscopy and clinical, four diagnosis centres, so each has look-alikes),
+    a family of ``n_family`` pose-free renders stepping along hue and size (near-identical images that
+    are *not* copies, like the planted hole's ring) and ``n_copies`` near-duplicates of the first
+    sources, cycling through :data:`NEAR_DUPLICATE_TRANSFORMS`. Every image is JPEG-encoded once
+    (quality 92) and decoded, as the atlas stores them. Returns the images and the planted pairs
+    ``{(source index, copy index): transform}``.
+    """
+    if n_copies > n_sources:
+        raise ValueError(f"n_copies {n_copies} exceeds n_sources {n_sources}")
+    rng = np.random.default_rng(seed)
+
+    def encoded(im: Image.Image) -> Image.Image:
+        with Image.open(io.BytesIO(_jpeg_bytes(im))) as out:
+            return out.convert("RGB")
+
+    diagnoses = list(DIAGNOSIS_CENTRES)[:4]
+    images = []
+    for k in range(n_sources):
+        centre = np.asarray(DIAGNOSIS_CENTRES[diagnoses[k % 4]], float)
+        z = centre + rng.normal(0, CLUSTER_SD, len(centre))
+        images.append(encoded(render_lesion(z, int(rng.integers(1, 7)), ("dermoscopy", "clinical")[k % 2], rng, size,
+                                            age=float(rng.uniform(20, 80)), sex=("male", "female")[k % 2])))
+    base = np.asarray(DIAGNOSIS_CENTRES[diagnoses[0]], float)
+    for k in range(n_family):
+        z = base.copy()
+        z[0] += 0.05 * k
+        z[1] += 0.03 * k
+        images.append(encoded(render_lesion(z, 3, "clinical", rng, size, nuisance=0.0)))
+    truth = {}
+    for k in range(n_copies):
+        transform = NEAR_DUPLICATE_TRANSFORMS[k % len(NEAR_DUPLICATE_TRANSFORMS)]
+        truth[(k, len(images))] = transform
+        images.append(encoded(near_duplicate(images[k], transform, rng)))
+    return images, truth
+
+
 def _choice(rng: np.random.Generator, probs: dict[str, float]) -> str:
     keys = list(probs)
     p = np.array([probs[k] for k in keys], dtype=float)
@@ -538,22 +604,9 @@ def generate_synthetic_atlas(
         if k < n_exact_pairs:
             planted_exact.append([src["uid"], copy["uid"]])
         else:
-            transform = ("crop", "flip", "jitter")[(k - n_exact_pairs) % 3]
+            transform = NEAR_DUPLICATE_TRANSFORMS[(k - n_exact_pairs) % 3]
             with Image.open(io.BytesIO(data)) as im:
-                im = im.convert("RGB")
-                w, h = im.size
-                if transform == "crop":
-                    f = rng.uniform(0.90, 0.95)
-                    cw, ch = int(w * f), int(h * f)
-                    x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
-                    im = im.crop((x0, y0, x0 + cw, y0 + ch)).resize((w, h), Image.BICUBIC)
-                elif transform == "flip":
-                    im = im.transpose(Image.FLIP_LEFT_RIGHT)
-                else:
-                    im = ImageEnhance.Brightness(im).enhance(rng.uniform(0.85, 1.15))
-                    im = ImageEnhance.Color(im).enhance(rng.uniform(0.8, 1.2))
-                    im = ImageEnhance.Contrast(im).enhance(rng.uniform(0.85, 1.15))
-                data = _jpeg_bytes(im)
+                data = _jpeg_bytes(near_duplicate(im.convert("RGB"), transform, rng))
             planted_near.append({"a": src["uid"], "b": copy["uid"], "transform": transform})
         rows.append(copy)
         files[copy["uid"]] = data

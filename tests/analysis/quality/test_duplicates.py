@@ -151,3 +151,46 @@ def test_evaluate_rules_hand_counted():
     assert out.loc["bad", "precision"] == 0.5 and out.loc["bad", "n_predicted"] == 2
     assert out.loc["bad", "recall_flip"] == 1.0
     assert (out["n_truth"] == 1).all()  # planted pairs naming images without vectors are left out
+
+
+def _scored(rows):
+    return pd.DataFrame(rows, columns=["i", "j", "similarity"])
+
+
+def test_distinct_pairs_hand_made():
+    pairs = _scored([
+        (0, 1, 0.99), (0, 2, 0.97),                  # one picture three times: cluster {0, 1, 2}
+        (0, 12, 0.80), (12, 13, 0.10),               # 12 competes only with 13 (0.10), not with 0's copies
+        (3, 4, 0.75), (3, 5, 0.30), (4, 6, 0.20),    # a faint crop: nothing else comes near
+        (7, 8, 0.85), (7, 9, 0.84), (8, 9, 0.83),    # a family of look-alikes: they compete with each other
+        (10, 11, 0.80),                              # compared with nothing else: no competitor
+        (14, 15, 0.65), (14, 16, 0.0),               # below the floor
+    ])
+    got = duplicates.distinct_pairs(pairs, 0.95, floor=0.7, ratio=0.7)
+    kept = {(int(a), int(b)): (by, comp) for a, b, by, comp in got[["i", "j", "accepted_by", "competitor"]].values}
+    assert set(kept) == {(0, 1), (0, 2), (0, 12), (3, 4)}
+    assert kept[(0, 1)][0] == kept[(0, 2)][0] == "threshold" and np.isnan(kept[(0, 1)][1])
+    assert kept[(0, 12)] == ("ratio", pytest.approx(0.10))  # 1 - 0.80 <= 0.7 (1 - 0.10)
+    assert kept[(3, 4)] == ("ratio", pytest.approx(0.30))  # 0.25 <= 0.7 * 0.70 = 0.49
+    # look-alikes: 1 - 0.85 = 0.15 > 0.7 * (1 - 0.84); a stricter ratio drops the crop (0.25 > 0.3 * 0.70)
+    assert set(map(tuple, duplicates.distinct_pairs(pairs, 0.95, floor=0.7, ratio=0.3)[["i", "j"]].values)) == {
+        (0, 1), (0, 2), (0, 12)}
+    plain = duplicates.distinct_pairs(pairs, 0.95, floor=0.95, ratio=0.7)
+    assert plain[["i", "j"]].values.tolist() == duplicates.thresholded(pairs, 0.95)[["i", "j"]].values.tolist()
+    assert len(duplicates.distinct_pairs(pairs, 0.95, floor=0.7, ratio=0.0)) == 2
+    with pytest.raises(ValueError):
+        duplicates.distinct_pairs(pairs, 0.95, floor=0.7, ratio=1.5)
+
+
+def test_distinct_pairs_competitor_is_brute_force_max(rng):
+    n, m = 30, 120
+    i = rng.integers(0, n, m)
+    j = (i + rng.integers(1, n, m)) % n
+    pairs = _scored(list(zip(i, j, rng.uniform(0.3, 0.94, m)))).drop_duplicates(["i", "j"])
+    got = duplicates.distinct_pairs(pairs, 0.95, floor=0.0, ratio=1.0)  # no strong pairs: clusters are single images
+    assert len(got)
+    for a, b, s, comp in got[["i", "j", "similarity", "competitor"]].values:
+        others = pairs[((pairs["i"].isin([a, b])) | (pairs["j"].isin([a, b])))
+                       & ~(pairs["i"].isin([a, b]) & pairs["j"].isin([a, b]))]
+        assert len(others) and comp == pytest.approx(others["similarity"].max())
+        assert s >= comp - 1e-9  # ratio 1: accepted exactly when no third image scores higher

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from skinmap.analysis.quality import duplicates, registration
@@ -148,15 +149,104 @@ def test_refine_crop_recovers_the_identity_window():
     assert registration.refine_crop(img, other, window, sigma=1.0).abs().max() < 0.3
 
 
-def test_subtract_mean_pattern_keeps_mirrors_exact():
+def test_mean_pattern_projection_keeps_mirrors_exact():
     rng = np.random.default_rng(4)
     x = rng.random((5, 8, 8)).astype(np.float32)
     x[1] = x[0, :, ::-1]
-    y = registration.subtract_mean_pattern(x)
+    m = registration.mean_pattern(x)
+    np.testing.assert_allclose(m, m[:, ::-1])  # symmetrised
+    np.testing.assert_allclose(m, (x.mean(0) + x.mean(0)[:, ::-1]) / 2, atol=1e-6)
+    y = registration.project_out(torch.from_numpy(x), torch.from_numpy(m)).numpy()
     np.testing.assert_allclose(y[1], y[0, :, ::-1], atol=1e-6)
-    np.testing.assert_allclose(registration.subtract_mean_pattern(x, np.zeros(5, bool)), x)
+    np.testing.assert_allclose(registration.mean_pattern(x, np.zeros(5, bool)), 0)
+
+
+def test_project_out_removes_only_the_pattern():
+    rng = np.random.default_rng(5)
+    pattern = rng.normal(size=(6, 6))
+    other = rng.normal(size=(6, 6))
+    other -= (other * pattern).sum() / (pattern * pattern).sum() * pattern  # orthogonal to the pattern
+    images = torch.tensor(np.stack([other, other + 2.5 * pattern, 3.0 * pattern]), dtype=torch.float32)
+    got = registration.project_out(images, torch.tensor(pattern, dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(got[0], other, atol=1e-5)  # an image without the pattern is untouched
+    np.testing.assert_allclose(got[1], other, atol=1e-5)  # the pattern's share, whatever its amount, is removed
+    np.testing.assert_allclose(got[2], 0, atol=1e-5)
+    np.testing.assert_allclose(registration.project_out(images, torch.zeros(6, 6)).numpy(), images.numpy())
+
+
+def test_highpass_matches_scipy_mirror_filter():
+    from scipy.ndimage import correlate1d
+
+    rng = np.random.default_rng(6)
+    for side, sigma in ((64, 1.0), (7, 1.5), (3, 1.0)):
+        x = rng.random((2, side, side))
+        k = registration._gaussian_kernel(sigma).double().numpy()
+        r = min(len(k) // 2, side - 1)
+        k = k[len(k) // 2 - r: len(k) // 2 + r + 1]
+        k = k / k.sum()
+        blurred = correlate1d(correlate1d(x, k, axis=1, mode="mirror"), k, axis=2, mode="mirror")
+        got = registration._highpass(torch.tensor(x[:, None], dtype=torch.float32), sigma)[:, 0].numpy()
+        np.testing.assert_allclose(got, x - blurred, atol=1e-5)
+
+
+def test_separable_resampling_matches_grid_sample():
+    torch.manual_seed(0)
+    p, size, zoom = 4, 16, 2
+    src = torch.rand(p, zoom * size, zoom * size)
+    window = torch.tensor([[1.3, 0.7, 14.2], [0.0, 0.0, 16.0], [-0.5, 2.0, 15.0], [3.0, 1.0, 12.3]])
+    out = size * zoom
+    c = (torch.arange(out, dtype=torch.float32) + 0.5) / out
+    ys = window[:, 0, None] + c[None] * window[:, 2, None]
+    xs = window[:, 1, None] + c[None] * window[:, 2, None]
+    grid = torch.stack([(2 * xs / size - 1)[:, None, :].expand(p, out, out),
+                        (2 * ys / size - 1)[:, :, None].expand(p, out, out)], dim=-1)
+    want = F.avg_pool2d(F.grid_sample(src[:, None], grid, mode="bicubic", padding_mode="border",
+                                      align_corners=False), zoom)[:, 0]
+    wy = registration._cubic_weights(ys * zoom, zoom * size, zoom)
+    wx = registration._cubic_weights(xs * zoom, zoom * size, zoom)
+    np.testing.assert_allclose((wy @ src @ wx.transpose(1, 2)).numpy(), want.numpy(), atol=1e-5)
+
+
+def test_flat_photographs_do_not_correlate_through_the_device_pattern():
+    """Subtracting a collection's dermoscope vignette from flat clinical photographs imprints the same
+    negative ring on each, and they correlate; projecting it out leaves them unrelated."""
+    rng = np.random.default_rng(7)
+    size = 32
+    yy, xx = np.mgrid[-1:1:complex(0, size), -1:1:complex(0, size)]
+    vignette = np.clip((0.9 - np.sqrt(xx**2 + yy**2)) / 0.05, 0, 1)
+    dermoscopy = [vignette * (0.6 + 0.05 * rng.normal(size=(size, size))) for _ in range(20)]
+    flat = [0.5 + 0.01 * rng.normal(size=(size, size)) for _ in range(2)]
+    thumbs = np.stack(dermoscopy + flat).astype(np.float32)
+    s = registration.registered_similarity(thumbs, [20], [21], refine=False, progress=False)
+    assert abs(s[0]) < 0.3
+    subtracted = registration.registered_similarity(
+        thumbs - registration.mean_pattern(thumbs), [20], [21], subtract_mean=False, refine=False, progress=False)
+    assert subtracted[0] > 0.8  # the failure the projection avoids
 
 
 def test_reduce_thumbnails_is_a_box_mean():
     x = np.arange(16, dtype=np.float32).reshape(1, 4, 4)
     np.testing.assert_allclose(registration.reduce_thumbnails(x)[0], [[2.5, 4.5], [10.5, 12.5]])
+
+
+def test_agreement_needs_every_tile():
+    rng = np.random.default_rng(8)
+    size = 32
+    a = rng.normal(size=(size, size))
+    b = rng.normal(size=(size, size))
+    ruler = np.zeros((size, size))
+    ruler[26:30, ::2] = 12.0  # a strong shared object along one edge, e.g. a ruler's ticks
+    x = torch.tensor(np.stack([a + ruler, a, np.where(np.arange(size)[None] < 16, a, 0.0)]), dtype=torch.float32)
+    y = torch.tensor(np.stack([b + ruler, 0.5 * a + 3.0, np.where(np.arange(size)[None] < 16, a, 0.0)]),
+                     dtype=torch.float32)
+    whole = registration.agreement(x, y, blocks=1).numpy()
+    tiled = registration.agreement(x, y, blocks=4).numpy()
+    # brute force: the cosine of the whole centred frames
+    for k in range(3):
+        u, v = x[k].numpy().ravel() - x[k].numpy().mean(), y[k].numpy().ravel() - y[k].numpy().mean()
+        assert whole[k] == pytest.approx(u @ v / np.linalg.norm(u) / np.linalg.norm(v), abs=1e-5)
+    assert whole[0] > 0.5 and abs(tiled[0]) < 0.2  # the shared ruler carries the frame, not the tiles
+    assert tiled[1] == pytest.approx(1.0, abs=1e-5)  # an affine copy agrees in every tile
+    assert tiled[2] == pytest.approx(1.0, abs=1e-5)  # flat (blank) tiles are left out, not counted as 0
+    with pytest.raises(ValueError):
+        registration.agreement(x, y, blocks=20)

@@ -17,7 +17,7 @@ evidence of a conflict (only known values are compared).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,7 @@ __all__ = [
     "near_duplicate_pairs",
     "rescored_pairs",
     "thresholded",
+    "distinct_pairs",
     "duplicate_clusters",
     "cluster_table",
     "pair_precision_recall",
@@ -116,6 +117,65 @@ def thresholded(pairs: pd.DataFrame, threshold: float, *, k: int | None = None) 
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     out = pairs[pairs["similarity"] >= threshold - 1e-6].reset_index(drop=True)
+    if k is not None:
+        degree = pd.concat([out["i"], out["j"]]).value_counts()
+        out.attrs["saturated"] = int((degree >= k).sum())
+    return out
+
+
+def distinct_pairs(
+    pairs: pd.DataFrame, threshold: float, *, floor: float, ratio: float, k: int | None = None
+) -> pd.DataFrame:
+    """The scored pairs a copy detector accepts at ``threshold``: every pair with ``similarity >=
+    threshold``, and a pair in ``[floor, threshold)`` that stands out from everything else its two
+    images were compared with -- Lowe's ratio test (2004) on the dissimilarity ``1 - s``:
+
+    .. math::  1 - s(a, b) \\le \\rho \\, \\big(1 - c(a, b)\\big)
+
+    where the *competitor* ``c(a, b)`` is the best similarity of ``a`` or ``b`` to any third image
+    outside the clusters of ``a`` and ``b`` that the pairs at or above ``threshold`` form (so a second
+    copy of the same picture is not a competitor) and ``rho`` is ``ratio``. A copy is far more like
+    its source than like anything else; a family of look-alikes (a series of near-identical renders,
+    photographs of one device's flat background) is not, so its members compete with each other and
+    stay out. A pair whose images were compared with nothing else has no competitor (NaN) and is
+    accepted only by the threshold: there is nothing to stand out from. ``floor >= threshold`` or
+    ``ratio = 0`` is plain thresholding (:func:`thresholded`).
+
+    Returns the accepted rows of ``pairs`` (``i, j, similarity``, ...) with ``competitor`` and
+    ``accepted_by`` (``"threshold"`` or ``"ratio"``); ``k`` sets ``attrs["saturated"]`` as in
+    :func:`thresholded`.
+    """
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"ratio must be in [0, 1], got {ratio}")
+    i = pairs["i"].to_numpy(np.int64)
+    j = pairs["j"].to_numpy(np.int64)
+    s = pairs["similarity"].to_numpy(np.float64)
+    strong = s >= threshold - 1e-6
+    grey = ~strong & (s >= floor - 1e-6)
+    competitor = np.full(len(pairs), np.nan)
+    if grey.any():
+        n = int(max(i.max(), j.max())) + 1
+        cluster = duplicate_clusters(n, i[strong], j[strong])
+        # every pair seen from each of its two images: (image, other image, similarity)
+        ends = pd.DataFrame({"node": np.concatenate([i, j]), "other": np.concatenate([j, i]),
+                             "s": np.concatenate([s, s])})
+        ends["other_cluster"] = cluster[ends["other"].to_numpy()]
+        rows = np.flatnonzero(grey)
+        probe = pd.DataFrame({"pair": np.concatenate([rows, rows]), "node": np.concatenate([i[rows], j[rows]]),
+                              "ca": np.concatenate([cluster[i[rows]]] * 2), "cb": np.concatenate([cluster[j[rows]]] * 2)})
+        seen = probe.merge(ends, on="node")
+        seen = seen[(seen["other_cluster"] != seen["ca"]) & (seen["other_cluster"] != seen["cb"])]
+        best = seen.groupby("pair")["s"].max()
+        competitor[best.index.to_numpy()] = best.to_numpy()
+    with np.errstate(invalid="ignore"):
+        by_ratio = grey & np.isfinite(competitor) & (1 - s <= ratio * (1 - competitor) + 1e-9)
+    keep = strong | by_ratio
+    out = pairs[keep].copy()
+    out["competitor"] = competitor[keep]
+    out["accepted_by"] = np.where(strong[keep], "threshold", "ratio")
+    out = out.reset_index(drop=True)
     if k is not None:
         degree = pd.concat([out["i"], out["j"]]).value_counts()
         out.attrs["saturated"] = int((degree >= k).sum())
@@ -347,7 +407,7 @@ def duplicate_summary(pairs: pd.DataFrame, info: pd.DataFrame) -> dict[str, int]
 
 
 def evaluate_rules(
-    variants: dict[str, tuple[np.ndarray, int] | pd.DataFrame],
+    variants: dict[str, tuple[np.ndarray, int] | pd.DataFrame | Callable[[float], pd.DataFrame]],
     uids: Sequence[str],
     planted: pd.DataFrame,
     thresholds: Sequence[float],
@@ -357,8 +417,9 @@ def evaluate_rules(
     """Precision and recall against planted pairs (``a, b, transform``) of several duplicate rules.
 
     ``variants`` maps a rule name to ``(vectors aligned with uids, mutual_top)`` (pairs searched
-    here) or to already scored candidate pairs ``i, j, similarity`` (e.g. :func:`rescored_pairs`,
-    thresholded here). One row per rule
+    here), to already scored candidate pairs ``i, j, similarity`` (e.g. :func:`rescored_pairs`,
+    thresholded here) or to a function of the threshold returning the accepted pairs (e.g.
+    :func:`distinct_pairs` with its floor and ratio). One row per rule
     and threshold: ``rule, threshold, precision, recall, n_predicted, n_truth, true_positives`` and
     a ``recall_<transform>`` column per planted transform (see :func:`pair_precision_recall`,
     :func:`recall_by_transform`). Planted pairs with an image outside ``uids`` are left out.
@@ -370,7 +431,7 @@ def evaluate_rules(
     rows = []
     for rule, spec in variants.items():
         for t in thresholds:
-            pairs = (thresholded(spec, t) if isinstance(spec, pd.DataFrame)
+            pairs = (thresholded(spec, t) if isinstance(spec, pd.DataFrame) else spec(t) if callable(spec)
                      else near_duplicate_pairs(spec[0], t, k=k, mutual_top=spec[1]))
             named = named_pairs(pairs, uids)
             predicted = list(zip(named["image_a"], named["image_b"]))

@@ -61,7 +61,19 @@ class Params(ChapterParams):
     verify_refine: bool = Field(
         True, description="score the best crop hypothesis in the copy's frame (sub-pixel resampling of the source)")
     verify_refine_gate: float = Field(
-        0.45, ge=-1, le=1, description="grid-search crop score a pair needs before it is refined (saves time)")
+        0.45, ge=-1, le=1, description="coarse grid-search crop score a pair needs before it is refined (saves time)")
+    verify_coarse_factor: int = Field(
+        2, ge=1, le=8, description="crop hypotheses are first searched on thumbnails reduced by this factor "
+        "(must divide verify_size; 1 = search at full size)")
+    verify_blocks: int = Field(
+        4, ge=1, le=16, description="a registered pair is scored tile by tile: the whole-frame correlation capped by "
+        "the median over blocks x blocks tiles (1 = whole frame only); verify_size / verify_blocks must be >= 2")
+    verify_ratio_floor: float = Field(
+        0.65, ge=-1, le=1, description="registered score from which a pair below the threshold is still accepted "
+        "when it passes the ratio test (verify_ratio); >= the threshold: off")
+    verify_ratio: float = Field(
+        0.7, ge=0, le=1, description="ratio test: a pair below the threshold is accepted when 1 - s <= ratio * (1 - c), "
+        "c the best score of either image with any third image outside its duplicate cluster; 0 = off")
     verify_threads: int = Field(1, ge=1, le=64, description="torch threads for the pair registration (small FFTs: 1 is fastest)")
     conflict_label: str = Field(
         "diagnosis", min_length=1, description="catalog column compared within a duplicate cluster (e.g. icd10_code)"
@@ -112,6 +124,10 @@ class Params(ChapterParams):
         if self.mirror_invariant and self.embedding_source != "efficientnet_lite0":
             raise ValueError("mirror_invariant re-embeds mirrored images with the frozen member and needs "
                              f"embedding_source 'efficientnet_lite0', got {self.embedding_source!r}")
+        if self.verify_size % self.verify_coarse_factor:
+            raise ValueError(f"verify_coarse_factor {self.verify_coarse_factor} must divide verify_size {self.verify_size}")
+        if self.verify_size // self.verify_blocks < 2:
+            raise ValueError(f"verify_blocks {self.verify_blocks} leaves tiles under 2 px of verify_size {self.verify_size}")
         if self.resolution_low >= self.resolution_size:
             raise ValueError("resolution_low must be smaller than resolution_size")
         return self
