@@ -90,3 +90,25 @@ def test_browser_follows_navigation_to_every_chapter(built_book, chromium):
             assert images, f"{chapter.key}: no figure on the page"
         text = chromium.find_element(By.TAG_NAME, "body").text
         assert "Traceback (most recent call last)" not in text, f"{chapter.key}: error output on the page"
+
+
+def test_equations_are_typeset_from_the_site_itself(built_book, chromium):
+    """The fallback ships MathJax inside the site: the quality chapter's equations are typeset from
+    `site_libs/mathjax`, with no network (the test machine reaches no CDN)."""
+    import time
+
+    from selenium.webdriver.common.by import By
+
+    if not (built_book / "site_libs" / "mathjax" / "MathJax.js").is_file():
+        pytest.skip("jupyter-server-mathjax is not installed: the pages use the MathJax CDN")
+    page = built_book / "02-quality.html"
+    assert 'src="site_libs/mathjax/MathJax.js' in page.read_text(encoding="utf-8")
+    chromium.get(page.as_uri())
+    deadline = time.monotonic() + 30
+    typeset = []
+    while time.monotonic() < deadline and not typeset:
+        typeset = chromium.find_elements(By.CSS_SELECTOR, ".MathJax_Display, .MathJax")
+        time.sleep(0.5)
+    assert typeset, "no typeset equation on the quality page"
+    raw = chromium.find_element(By.TAG_NAME, "body").text
+    assert "\\max_{(u,v)" not in raw  # the display equation's TeX source is no longer shown as text

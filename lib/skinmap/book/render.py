@@ -3,7 +3,9 @@
 With Quarto on ``PATH`` the executed notebooks are staged next to a copy of ``_quarto.yml``
 and rendered by ``quarto render`` (Quarto does not re-execute notebooks). Without Quarto a
 fallback built on nbconvert writes a static site: one page per chapter in ``_quarto.yml`` order,
-a navigation sidebar, figures embedded, code folded behind a button. Either way the new site
+a navigation sidebar, figures embedded, code folded behind a button, and the equations typeset by
+a copy of MathJax 2 inside the site (from ``jupyter-server-mathjax``), so it reads offline; without
+that package the pages load MathJax from its CDN. Either way the new site
 replaces ``_book/`` only once it is complete.
 """
 
@@ -101,6 +103,34 @@ def _render_quarto(ctx: BookContext, chapters: list[Chapter], executed: dict[str
         shutil.rmtree(stage, ignore_errors=True)
 
 
+_MATHJAX_DIR = "site_libs/mathjax"
+# MathJax 2 as Jupyter Notebook served it: HTML-CSS output with the STIX web fonts the package ships
+_MATHJAX_CONFIG = ('<script type="text/x-mathjax-config">MathJax.Hub.Config({"HTML-CSS": '
+                   '{availableFonts: [], preferredFont: null, webFont: "STIX-Web", imageFont: null}});</script>')
+
+
+def _vendored_mathjax(out: Path) -> str | None:
+    """Copy MathJax from ``jupyter-server-mathjax`` into ``out/site_libs/mathjax`` (without the
+    translations and the SVG output, ~6 MB) and return its script URL relative to the pages, or
+    None when the package is not installed."""
+    try:
+        import jupyter_server_mathjax
+    except ImportError:
+        return None
+    source = Path(jupyter_server_mathjax.__file__).parent / "static"
+    if not (source / "MathJax.js").is_file():
+        return None
+
+    def skipped(folder: str, names: list[str]) -> set[str]:
+        rel = Path(folder).relative_to(source).as_posix()
+        if rel == "localization":
+            return {n for n in names if n != "en"}
+        return {"SVG"} if rel == "jax/output" else set()
+
+    shutil.copytree(source, out / _MATHJAX_DIR, ignore=skipped)
+    return f"{_MATHJAX_DIR}/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"
+
+
 _HEADING_ATTRS = re.compile(r"[ \t]*\{[.#][^}\n]*\}[ \t]*$", flags=re.M)
 _FOOTER_NOTE = "Rendered with the nbconvert fallback (Quarto was not found on PATH)."
 
@@ -118,6 +148,9 @@ def _render_fallback(ctx: BookContext, chapters: list[Chapter], executed: dict[s
     css = (_ASSETS / "book.css").read_text(encoding="utf-8")
     js = (_ASSETS / "book.js").read_text(encoding="utf-8")
     out.mkdir(parents=True)
+    mathjax = _vendored_mathjax(out)
+    if mathjax:
+        exporter.mathjax_url = mathjax
     for chapter in chapters:
         nb = notebooks[chapter.key]
         for cell in nb.cells:
@@ -138,7 +171,7 @@ def _render_fallback(ctx: BookContext, chapters: list[Chapter], executed: dict[s
         )
         page_title = f"{html.escape(titles[chapter.key])} – {html.escape(book_title)}"
         body = re.sub(r"<title>.*?</title>", f"<title>{page_title}</title>", body, count=1, flags=re.S)
-        body = body.replace("</head>", f"<style>{css}</style>\n</head>", 1)
+        body = body.replace("</head>", f"<style>{css}</style>\n{_MATHJAX_CONFIG if mathjax else ''}</head>", 1)
         body = re.sub(r"(<body[^>]*>)", r"\1" + sidebar.replace("\\", r"\\") + '<div class="skinmap-main">', body, count=1)
         body = body.replace("</body>", f"</div><script>{js}</script>\n</body>", 1)
         (out / _page_name(chapter)).write_text(body, encoding="utf-8")
