@@ -161,3 +161,14 @@ def test_quarto_renderer_is_used_when_on_path(toy, tmp_path, monkeypatch):
     assert renderer == "quarto"
     assert (site / "chapters" / "02-alpha.html").read_text() == "quarto page"
     assert "chapters/index.html" in (site / "index.html").read_text()  # root page points at the index chapter
+
+
+def test_kernels_talk_over_local_sockets_not_tcp(toy, capfd):
+    from skinmap.book.runner import _ipc_kernel_manager
+
+    assert _ipc_kernel_manager()().transport == "ipc"
+    entry = run_chapter(toy, "alpha", force=True)
+    assert entry["status"] == "executed"
+    captured = capfd.readouterr()
+    # ipykernel 7 warns on stderr for every kernel that listens on TCP without encryption
+    assert "running over TCP" not in captured.err + captured.out

@@ -153,6 +153,20 @@ def _remove_stale(folder: Path, keep: set[str]) -> None:
             p.rmdir()
 
 
+def _ipc_kernel_manager() -> type:
+    """A kernel manager that talks to its kernel over local IPC sockets instead of TCP on localhost:
+    nothing listens on a network port, and ipykernel 7 no longer warns, for every chapter, that a
+    kernel runs over TCP without encryption. The sockets live next to the connection file in Jupyter's
+    runtime directory."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import CaselessStrEnum
+
+    class IPCKernelManager(AsyncKernelManager):
+        transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+    return IPCKernelManager
+
+
 def _execute(ctx: BookContext, chapter: Chapter, parameters: dict[str, Any]) -> Path:
     import papermill as pm
 
@@ -171,6 +185,7 @@ def _execute(ctx: BookContext, chapter: Chapter, parameters: dict[str, Any]) -> 
             kernel_name="python3",
             progress_bar=False,
             log_output=False,
+            kernel_manager_class=_ipc_kernel_manager(),
         )
     except Exception as exc:  # papermill's execution error, a dead kernel, ...
         if tmp.exists():
