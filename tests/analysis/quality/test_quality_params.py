@@ -52,3 +52,13 @@ def test_schema_rejects_bad_values():
     with pytest.raises(ValidationError, match="mirror_invariant"):
         Params(embedding_source="pixels")
     assert Params(embedding_source="pixels", mirror_invariant=False, whiten_dims=0).whiten_dims == 0
+
+
+def test_verification_knobs_checked_together():
+    with pytest.raises(ValidationError, match="verify_coarse_factor"):
+        Params(verify_size=66, verify_coarse_factor=4)
+    with pytest.raises(ValidationError, match="verify_blocks"):
+        Params(verify_size=16, verify_blocks=16)
+    with pytest.raises(ValidationError, match="verify_ratio"):
+        Params(verify_ratio=1.5)
+    assert Params(verify_size=66, verify_coarse_factor=2, verify_blocks=3).verify_blocks == 3
