@@ -116,7 +116,11 @@ def thresholded(pairs: pd.DataFrame, threshold: float, *, k: int | None = None) 
     passed, so their list may be incomplete (raise the candidate ``k``)."""
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-    out = pairs[pairs["similarity"] >= threshold - 1e-6].reset_index(drop=True)
+    return _marked_saturated(pairs[pairs["similarity"] >= threshold - 1e-6].reset_index(drop=True), k)
+
+
+def _marked_saturated(out: pd.DataFrame, k: int | None) -> pd.DataFrame:
+    """``out`` with ``attrs["saturated"]``: the images with at least ``k`` kept pairs (none without ``k``)."""
     if k is not None:
         degree = pd.concat([out["i"], out["j"]]).value_counts()
         out.attrs["saturated"] = int((degree >= k).sum())
@@ -175,11 +179,7 @@ def distinct_pairs(
     out = pairs[keep].copy()
     out["competitor"] = competitor[keep]
     out["accepted_by"] = np.where(strong[keep], "threshold", "ratio")
-    out = out.reset_index(drop=True)
-    if k is not None:
-        degree = pd.concat([out["i"], out["j"]]).value_counts()
-        out.attrs["saturated"] = int((degree >= k).sum())
-    return out
+    return _marked_saturated(out.reset_index(drop=True), k)
 
 
 def duplicate_clusters(n: int, i: Sequence[int], j: Sequence[int]) -> np.ndarray:
