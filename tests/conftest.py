@@ -36,26 +36,48 @@ CHROMIUM_FLAGS = (
 )
 
 
-def _ensure_chromium() -> tuple[str, str]:
-    """Paths of Debian's chromium and chromedriver, installing them with apt-get when missing."""
+def _find_or_install_chromium() -> tuple[str | None, str | None, str]:
+    """Paths of Debian's chromium and chromedriver, installing them with apt-get when missing;
+    a reason when they are still missing."""
     import os
     import shutil
     import subprocess
 
     chrome, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if chrome and driver:
-        return chrome, driver
+        return chrome, driver, ""
     if shutil.which("apt-get") and os.geteuid() == 0:
         subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
         subprocess.run(
             ["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"], check=False, capture_output=True
         )
         chrome, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if chrome and driver:
+        return chrome, driver, ""
+    return None, None, "headless Chromium is not available (apt-get install chromium chromium-driver failed)"
+
+
+_CHROMIUM: dict[str, tuple[str | None, str | None, str]] = {}
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """Install the browser once, before the first test of the session, when any browser test is
+    selected: a test that checks for chromedriver itself must not run before the install."""
+    if any(item.get_closest_marker("browser") for item in items) and "paths" not in _CHROMIUM:
+        _CHROMIUM["paths"] = _find_or_install_chromium()
+
+
+def _ensure_chromium() -> tuple[str, str]:
+    """Paths of chromium and chromedriver (installed at collection); skip, or fail in CI, without."""
+    import os
+
+    if "paths" not in _CHROMIUM:
+        _CHROMIUM["paths"] = _find_or_install_chromium()
+    chrome, driver, reason = _CHROMIUM["paths"]
     if not (chrome and driver):
-        message = "headless Chromium is not available (apt-get install chromium chromium-driver failed)"
         if os.environ.get("CI"):
-            pytest.fail(message)  # in CI a missing browser must not pass silently
-        pytest.skip(message)
+            pytest.fail(reason)  # in CI a missing browser must not pass silently
+        pytest.skip(reason)
     return chrome, driver
 
 

@@ -1,7 +1,10 @@
-"""Acquisition steering: novelty against brute force, FD against sqrtm, holes, duplicates, CLI."""
+"""Acquisition steering: novelty against brute force, FD against sqrtm, holes, duplicates, CLI, bad input."""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -13,7 +16,9 @@ from scipy import linalg
 sys.path.insert(0, str(Path(__file__).parent / "atlas"))
 import _fake_run  # noqa: E402
 
-from skinmap import assess as assess_mod  # noqa: E402
+from skinmap.atlas import assess as assess_mod  # noqa: E402
+from skinmap.atlas.cohort import load_cohort  # noqa: E402
+from skinmap.cli import main as cli_main  # noqa: E402
 from skinmap.io import write_json  # noqa: E402
 
 
@@ -38,7 +43,7 @@ def test_novelty_matches_brute_force_and_flags_a_new_region(run, rng):
     new_dir = unit(rng.normal(size=(1, 16)))
     cohort = unit(new_dir + 0.1 * rng.normal(size=(25, 16)))
     rep = assess_mod.assess(pd.DataFrame({"uid": [f"c{i}" for i in range(25)]}), run,
-                            vectors=cohort, k=5, n_bootstrap=300, fd_covariance="empirical")
+                            vectors=cohort, n_neighbors=5, n_bootstrap=300, fd_covariance="empirical")
     sims = unit(cohort) @ atlas.T
     top = -np.sort(-sims, axis=1)[:, :5]
     brute_d = (1 - top).mean(axis=1)
@@ -65,7 +70,7 @@ def test_resampled_cohort_is_a_near_duplicate_and_within_the_null(run, rng):
     meta = pd.read_parquet(run / "embedding" / "fused_ids.parquet")
     beta = np.flatnonzero(meta.dataset == "beta")[:30]
     cohort = unit(atlas[beta] + 1e-4 * rng.normal(size=(30, 16)))
-    rep = assess_mod.assess(pd.DataFrame({"uid": meta.uid[beta].tolist()}), run, vectors=cohort, k=5,
+    rep = assess_mod.assess(pd.DataFrame({"uid": meta.uid[beta].tolist()}), run, vectors=cohort, n_neighbors=5,
                             n_bootstrap=200, near_duplicate_similarity=0.99)
     assert rep.nearly_duplicated_datasets == ["beta"]
     row = rep.near_duplicates.set_index("dataset").loc["beta"]
@@ -86,7 +91,7 @@ def test_exclude_dataset_holes_and_sparse_regions(run, tmp_path):
     pd.DataFrame({"row": np.arange(len(atlas)), "log_density": 0.0, "region": region}).to_parquet(
         run / "holes" / "density.parquet")
     try:
-        rep = assess_mod.assess(pd.DataFrame({"uid": meta.uid[gamma]}), run, vectors=atlas[gamma], k=3,
+        rep = assess_mod.assess(pd.DataFrame({"uid": meta.uid[gamma]}), run, vectors=atlas[gamma], n_neighbors=3,
                                 n_bootstrap=50, exclude_datasets=["gamma"])
         assert "gamma" not in rep.frechet["dataset"].tolist() and len(rep.frechet) == 2
         assert rep.holes.set_index("rank").loc[1, "n_inside"] == 3
@@ -99,7 +104,7 @@ def test_exclude_dataset_holes_and_sparse_regions(run, tmp_path):
         # gamma is excluded from the atlas, so its sparse rows cannot be anyone's nearest neighbour
         assert rep.sparse["n_in_sparse"] == 0
         rep2 = assess_mod.assess(pd.DataFrame({"uid": meta.uid[gamma]}), run,
-                                 vectors=atlas[gamma] * 1.0, k=3, n_bootstrap=50)
+                                 vectors=atlas[gamma] * 1.0, n_neighbors=3, n_bootstrap=50)
         assert rep2.sparse["n_in_sparse"] == 10  # each gamma image's nearest is itself
         out = rep2.write(tmp_path / "report")
         assert {p.name for p in out.iterdir()} >= {"summary.json", "per_image.csv", "frechet.csv", "report.md"}
@@ -115,7 +120,7 @@ def test_folder_cohort_embedded_with_injected_embedder(run, tmp_path):
     for i, c in enumerate(_fake_run.COLOURS):
         (folder / "sub" / f"{i}.png").write_bytes(_fake_run.png_bytes(c))
     (folder / "notes.txt").write_text("not an image")
-    rep = assess_mod.assess(folder, run, embed_fn=_fake_run.colour_embed_fn(), k=3, n_bootstrap=50)
+    rep = assess_mod.assess(folder, run, embed_fn=_fake_run.colour_embed_fn(), n_neighbors=3, n_bootstrap=50)
     assert rep.per_image["cohort_id"].tolist() == [f"sub/{i}.png" for i in range(4)]
     assert rep.per_image["nearest_diagnosis"].tolist() == _fake_run.DIAGNOSES
     assert rep.frechet.empty  # 4 images < fd_min_images: no FD row
@@ -125,12 +130,12 @@ def test_cli_main(run, tmp_path, capsys):
     atlas = np.load(run / "embedding" / "fused.npy")
     np.save(tmp_path / "cohort.npy", atlas[:20])
     out = tmp_path / "out"
-    code = assess_mod.main([str(tmp_path / "cohort.npy"), "--run-dir", str(run), "--k", "4",
-                            "--bootstrap-b", "50", "--out", str(out)])
+    code = cli_main(["assess", str(tmp_path / "cohort.npy"), "--run-dir", str(run), "--k", "4",
+                     "--bootstrap-b", "50", "--out", str(out)])
     assert code == 0
     assert (out / "summary.json").is_file()
     assert "Assessment of cohort" in capsys.readouterr().out
-    assert assess_mod.main([str(tmp_path / "missing"), "--run-dir", str(run)]) == 2
+    assert cli_main(["assess", str(tmp_path / "missing"), "--run-dir", str(run)]) == 2
 
 
 def test_load_cohort_table_with_relative_paths(tmp_path):
@@ -138,13 +143,114 @@ def test_load_cohort_table_with_relative_paths(tmp_path):
     (tmp_path / "imgs" / "a.png").write_bytes(_fake_run.png_bytes((1, 2, 3)))
     pd.DataFrame({"uid": ["x1", "x2"], "path": ["imgs/a.png", "/abs/b.png"], "diagnosis": ["mel", "nev"]}).to_csv(
         tmp_path / "cohort.csv", index=False)
-    cohort = assess_mod.load_cohort(tmp_path / "cohort.csv")
+    cohort = load_cohort(tmp_path / "cohort.csv")
     assert cohort["cohort_id"].tolist() == ["x1", "x2"]
     assert cohort["path"].tolist() == [str((tmp_path / "imgs" / "a.png").resolve()), "/abs/b.png"]
     assert cohort["diagnosis"].tolist() == ["mel", "nev"]
     with pytest.raises(ValueError, match="expected a folder"):
         (tmp_path / "c.xlsx").write_text("x")
-        assess_mod.load_cohort(tmp_path / "c.xlsx")
+        load_cohort(tmp_path / "c.xlsx")
     with pytest.raises(ValueError, match="no image files"):
         (tmp_path / "empty").mkdir()
-        assess_mod.load_cohort(tmp_path / "empty")
+        load_cohort(tmp_path / "empty")
+
+
+# ---------------------------------------------------------------------------- bad input (issue 14)
+
+
+@pytest.mark.parametrize(
+    "array, message",
+    [
+        (np.zeros(16, dtype=np.float32), r"expected a 2-D array.*shape \(16,\).*\(1, d\)"),
+        (np.float32(3.0), r"expected a 2-D array.*shape \(\)"),
+        (np.zeros((2, 3, 16), dtype=np.float32), r"expected a 2-D array.*shape \(2, 3, 16\)"),
+        (np.zeros((0, 16), dtype=np.float32), r"empty"),
+        (np.array([["a"] * 16] * 3), r"expected numbers"),
+    ],
+)
+def test_npy_cohort_that_is_not_one_row_per_image_is_refused(run, tmp_path, capsys, array, message):
+    path = tmp_path / "cohort.npy"
+    np.save(path, array)
+    with pytest.raises(ValueError, match=message):
+        assess_mod.assess(path, run, n_bootstrap=20)
+    assert cli_main(["assess", str(path), "--run-dir", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(path) in err and "Traceback" not in err
+    assert not (run / "assess").exists()
+
+
+def test_text_file_named_npy_is_refused_without_unpickling(run, tmp_path, capsys):
+    path = tmp_path / "cohort.npy"
+    path.write_text("id,path\n1,a.png\n")
+    with pytest.raises(ValueError, match="not a NumPy .npy array file"):
+        assess_mod.assess(path, run)
+    vectors = tmp_path / "vectors.npy"
+    vectors.write_bytes(b"\x80\x04K\x01.")  # a pickle: never loaded
+    assert cli_main(["assess", str(tmp_path), "--vectors", str(vectors), "--run-dir", str(run)]) == 2
+    assert "not a NumPy .npy array file" in capsys.readouterr().err
+
+
+def test_decompression_bomb_in_a_cohort_folder_is_left_out_by_name(run, tmp_path):
+    folder = tmp_path / "cohort"
+    folder.mkdir()
+    for i, c in enumerate(_fake_run.COLOURS):
+        (folder / f"{i}.png").write_bytes(_fake_run.png_bytes(c))
+    (folder / "bomb.png").write_bytes(_fake_run.png_with_header_size(20_000, 20_000))  # 400 Mpx, < 1 KB
+    calls = []
+
+    def embed(paths):
+        calls.extend(paths)
+        return _fake_run.colour_embed_fn()(paths)
+
+    rep = assess_mod.assess(folder, run, embed_fn=embed, n_neighbors=3, n_bootstrap=20)
+    assert rep.per_image["cohort_id"].tolist() == [f"{i}.png" for i in range(4)]
+    assert not any(p.endswith("bomb.png") for p in calls)  # never handed to the decoder
+    (note,) = [n for n in rep.notes if "bomb.png" in n]
+    assert "400,000,000" in note and "left out" in note
+    only_bomb = tmp_path / "only-bomb"
+    only_bomb.mkdir()
+    (only_bomb / "bomb.png").write_bytes(_fake_run.png_with_header_size(20_000, 20_000))
+    with pytest.raises(ValueError, match="no usable cohort image.*bomb.png"):
+        assess_mod.assess(only_bomb, run, embed_fn=embed)
+
+
+def test_cohort_path_dotdot_writes_its_report_under_assess_not_the_run_root(run, tmp_path, monkeypatch):
+    parent = tmp_path / "my cohort"
+    (parent / "child").mkdir(parents=True)
+    atlas = np.load(run / "embedding" / "fused.npy")
+    for i, c in enumerate(_fake_run.COLOURS):
+        (parent / f"{i}.png").write_bytes(_fake_run.png_bytes(c))
+    monkeypatch.chdir(parent / "child")
+    before = {p.name for p in run.iterdir()}
+    monkeypatch.setattr("skinmap.atlas.assess._embed_cohort", lambda paths, run_dir, fn: atlas[: len(paths)])
+    assert cli_main(["assess", "..", "--run-dir", str(run), "--n-bootstrap", "20"]) == 0
+    assert {p.name for p in run.iterdir()} - before <= {"assess"}  # nothing new in the run root
+    out = run / "assess" / "my_cohort"
+    assert (out / "summary.json").is_file()
+    assert json.loads((out / "summary.json").read_text())["cohort"] == "my cohort"
+    shutil.rmtree(run / "assess")
+
+
+def test_report_files_follow_the_process_umask(run, tmp_path):
+    old = os.umask(0o022)
+    try:
+        rep = assess_mod.assess(pd.DataFrame({"uid": ["a", "b"]}), run,
+                                vectors=np.load(run / "embedding" / "fused.npy")[:2], n_bootstrap=20)
+        out = rep.write(tmp_path / "report")
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()}
+    assert len(modes) == 6 and set(modes.values()) == {0o644}, modes
+
+
+def test_deprecated_flag_names_the_new_one_and_new_flags_work(run, tmp_path, capsys):
+    np.save(tmp_path / "c.npy", np.load(run / "embedding" / "fused.npy")[:12])
+    args = ["assess", str(tmp_path / "c.npy"), "--run-dir", str(run), "--out"]
+    assert cli_main([*args, str(tmp_path / "old"), "--bootstrap-b", "30", "--k", "3"]) == 0
+    err = capsys.readouterr().err
+    assert "--bootstrap-b is deprecated; use --n-bootstrap" in err and "--k is deprecated; use --n-neighbors" in err
+    assert cli_main([*args, str(tmp_path / "new"), "--n-bootstrap", "30", "--n-neighbors", "3"]) == 0
+    assert "deprecated" not in capsys.readouterr().err
+    old = json.loads((tmp_path / "old" / "summary.json").read_text())
+    new = json.loads((tmp_path / "new" / "summary.json").read_text())
+    assert old == new and new["novelty"]["n_bootstrap"] == 30 and new["params"]["n_neighbors"] == 3

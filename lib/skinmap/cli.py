@@ -10,25 +10,63 @@ Examples::
     python -m skinmap params novelty               # show a chapter's parameters and their ranges
     python -m skinmap atlas                        # the retrieval web app on http://127.0.0.1:8765
     python -m skinmap assess path/to/cohort/       # what would this cohort add?
+
+Every command has ``--help`` with its options and examples. This module holds the argument
+parsing of every command and the one project-root finder (:func:`find_project_root`).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser", "find_project_root"]
+
+_PROFILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def find_project_root(start: str | Path | None = None) -> Path | None:
+    """The nearest folder at or above ``start`` (default: the current folder) holding
+    ``_quarto.yml`` and ``params/``, or ``None``."""
+    here = Path(start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "_quarto.yml").is_file() and (candidate / "params").is_dir():
+            return candidate
+    return None
 
 
 def _project_root(value: str | None) -> Path:
     if value:
         return Path(value).resolve()
-    here = Path.cwd().resolve()
-    for candidate in (here, *here.parents):
-        if (candidate / "_quarto.yml").is_file() and (candidate / "params").is_dir():
-            return candidate
-    raise SystemExit("error: not inside a SkinMap project (no _quarto.yml found); pass --project")
+    root = find_project_root()
+    if root is None:
+        raise SystemExit("error: not inside a SkinMap project (no _quarto.yml found); pass --project")
+    return root
+
+
+def _profile_name(value: str) -> str:
+    # A profile names a folder under params/, runs/ and figures/: never a path.
+    if not _PROFILE.match(value):
+        raise argparse.ArgumentTypeError(
+            f"invalid profile {value!r}: use letters, digits, '-' and '_' (e.g. demo, mini, full)")
+    return value
+
+
+class _Deprecated(argparse.Action):
+    """An old spelling of an option: still works, with a message naming the new one."""
+
+    def __init__(self, option_strings, dest, *, new: str, **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"warning: {option_string} is deprecated; use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def _context(args):
@@ -38,7 +76,19 @@ def _context(args):
         project_root=_project_root(args.project),
         profile=args.profile,
         run_dir=Path(args.run_dir).resolve() if getattr(args, "run_dir", None) else None,
+        wait=getattr(args, "wait", False),
     )
+
+
+def _served_run_dir(args) -> tuple[Path | None, Path | None]:
+    """``(project root or None, run directory or None)`` for the front-end commands."""
+    root = Path(args.project).resolve() if args.project else find_project_root()
+    if args.run_dir:
+        return root, Path(args.run_dir).resolve()
+    return root, (root / "runs" / args.profile if root is not None else None)
+
+
+# --------------------------------------------------------------------------- book commands
 
 
 def _cmd_book(args) -> int:
@@ -98,75 +148,201 @@ def _cmd_params(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- front ends
+
+
+def _cmd_atlas(args) -> int:
+    from skinmap.atlas.server import serve
+
+    _, run_dir = _served_run_dir(args)
+    if run_dir is None:
+        print("error: not inside a SkinMap project; pass --run-dir", file=sys.stderr)
+        return 2
+    return serve(run_dir, host=args.host, port=args.port, cache_dir=args.cache_dir,
+                 max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels,
+                 k_default=args.n_neighbors, max_pending=args.max_pending, quiet=args.quiet)
+
+
+def _atlas_params(project_root: Path | None, profile: str) -> dict:
+    """The assessment knobs of the atlas chapter's params for this profile, when available."""
+    if project_root is None:
+        return {}
+    try:
+        from skinmap.book.params import load_params
+
+        p = load_params(project_root, profile, "atlas")
+    except Exception:  # noqa: BLE001 - no params file or schema: the built-in defaults apply
+        return {}
+
+    def first(*names):  # the schema's current name first, then the name it had before
+        return next((getattr(p, n) for n in names if hasattr(p, n)), None)
+
+    found = {
+        "n_neighbors": first("n_neighbors", "k"),
+        "n_bootstrap": first("n_bootstrap", "assess_bootstrap_b"),
+        "near_duplicate_similarity": first("near_duplicate_similarity"),
+        "seed": first("seed"),
+    }
+    return {k: v for k, v in found.items() if v is not None}
+
+
+def _cmd_assess(args) -> int:
+    from skinmap import runs
+    from skinmap.atlas.assess import AssessConfig, assess
+    from skinmap.atlas.cohort import folder_name, load_cohort_vectors
+
+    root, run_dir = _served_run_dir(args)
+    if run_dir is None:
+        print("error: not inside a SkinMap project; pass --run-dir", file=sys.stderr)
+        return 2
+    knobs = _atlas_params(root, args.profile)
+    knobs.update({k: getattr(args, k) for k in ("n_neighbors", "n_bootstrap", "seed", "near_duplicate_similarity")
+                  if getattr(args, k) is not None})
+    try:
+        config = AssessConfig(exclude_datasets=tuple(args.exclude_dataset), **knobs)
+        vectors = load_cohort_vectors(args.vectors) if args.vectors else None
+        report = assess(args.cohort, run_dir, config, vectors=vectors)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = (Path(args.out) if args.out else
+           runs.folder_path(run_dir, "assess.report", cohort=folder_name(report.cohort_name)))
+    report.write(out)
+    print(report.to_markdown())
+    print(f"Report written to {out}")
+    return 0
+
+
+# --------------------------------------------------------------------------- parsers
+
+
+def _subparser(sub, name: str, summary: str, examples: str, func) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=summary, description=summary, epilog="examples:\n" + examples,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(func=func)
+    return p
+
+
+def _common(p: argparse.ArgumentParser, *, run_dir: bool = True) -> None:
+    p.add_argument("--profile", default="demo", type=_profile_name,
+                   help="params/<profile>/ to use: demo, mini or full (default demo)")
+    p.add_argument("--project", default=None, help="project root (default: found from the current folder)")
+    if run_dir:
+        p.add_argument("--run-dir", default=None, help="run directory (default <project>/runs/<profile>)")
+        p.add_argument("--wait", action="store_true",
+                       help="when another run holds the run directory, wait for it instead of stopping")
+
+
+def _add_atlas(sub) -> None:
+    p = _subparser(sub, "atlas", "serve the retrieval atlas web app (upload an image, see similar cases)", """\
+  python -m skinmap atlas                              # demo run on http://127.0.0.1:8765
+  python -m skinmap atlas --profile mini --port 8800
+  python -m skinmap atlas --run-dir /tmp/my-run --port 0   # any free port
+""", _cmd_atlas)
+    _common(p)
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 = any free port)")
+    p.add_argument("--cache-dir", help="the only folder the app writes to (default: the atlas app cache in the run directory)")
+    p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest accepted upload in MiB (default 10)")
+    p.add_argument("--max-pixels", type=int, default=40_000_000, help="largest accepted image in pixels")
+    p.add_argument("--n-neighbors", type=int, default=12, help="neighbours shown by default (default 12)")
+    p.add_argument("--k", dest="n_neighbors", type=int, action=_Deprecated, new="--n-neighbors",
+                   help=argparse.SUPPRESS)
+    p.add_argument("--max-pending", type=int, default=8,
+                   help="uploads that may wait for the embedding model; more get 503 + Retry-After (default 8)")
+    p.add_argument("--quiet", action="store_true", help="do not log requests")
+
+
+def _add_assess(sub) -> None:
+    p = _subparser(sub, "assess", "score a proposed cohort against the atlas: novelty, Fréchet distance, "
+                   "holes and sparse regions entered, near duplicates", """\
+  python -m skinmap assess path/to/cohort/                  # a folder of images
+  python -m skinmap assess cohort.csv --profile mini        # a table with a 'path' column
+  python -m skinmap assess vectors.npy --n-bootstrap 500    # precomputed fused-space vectors
+  python -m skinmap assess cohort/ --exclude-dataset PH2 --out /tmp/report
+""", _cmd_assess)
+    p.add_argument("cohort", help="a folder of images, a CSV/parquet table with a 'path' column, or vectors .npy")
+    _common(p)
+    p.add_argument("--vectors", help="precomputed fused-space vectors (.npy), one row per cohort image")
+    p.add_argument("--n-neighbors", type=int, help="neighbours per image (default: atlas params, else 10)")
+    p.add_argument("--k", dest="n_neighbors", type=int, action=_Deprecated, new="--n-neighbors",
+                   help=argparse.SUPPRESS)
+    p.add_argument("--n-bootstrap", type=int,
+                   help="bootstrap pseudo-cohorts of the novelty null (default: atlas params, else 200)")
+    p.add_argument("--bootstrap-b", dest="n_bootstrap", type=int, action=_Deprecated, new="--n-bootstrap",
+                   help=argparse.SUPPRESS)
+    p.add_argument("--seed", type=int, help="random seed (default: atlas params, else 0)")
+    p.add_argument("--near-duplicate-similarity", type=float, help="cosine similarity of a near duplicate (0.95)")
+    p.add_argument("--exclude-dataset", action="append", default=[], metavar="NAME",
+                   help="leave an atlas dataset out (repeatable), e.g. to assess it as if it were new")
+    p.add_argument("--out", help="where to write the report (default <run-dir>/assess/<cohort name>)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m skinmap", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def common(p, run_dir=True):
-        p.add_argument("--profile", default="demo", help="params/<profile>/ to use: demo, mini or full (default demo)")
-        p.add_argument("--project", default=None, help="project root (default: found from the current folder)")
-        if run_dir:
-            p.add_argument("--run-dir", default=None, help="run directory (default runs/<profile>)")
-
-    p = sub.add_parser("book", help="run every chapter in order and render the book")
-    common(p)
+    p = _subparser(sub, "book", "run every chapter in order and render the book", """\
+  python -m skinmap book                      # demo profile: synthetic atlas, minutes on a laptop
+  python -m skinmap book --profile mini --only data embedding --no-render
+""", _cmd_book)
+    _common(p)
     p.add_argument("--force", action="store_true", help="re-execute chapters even when cached")
     p.add_argument("--only", nargs="+", metavar="CHAPTER", help="run only these chapters")
     p.add_argument("--renderer", default="auto", choices=["auto", "quarto", "nbconvert"])
     p.add_argument("--no-render", action="store_true", help="execute chapters without rendering")
-    p.set_defaults(func=_cmd_book)
 
-    p = sub.add_parser(
-        "run",
-        help="(re)run one chapter with new parameters",
-        description="Rerun one chapter, e.g. `python -m skinmap run novelty -p k=20` or "
-        "`python -m skinmap run novelty --params my.yml`. Values are parsed as YAML.",
-    )
+    p = _subparser(sub, "run", "(re)run one chapter with new parameters (values are parsed as YAML)", """\
+  python -m skinmap run novelty -p k=20
+  python -m skinmap run novelty --params my.yml --profile mini
+  python -m skinmap run 06-novelty --force
+""", _cmd_run)
     p.add_argument("chapter", help="chapter key or file, e.g. novelty or 06-novelty")
-    common(p)
+    _common(p)
     p.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="override one parameter")
     p.add_argument("--params", metavar="FILE.yml", help="a YAML file of parameter overrides")
     p.add_argument("--force", action="store_true", help="re-execute even when cached")
-    p.set_defaults(func=_cmd_run)
 
-    p = sub.add_parser("render", help="render executed chapters into _book/")
-    common(p)
+    p = _subparser(sub, "render", "render executed chapters into _book/", """\
+  python -m skinmap render
+  python -m skinmap render --renderer nbconvert
+""", _cmd_render)
+    _common(p)
     p.add_argument("--renderer", default="auto", choices=["auto", "quarto", "nbconvert"])
-    p.set_defaults(func=_cmd_render)
 
-    p = sub.add_parser("params", help="show a chapter's parameters, values and allowed ranges")
+    p = _subparser(sub, "params", "show a chapter's parameters, values and allowed ranges", """\
+  python -m skinmap params novelty
+  python -m skinmap params quality --profile mini
+""", _cmd_params)
     p.add_argument("chapter")
-    common(p, run_dir=False)
-    p.set_defaults(func=_cmd_params)
+    _common(p, run_dir=False)
 
-    for name, text in (
-        ("atlas", "serve the retrieval atlas web app (see `atlas --help`)"),
-        ("assess", "score a proposed cohort against the atlas (see `assess --help`)"),
-    ):
-        sub.add_parser(name, help=text, add_help=False)  # listed in --help; main() delegates
+    _add_atlas(sub)
+    _add_assess(sub)
     return parser
 
 
-_DELEGATED = {"atlas": "skinmap.atlas.app", "assess": "skinmap.assess"}
+# Errors that are the user's input, not a bug: one line and exit code 2. The book's own error
+# types are looked up only once their module is loaded, so `atlas` and `assess` never import the
+# book runner.
+_USER_ERRORS = (("skinmap.book.params", "ParamsError"), ("skinmap.book.errors", "BookError"),
+                ("skinmap.book.render", "RenderError"))
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    loaded = [getattr(sys.modules[module], name) for module, name in _USER_ERRORS if module in sys.modules]
+    return (LookupError, FileNotFoundError, *loaded)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from skinmap.book.params import ParamsError
-    from skinmap.book.render import RenderError
-    from skinmap.book.runner import ChapterFailed
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in _DELEGATED:
-        # These commands own their whole argument list (argparse.REMAINDER would swallow
-        # nothing when an option comes first), so hand it over untouched.
-        import importlib
-
-        return int(importlib.import_module(_DELEGATED[argv[0]]).main(argv[1:]) or 0)
-    args = build_parser().parse_args(argv)
+    """Run one command; returns its exit code (2 for bad input, with a one-line message)."""
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
-        return args.func(args)
-    except (ParamsError, ChapterFailed, RenderError, LookupError, FileNotFoundError) as exc:
+        return int(args.func(args) or 0)
+    except Exception as exc:
+        if not isinstance(exc, _user_error_types()):
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2

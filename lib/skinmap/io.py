@@ -9,16 +9,17 @@ never destroys the previous good version.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from skinmap.hashing import file_sha256, json_default
 
 __all__ = [
     "atomic_path",
@@ -41,21 +42,34 @@ def chapter_dir(run_dir: str | os.PathLike, chapter: str) -> Path:
     return path
 
 
+def _new_temp_file(target: Path) -> Path:
+    """Create an empty, uniquely named file next to ``target`` with mode ``0o666 & ~umask``.
+
+    ``tempfile.mkstemp`` would create it ``0600``, and :func:`os.replace` keeps that mode: every
+    export would then be private to its writer whatever the user's umask says.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        tmp = target.parent / f".{target.stem}.{secrets.token_hex(6)}.tmp{target.suffix}"
+        try:
+            os.close(os.open(tmp, flags, 0o666))
+        except FileExistsError:  # pragma: no cover - 48 random bits
+            continue
+        return tmp
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success move it onto ``path`` atomically.
 
     On an exception the temporary file is removed and ``path`` is left as it was.
     The temporary name keeps the final suffix so that libraries which dispatch on the
-    extension (matplotlib, pandas) write the right format.
+    extension (matplotlib, pandas) write the right format. The file gets the permissions the
+    process umask allows (``0o666 & ~umask``), like any file the user creates.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent
-    )
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _new_temp_file(target)
     try:
         yield tmp
         os.replace(tmp, target)
@@ -75,25 +89,9 @@ def write_text(text: str, path: str | os.PathLike) -> Path:
     return write_bytes(text.encode("utf-8"), path)
 
 
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return None if not np.isfinite(obj) else float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (Path, os.PathLike)):
-        return os.fspath(obj)
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj)
-    if obj is pd.NA or obj is pd.NaT:
-        return None
-    raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
-
-
 def _finite_floats(obj: Any) -> Any:
     """Replace NaN/inf floats (Python or numpy, which subclass float) by None, recursively."""
-    if isinstance(obj, float):
+    if isinstance(obj, (float, np.floating)):
         return obj if np.isfinite(obj) else None
     if isinstance(obj, dict):
         return {k: _finite_floats(v) for k, v in obj.items()}
@@ -107,7 +105,7 @@ def _finite_floats(obj: Any) -> Any:
 def write_json(obj: Any, path: str | os.PathLike, *, indent: int = 2) -> Path:
     """Write ``obj`` as UTF-8 JSON (numpy scalars and arrays converted; NaN/inf written as null)."""
     text = json.dumps(
-        _finite_floats(obj), indent=indent, default=_json_default, sort_keys=False, allow_nan=False
+        _finite_floats(obj), indent=indent, default=json_default, sort_keys=False, allow_nan=False
     )
     return write_text(text + "\n", path)
 
@@ -132,12 +130,3 @@ def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False)
     return Path(path)
-
-
-def file_sha256(path: str | os.PathLike, *, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()

@@ -44,3 +44,12 @@ def test_outliers_are_sparse_and_dense_blob_is_densest(rng):
 def test_bad_covariance_type(rng):
     with pytest.raises(ValueError, match="covariance"):
         fit_density(rng.normal(size=(10, 3)), covariance_type="nope")
+
+
+def test_nan_log_densities_are_an_error_not_typical():
+    ld = np.arange(100.0)
+    ld[17] = np.nan
+    with pytest.raises(ValueError, match=r"1 log-densities are NaN or infinite \(first: row 17\)"):
+        density_regions(ld)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        density_regions(np.full(10, np.nan))

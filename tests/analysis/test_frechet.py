@@ -7,16 +7,18 @@ import pytest
 from scipy import linalg
 
 from skinmap.analysis.frechet import (
-    FRECHET_COLUMNS,
     GaussianStats,
-    cluster_order,
-    dataset_similarity,
     frechet_distance,
     gaussian_stats,
-    high_overlap_pairs,
-    known_pair_ranks,
     pairwise_frechet,
     trace_sqrt_product,
+)
+from skinmap.analysis.similarity import (
+    FRECHET_COLUMNS,
+    cluster_order,
+    dataset_similarity,
+    high_overlap_pairs,
+    known_pair_ranks,
     uniqueness,
 )
 from skinmap.analysis import frechet as frechet_module

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from skinmap.analysis.icd_coverage import cumulative_icd_coverage, fst_group, orphan_codes
+from skinmap.analysis.icd_coverage import cumulative_icd_coverage, orphan_codes
+from skinmap.data.schema import fst_group
 
 
 @pytest.fixture

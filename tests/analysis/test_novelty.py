@@ -65,7 +65,7 @@ def small(rng):
 def test_matches_brute_force(small):
     z, years = small
     k, B, seed = 3, 25, 11
-    res = yearly_novelty(z, years, k=k, n_bootstrap=B, seed=seed, progress=False)
+    res = yearly_novelty(z, years, n_neighbors=k, n_bootstrap=B, seed=seed, progress=False)
     ref = brute_force(z, list(years), k, B, seed)
     assert list(res.table.columns) == list(YEARLY_COLUMNS)
     assert ref, "fixture should give at least one scored year"
@@ -87,7 +87,7 @@ def test_duplicate_is_a_neighbour_not_self(rng):
     z = rng.standard_normal((6, 4))
     z[1] = z[0]
     years = [2000] * 5 + [2001]
-    res = yearly_novelty(z, years, k=1, n_bootstrap=400, seed=0, progress=False)
+    res = yearly_novelty(z, years, n_neighbors=1, n_bootstrap=400, seed=0, progress=False)
     ref = brute_force(z, years, 1, 400, 0)
     assert res.table.iloc[1]["nu_null"] == pytest.approx(ref[2001]["nu_null"], abs=1e-6)
     hist = _unit(z[:5]).astype(np.float64)
@@ -98,7 +98,7 @@ def test_duplicate_is_a_neighbour_not_self(rng):
 
 def test_cross_year_duplicates_reported(small):
     z, years = small
-    res = yearly_novelty(z, years, k=3, n_bootstrap=5, progress=False)
+    res = yearly_novelty(z, years, n_neighbors=3, n_bootstrap=5, progress=False)
     dup = res.cross_year_duplicates
     hit = dup[(dup["row"] == 7) & (dup["history_row"] == 6)]
     assert len(hit) == 1 and hit["year"].iloc[0] == 2004
@@ -110,19 +110,19 @@ def test_cross_year_duplicates_reported(small):
 def test_small_history_edges(rng):
     z = rng.standard_normal((20, 3))
     years = [1] * 3 + [2] * 1 + [3] * 16
-    res = yearly_novelty(z, years, k=3, n_bootstrap=10, progress=False).table.set_index("year")
+    res = yearly_novelty(z, years, n_neighbors=3, n_bootstrap=10, progress=False).table.set_index("year")
     assert np.isnan(res.loc[1, "nu"])  # no history
     assert res.loc[2, "n_history"] == 3 and not np.isnan(res.loc[2, "nu"])  # |P| == k: nu only
     assert np.isnan(res.loc[2, "nu_null"]) and np.isnan(res.loc[2, "ratio"])
     assert not np.isnan(res.loc[3, "ratio"])
-    res = yearly_novelty(z, years, k=5, n_bootstrap=10, progress=False).table.set_index("year")
+    res = yearly_novelty(z, years, n_neighbors=5, n_bootstrap=10, progress=False).table.set_index("year")
     assert np.isnan(res.loc[2, "nu"])  # k larger than the pool
     with pytest.raises(ValueError, match="year 2: 3 historical"):
-        yearly_novelty(z, years, k=5, n_bootstrap=10, on_small_history="error", progress=False)
-    with pytest.raises(ValueError, match="k must be"):
-        yearly_novelty(z, years, k=0, progress=False)
+        yearly_novelty(z, years, n_neighbors=5, n_bootstrap=10, on_small_history="error", progress=False)
+    with pytest.raises(ValueError, match="n_neighbors must be"):
+        yearly_novelty(z, years, n_neighbors=0, progress=False)
     with pytest.raises(ValueError, match="entries"):
-        yearly_novelty(z, years[:-1], k=2, progress=False)
+        yearly_novelty(z, years[:-1], n_neighbors=2, progress=False)
 
 
 def test_planted_novel_and_resampled_years(rng):
@@ -131,7 +131,7 @@ def test_planted_novel_and_resampled_years(rng):
     novel = rng.standard_normal((200, 8)) + np.r_[0, 0, 0, 3.0, 0, 0, 0, 0]
     z = np.vstack([base, resampled, novel])
     years = [2010] * 600 + [2011] * 200 + [2012] * 200
-    t = yearly_novelty(z, years, k=10, n_bootstrap=100, progress=False).table.set_index("year")
+    t = yearly_novelty(z, years, n_neighbors=10, n_bootstrap=100, progress=False).table.set_index("year")
     assert t.loc[2011, "ratio"] < 1.0 and t.loc[2011, "nu"] < t.loc[2011, "ci_low"]
     assert t.loc[2012, "ratio"] > 1.5 and t.loc[2012, "nu"] > t.loc[2012, "ci_high"]
 
@@ -153,6 +153,6 @@ def test_zero_null_has_defined_ratio():
     # every historical image has k = 1 exact twin: null 0; a new image elsewhere: ratio inf
     hist = np.repeat(np.eye(3), 2, axis=0)
     z = np.vstack([hist, [[1.0, 1.0, 0.0]]])
-    t = yearly_novelty(z, [1] * 6 + [2], k=1, n_bootstrap=10, progress=False).table.set_index("year")
+    t = yearly_novelty(z, [1] * 6 + [2], n_neighbors=1, n_bootstrap=10, progress=False).table.set_index("year")
     assert t.loc[2, "nu_null"] == pytest.approx(0.0, abs=1e-6)
     assert t.loc[2, "ratio"] == np.inf or t.loc[2, "ratio"] > 1e4  # float32 round-off may leave ~1e-8

@@ -64,11 +64,11 @@ def test_chapters_run_and_export(tmp_path):
     for nb in ("06-novelty", "07-similarity"):
         pm.execute_notebook(str(ROOT / "chapters" / f"{nb}.ipynb"), str(tmp_path / f"{nb}.ipynb"),
                             parameters=dict(run_dir=str(run), figures_dir=str(tmp_path / "fig"),
-                                            project_root=str(ROOT), profile="demo", bootstrap_b=20),
+                                            project_root=str(ROOT), profile="demo", n_bootstrap=20),
                             cwd=str(ROOT / "chapters"), progress_bar=False)
     yearly = pd.read_csv(run / "novelty" / "yearly_novelty.csv")
-    assert list(yearly.columns) == ["year", "n_new", "n_history", "k", "B", "nu", "nu_null", "ci_low",
-                                    "ci_high", "ratio"]
+    assert list(yearly.columns) == ["year", "n_new", "n_history", "n_neighbors", "n_bootstrap", "nu", "nu_null",
+                                    "ci_low", "ci_high", "ratio"]
     assert yearly.set_index("year").loc[2018, "ratio"] > 1.5  # planted new region
     assert yearly.set_index("year").loc[2017, "ratio"] < 1.0  # re-release of 2015 images
     fd = pd.read_csv(run / "similarity" / "frechet.csv")

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score, r2_score
 
-from skinmap.analysis import probes
+from skinmap.analysis import imputation, probes
+from skinmap.data import schema
 
 
 def planted(rng, n=600, d=16, noise=0.5):
@@ -22,10 +23,10 @@ def planted(rng, n=600, d=16, noise=0.5):
 
 def test_fst_group_mapping():
     s = pd.Series([1, 2, 3, 4, 5, 6, pd.NA], dtype="Int64")
-    assert probes.fst_group(s).tolist()[:6] == ["I-II", "I-II", "III-IV", "III-IV", "V-VI", "V-VI"]
-    assert probes.fst_group(s).isna().tolist()[-1]
+    assert schema.fst_group(s).tolist()[:6] == ["I-II", "I-II", "III-IV", "III-IV", "V-VI", "V-VI"]
+    assert schema.fst_group(s).isna().tolist()[-1]
     with pytest.raises(ValueError, match="outside 1-6"):
-        probes.fst_group(pd.Series([7]))
+        schema.fst_group(pd.Series([7]))
 
 
 def test_leakage_groups_join_lesions_and_patients():
@@ -56,7 +57,7 @@ def test_internal_split_keeps_groups_on_one_side(rng):
 def test_bootstrap_macro_f1_matches_sklearn_and_bruteforce(rng):
     t = rng.integers(0, 4, size=200).astype(str)
     p = np.where(rng.random(200) < 0.7, t, rng.integers(0, 4, size=200).astype(str))
-    value, lo, hi = probes.bootstrap_macro_f1(t, p, B=1000, seed=3)
+    value, lo, hi = probes.bootstrap_macro_f1(t, p, n_bootstrap=1000, seed=3)
     assert value == pytest.approx(f1_score(t, p, average="macro"), abs=1e-12)
     # Each resample scored like sklearn (labels present in that resample only).
     for _ in range(20):
@@ -88,7 +89,7 @@ def test_bootstrap_macro_f1_matches_sklearn_and_bruteforce(rng):
 def test_bootstrap_r2_value_and_interval(rng):
     t = rng.normal(size=300)
     p = t + 0.5 * rng.normal(size=300)
-    value, lo, hi = probes.bootstrap_r2(t, p, B=1000, seed=0)
+    value, lo, hi = probes.bootstrap_r2(t, p, n_bootstrap=1000, seed=0)
     assert value == pytest.approx(r2_score(t, p))
     assert lo < value < hi
     brute_rng = np.random.default_rng(7)
@@ -105,7 +106,7 @@ def test_planted_structure_recovered_against_random_and_held_out(rng):
     emb = {"fused": X, "noise_member": noise_space}
     ev = probes.evaluate_attribute(
         "age", pd.Series(age), "continuous", emb, groups, datasets,
-        held_out_datasets=["held_ds"], B=200, seed=0,
+        held_out_datasets=["held_ds"], n_bootstrap=200, seed=0,
     )
     s = ev.scores.set_index(["eval_set", "model"])
     ceiling = 1 / (1 + 0.5**2)  # population R² of the best linear predictor
@@ -118,7 +119,7 @@ def test_planted_structure_recovered_against_random_and_held_out(rng):
 
     ev = probes.evaluate_attribute(
         "sex", pd.Series(sex), "categorical", emb, groups, datasets,
-        held_out_datasets=["held_ds"], B=200, seed=0,
+        held_out_datasets=["held_ds"], n_bootstrap=200, seed=0,
     )
     s = ev.scores.set_index(["eval_set", "model"])
     assert s.loc[("held_ds", "fused"), "value"] > 0.9
@@ -130,7 +131,7 @@ def test_fst_confusion_near_diagonal(rng):
     X, age, fst, sex, lesion = planted(rng, n=900)
     datasets = np.full(900, "d")
     ev = probes.evaluate_attribute(
-        "fst", pd.Series(fst, dtype="Int64"), "categorical", {"fused": X}, lesion, datasets, B=100
+        "fst", pd.Series(fst, dtype="Int64"), "categorical", {"fused": X}, lesion, datasets, n_bootstrap=100
     )
     y_true, y_pred = ev.predictions[("internal", "fused")]
     conf = probes.ordinal_confusion(y_true, y_pred, labels=[1, 2, 3, 4, 5, 6])
@@ -152,7 +153,7 @@ def test_imputation_never_overwrites_and_intervals_cover(rng):
     age_obs = pd.Series(np.where(hidden, np.nan, age))
     has_vec = np.ones(1000, dtype=bool)
     has_vec[:10] = False  # metadata-only rows: never imputed
-    out = probes.impute_field("age", age_obs, "continuous", X, lesion, has_vector=has_vec, interval_level=0.9)
+    out = imputation.impute_field("age", age_obs, "continuous", X, lesion, has_vector=has_vec, interval_level=0.9)
     obs = age_obs.notna().to_numpy()
     np.testing.assert_array_equal(out["age_imputed"].to_numpy()[obs], age_obs.to_numpy()[obs])
     assert not out["age_is_imputed"][obs].any()
@@ -164,7 +165,7 @@ def test_imputation_never_overwrites_and_intervals_cover(rng):
     assert out.loc[obs, "age_imputed_lo"].isna().all()
 
     fst_obs = pd.Series(np.where(hidden, pd.NA, fst), dtype="Int64")
-    out = probes.impute_field("fst", fst_obs, "categorical", X, lesion)
+    out = imputation.impute_field("fst", fst_obs, "categorical", X, lesion)
     assert str(out["fst_imputed"].dtype) == "Int64"
     assert (out["fst_imputed"][~hidden] == fst_obs[~hidden]).all()
     assert out["fst_imputed"][hidden].isin([1, 2, 3, 4, 5, 6]).all()
@@ -176,12 +177,12 @@ def test_imputation_never_overwrites_and_intervals_cover(rng):
 def test_coverage_expansion_hand_computed():
     observed = pd.Series([1, pd.NA, pd.NA, 4, pd.NA])
     flag = pd.Series([False, True, False, False, True])
-    cov = probes.coverage_expansion(observed, flag)
+    cov = imputation.coverage_expansion(observed, flag)
     assert cov["observed_pct"] == pytest.approx(40.0)
     assert cov["with_imputed_pct"] == pytest.approx(80.0)
     assert cov["expansion_pp"] == pytest.approx(40.0)
     with pytest.raises(ValueError, match="observed"):
-        probes.coverage_expansion(observed, pd.Series([True, False, False, False, False]))
+        imputation.coverage_expansion(observed, pd.Series([True, False, False, False, False]))
 
 
 def test_cluster_bootstrap_equals_row_bootstrap_of_collapsed_groups(rng):
@@ -190,14 +191,14 @@ def test_cluster_bootstrap_equals_row_bootstrap_of_collapsed_groups(rng):
     t = rng.integers(0, 3, size=150).astype(str)
     p = np.where(rng.random(150) < 0.6, t, rng.integers(0, 3, size=150).astype(str))
     groups = np.repeat(np.arange(150), 3)
-    v1, lo1, hi1 = probes.bootstrap_macro_f1(t, p, B=1000, seed=5)
-    v3, lo3, hi3 = probes.bootstrap_macro_f1(np.repeat(t, 3), np.repeat(p, 3), B=1000, seed=5, groups=groups)
+    v1, lo1, hi1 = probes.bootstrap_macro_f1(t, p, n_bootstrap=1000, seed=5)
+    v3, lo3, hi3 = probes.bootstrap_macro_f1(np.repeat(t, 3), np.repeat(p, 3), n_bootstrap=1000, seed=5, groups=groups)
     assert (v1, lo1, hi1) == pytest.approx((v3, lo3, hi3))
     # Resampling the tripled rows one by one instead is too narrow (pretends 450 independent images).
-    _, lo_naive, hi_naive = probes.bootstrap_macro_f1(np.repeat(t, 3), np.repeat(p, 3), B=1000, seed=5)
+    _, lo_naive, hi_naive = probes.bootstrap_macro_f1(np.repeat(t, 3), np.repeat(p, 3), n_bootstrap=1000, seed=5)
     assert hi_naive - lo_naive < 0.75 * (hi3 - lo3)
     y = rng.normal(size=150)
     yhat = y + rng.normal(size=150)
-    r1 = probes.bootstrap_r2(y, yhat, B=500, seed=2)
-    r3 = probes.bootstrap_r2(np.repeat(y, 3), np.repeat(yhat, 3), B=500, seed=2, groups=groups)
+    r1 = probes.bootstrap_r2(y, yhat, n_bootstrap=500, seed=2)
+    r3 = probes.bootstrap_r2(np.repeat(y, 3), np.repeat(yhat, 3), n_bootstrap=500, seed=2, groups=groups)
     assert r1 == pytest.approx(r3)

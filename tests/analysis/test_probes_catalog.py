@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from skinmap.analysis import probes, retrieval
+from skinmap.analysis import imputation, probes
 
 
 def make_catalog(rng, n=240, d=20, scale=1.0):
@@ -28,7 +28,7 @@ def make_catalog(rng, n=240, d=20, scale=1.0):
 def test_impute_catalog_and_coverage(rng):
     cat, X, fst, hidden = make_catalog(rng)
     uids = cat["uid"][: len(X)]
-    imputed, notes = probes.impute_catalog(cat, X, uids, ["fst", "age", "nonexistent"])
+    imputed, notes = imputation.impute_catalog(cat, X, uids, ["fst", "age", "nonexistent"])
     assert notes == ["nonexistent: not a catalog column; not imputed"]
     assert imputed["uid"].tolist() == cat["uid"].tolist()
     assert set(imputed.columns) == {"uid", "fst_imputed", "fst_imputed_prob", "fst_is_imputed",
@@ -37,14 +37,14 @@ def test_impute_catalog_and_coverage(rng):
     tail = imputed.tail(5)
     assert not tail["fst_is_imputed"].any() and tail["fst_imputed"].tolist()[1] == 3
     assert imputed["fst_is_imputed"].sum() == hidden.sum()
-    cov = probes.coverage_table(cat, imputed, ["fst", "age"]).set_index(["field", "scope"])
+    cov = imputation.coverage_table(cat, imputed, ["fst", "age"]).set_index(["field", "scope"])
     n_all = len(cat)
     observed_all = cat["fst"].notna().sum()
     assert cov.loc[("fst", "all rows"), "observed_pct"] == pytest.approx(100 * observed_all / n_all)
     assert cov.loc[("fst", "all rows"), "expansion_pp"] == pytest.approx(100 * hidden.sum() / n_all)
     assert cov.loc[("fst", "rows with images"), "with_imputed_pct"] == pytest.approx(100.0)
     truth = dict(zip(cat["uid"][: len(X)], fst))
-    agree = probes.imputation_agreement(imputed["uid"], imputed["fst_imputed"], imputed["fst_is_imputed"], truth)
+    agree = imputation.imputation_agreement(imputed["uid"], imputed["fst_imputed"], imputed["fst_is_imputed"], truth)
     assert agree["n"] == hidden.sum() and agree["within_one"] > 0.8
 
 
@@ -53,27 +53,12 @@ def test_evaluate_probes_with_wide_member_pca(rng):
     meta = cat.iloc[:400].reset_index(drop=True)
     meta["fst"] = pd.array(fst, dtype="Int64")
     rep = probes.evaluate_probes(meta, {"fused": X}, ["fst_group", "age", "missing_col"],
-                                 B=50, max_dims=16, progress=False)
+                                 n_bootstrap=50, max_dims=16, progress=False)
     assert "missing_col" in rep.notes[0]
     s = rep.scores.set_index(["attribute", "model"])
     assert s.loc[("fst_group", "fused"), "value"] > s.loc[("fst_group", "random"), "ci_high"]
     assert s.loc[("age", "fused"), "value"] > 0.5  # age = 40 + 10 x1, partly hidden
     assert rep.evaluations["fst_group"].best_params["fused"]["C"] in (0.01, 0.1, 1.0)
-
-
-def test_load_members_aligns_by_uid(tmp_path, rng):
-    folder = tmp_path / "embedding" / "members"
-    folder.mkdir(parents=True)
-    uids = [f"d/{i}" for i in range(6)]
-    vec = rng.normal(size=(6, 3))
-    order = [5, 3, 1, 0, 2, 4]
-    np.save(folder / "m.npy", vec[order])
-    pd.DataFrame({"uid": [uids[i] for i in order]}).to_parquet(folder / "m_ids.parquet")
-    np.save(folder / "short.npy", vec[:2])
-    pd.DataFrame({"uid": uids[:2]}).to_parquet(folder / "short_ids.parquet")
-    members, notes = retrieval.load_members(tmp_path, uids)
-    np.testing.assert_array_equal(members["m"], vec)
-    assert "short" not in members and "short" in notes[0]
 
 
 def test_imputed_continuous_values_stay_within_observed_range(rng):
@@ -85,7 +70,7 @@ def test_imputed_continuous_values_stay_within_observed_range(rng):
     hidden[:20] = True
     X[:20, 0] = -12.0  # far outside the training range: the raw linear prediction is about -80
     y = pd.Series(np.where(hidden, np.nan, age))
-    out = probes.impute_field("age", y, "continuous", X, np.arange(n))
+    out = imputation.impute_field("age", y, "continuous", X, np.arange(n))
     observed = age[~hidden]
     imputed = out.loc[hidden, "age_imputed"].to_numpy()
     assert imputed.min() >= observed.min() - 1e-9

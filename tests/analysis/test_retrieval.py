@@ -87,7 +87,7 @@ def test_benchmark_same_dataset_vs_whole_atlas_by_hand():
     X = np.c_[np.cos(ang), np.sin(ang)]
     labels = ["mel", "nev", "nev", "mel", "nev", "mel"]
     datasets = ["Q", "Q", "Q", "A", "A", "A"]
-    out = retrieval.retrieval_benchmark(X, labels, datasets, ["Q"], k=1).set_index("setting")
+    out = retrieval.retrieval_benchmark(X, labels, datasets, ["Q"], n_neighbors=1).set_index("setting")
     # same_dataset, k=1: q0(mel)->q1(nev) miss [no other mel in Q: excluded];
     # q1(nev)->q0 miss (R=1); q2(nev)->q1 hit (R=1)  => precision 1/2, AP 1/2, recall 1/2
     assert out.loc["same_dataset", "n_queries"] == 2 and out.loc["same_dataset", "n_no_relevant"] == 1

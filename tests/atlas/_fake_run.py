@@ -90,3 +90,16 @@ def png_bytes(colour, size=(40, 30)) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", size, tuple(int(v) for v in colour)).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def png_with_header_size(width: int, height: int) -> bytes:
+    """A tiny valid PNG whose IHDR claims width x height (CRC fixed): a decompression bomb."""
+    import struct
+    import zlib
+
+    data = bytearray(png_bytes((10, 20, 30), size=(4, 4)))
+    ihdr = 8 + 8  # signature + (length, type)
+    data[ihdr : ihdr + 8] = struct.pack(">II", width, height)
+    crc = zlib.crc32(bytes(data[12 : ihdr + 13]))
+    data[ihdr + 13 : ihdr + 17] = struct.pack(">I", crc)
+    return bytes(data)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -21,21 +20,19 @@ def fake_run(tmp_path_factory) -> Path:
 def atlas_app(fake_run, tmp_path_factory):
     from skinmap.atlas.app import AtlasApp
 
-    return AtlasApp.from_run_dir(
+    app = AtlasApp.from_run_dir(
         fake_run, cache_dir=tmp_path_factory.mktemp("cache"), embed_fn=_fake_run.colour_embed_fn(),
         max_upload_bytes=200_000, max_pixels=1_000_000,
     )
+    yield app
+    app.close()
 
 
 @pytest.fixture(scope="module")
 def live_server(atlas_app):
     """(base_url, app) of a server on an ephemeral loopback port, stopped after the module."""
-    from skinmap.atlas.app import make_server
+    from skinmap.atlas.server import make_server
 
-    server = make_server(atlas_app, "127.0.0.1", 0, quiet=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    host, port = server.server_address[:2]
-    yield f"http://{host}:{port}", atlas_app
-    server.shutdown()
-    server.server_close()
+    server = make_server(atlas_app, "127.0.0.1", 0, quiet=True).start()
+    yield server.url, atlas_app
+    server.stop()

@@ -2,7 +2,7 @@
 
 The baseline follows the published code: per year one faiss index over P_t, and for every
 bootstrap replicate a k+1-NN query of the drawn points against it, self removed by identity.
-Both use the same draws (``skinmap.analysis.novelty.bootstrap_draws``), so nu_t, nu°_t and the
+Both use the same draws (``skinmap.analysis.resampling.bootstrap_draws``), so nu_t, nu°_t and the
 interval must agree to float32 round-off; the max difference is printed.
 
 Run: ``python tests/benchmarks/bench_novelty.py [n_per_year] [n_years] [dim]``.
@@ -21,14 +21,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness  # noqa: E402
 
 from skinmap.analysis.knn import build_index, l2_normalize  # noqa: E402
-from skinmap.analysis.novelty import bootstrap_draws, yearly_novelty  # noqa: E402
+from skinmap.analysis.novelty import yearly_novelty  # noqa: E402
+from skinmap.analysis.resampling import bootstrap_draws  # noqa: E402
 
 K, B, SEED = 10, 200, 0
 
 
 def ours(z, years):
     cpu = time.process_time()
-    return yearly_novelty(z, years, k=K, n_bootstrap=B, seed=SEED, progress=False).table, time.process_time() - cpu
+    return yearly_novelty(z, years, n_neighbors=K, n_bootstrap=B, seed=SEED, progress=False).table, time.process_time() - cpu
 
 
 def per_replicate_queries(z, years):

@@ -24,13 +24,15 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness  # noqa: E402
 
-from skinmap.analysis.quality import duplicates, registration  # noqa: E402
+from skinmap.analysis.quality import duplicates, registration, thumbnails  # noqa: E402
+from skinmap.analysis.quality.verification import CopyVerificationConfig  # noqa: E402
 from skinmap.data.synthetic import copy_detection_set  # noqa: E402
 
 
 def score(fine, i, j, **kwargs):
-    return registration.registered_similarity(registration.reduce_thumbnails(fine), i, j, fine_thumbnails=fine,
-                                              scales=registration.crop_scales(0.85, 0.025), progress=False, **kwargs)
+    config = CopyVerificationConfig(min_crop=0.85, crop_step=0.025, **kwargs)
+    return registration.registered_similarity(thumbnails.reduce_thumbnails(fine), i, j, config, fine_thumbnails=fine,
+                                              progress=False)
 
 
 def accepted(scores, i, j, truth) -> int:
@@ -46,7 +48,7 @@ def main() -> str:
         for k, im in enumerate(images):
             paths.append(Path(tmp) / f"{k}.png")
             im.save(paths[-1])
-        fine, _ = registration.luminance_thumbnails(paths, 128)
+        fine, _ = thumbnails.luminance_thumbnails(paths, 128)
     i, j = np.triu_indices(len(images), 1)
     load_before = os.getloadavg()[0]
     a = _harness.measure(score, fine, i, j)

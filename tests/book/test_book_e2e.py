@@ -62,7 +62,11 @@ def test_executed_notebooks_have_no_errors(built_book):
 
 
 def test_browser_follows_navigation_to_every_chapter(built_book, chromium):
+    import contextlib
+
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     chapters = book_chapters(ROOT)
     chromium.get((built_book / "index.html").as_uri())
@@ -82,7 +86,16 @@ def test_browser_follows_navigation_to_every_chapter(built_book, chromium):
         )
         assert link is not None, f"no sidebar link for '{title}' on {chromium.current_url}"
         chromium.get(link.get_attribute("href"))
-        h1 = " ".join(e.text for e in chromium.find_elements(By.TAG_NAME, "h1"))
+
+        def heading(d):
+            return " ".join(e.text for e in d.find_elements(By.TAG_NAME, "h1"))
+
+        # Wait on the condition, not a fixed time: a loaded machine renders late.
+        with contextlib.suppress(TimeoutException):
+            WebDriverWait(chromium, 30, poll_frequency=0.2).until(
+                lambda d: d.execute_script("return document.readyState") == "complete" and title in heading(d)
+            )
+        h1 = heading(chromium)
         assert title in h1, f"{chapter.key}: page title {h1!r} lacks {title!r}"
         assert chromium.find_elements(By.CSS_SELECTOR, ".provenance"), f"{chapter.key}: no provenance block"
         if _makes_figures(nb):
@@ -95,20 +108,21 @@ def test_browser_follows_navigation_to_every_chapter(built_book, chromium):
 def test_equations_are_typeset_from_the_site_itself(built_book, chromium):
     """The fallback ships MathJax inside the site: the quality chapter's equations are typeset from
     `site_libs/mathjax`, with no network (the test machine reaches no CDN)."""
-    import time
+    import contextlib
 
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     if not (built_book / "site_libs" / "mathjax" / "MathJax.js").is_file():
         pytest.skip("jupyter-server-mathjax is not installed: the pages use the MathJax CDN")
     page = built_book / "02-quality.html"
     assert 'src="site_libs/mathjax/MathJax.js' in page.read_text(encoding="utf-8")
     chromium.get(page.as_uri())
-    deadline = time.monotonic() + 30
-    typeset = []
-    while time.monotonic() < deadline and not typeset:
-        typeset = chromium.find_elements(By.CSS_SELECTOR, ".MathJax_Display, .MathJax")
-        time.sleep(0.5)
+    with contextlib.suppress(TimeoutException):
+        WebDriverWait(chromium, 30, poll_frequency=0.2).until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, ".MathJax_Display, .MathJax"))
+    typeset = chromium.find_elements(By.CSS_SELECTOR, ".MathJax_Display, .MathJax")
     assert typeset, "no typeset equation on the quality page"
     raw = chromium.find_element(By.TAG_NAME, "body").text
     assert "\\max_{(u,v)" not in raw  # the display equation's TeX source is no longer shown as text

@@ -46,3 +46,34 @@ def test_params_command_lists_ranges(toy, capsys):
     assert main(["params", "alpha", "--project", str(toy)]) == 0
     out = capsys.readouterr().out
     assert "n = 5" in out and "ge=1" in out
+
+
+@pytest.mark.parametrize("command", ["book", "run", "render", "params", "atlas", "assess"])
+def test_every_command_has_help_with_a_description_and_examples(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    usage, description, *_ = out.split("\n\n")
+    assert usage.startswith(f"usage: python -m skinmap {command}")
+    assert len(description.strip().splitlines()) == 1  # a one-line description
+    examples = out.split("examples:\n", 1)[1]
+    assert f"python -m skinmap {command}" in examples
+    top = build_parser().format_help()
+    assert command in top  # listed by `python -m skinmap --help`
+
+
+def test_front_end_options_use_the_settled_names(capsys):
+    with pytest.raises(SystemExit):
+        main(["assess", "--help"])
+    out = capsys.readouterr().out
+    assert "--n-bootstrap" in out and "--n-neighbors" in out
+    assert "--bootstrap-b" not in out  # still accepted, no longer advertised
+
+
+@pytest.mark.parametrize("profile", ["../params/demo", "/tmp/x", "..", ".hidden", "a/b"])
+def test_profile_names_are_validated_before_anything_runs(profile, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["assess", "cohort/", "--profile", profile])
+    assert exit_.value.code == 2
+    assert "invalid profile" in capsys.readouterr().err

@@ -52,7 +52,3 @@ def test_imputed_values_fill_only_missing_fields(catalog):
     assert filled.loc[5, "sex"] == "female" and filled.loc[0, "sex"] == "male"
     assert counts == {"fst": 2, "sex": 1}
     assert catalog.loc[4, "fst"] is pd.NA  # the input is not modified
-
-
-def test_missing_imputation_is_none(tmp_path):
-    assert demo.load_imputed(tmp_path) is None

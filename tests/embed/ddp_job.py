@@ -28,7 +28,8 @@ def main() -> None:
     if devices > 1:
         trainer_kwargs["strategy"] = "ddp"
     if mode == "train":
-        from skinmap.embed.members.common import OptimConfig, train_member
+        from skinmap.embed.members.base import OptimConfig
+        from skinmap.embed.members.training import train_member
         from skinmap.embed.members.mae import MAEConfig
 
         global_batch = 8
@@ -38,7 +39,7 @@ def main() -> None:
                      trainer_kwargs={**trainer_kwargs, "deterministic_order": True})
     elif mode == "extract":
         from skinmap.embed.extract import extract_vectors
-        from skinmap.embed.members.common import TrainedImageEncoder
+        from skinmap.embed.members.training import TrainedImageEncoder
 
         enc = TrainedImageEncoder.load(sys.argv[4])
         res = extract_vectors(paths, enc, sys.argv[5], batch_size=3, progress=False,

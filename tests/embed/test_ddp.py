@@ -55,7 +55,7 @@ def test_ddp_training_and_extraction_equal_single_process(tmp_path, rng):
     for key in single:
         torch.testing.assert_close(ddp[key], single[key], rtol=1e-4, atol=1e-5, msg=f"parameter {key} differs")
     # the run really trained (weights moved from a fresh seeded init)
-    from skinmap.embed.members.common import build_module
+    from skinmap.embed.members.registry import build_module
     from skinmap.embed.members.mae import MAEConfig
     import lightning as L
 

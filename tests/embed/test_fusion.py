@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from skinmap.embed.evaluation import knn_overlap
+from skinmap.analysis.embedding_evaluation import knn_overlap
 from skinmap.embed.fusion import (
     FusionConfig, clip_loss, concat_members, fit_fusion, lambda_schedule, pca_init, structure_loss,
 )

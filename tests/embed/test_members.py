@@ -7,11 +7,13 @@ import pandas as pd
 import pytest
 import torch
 
-from skinmap.embed.members.common import OptimConfig, TrainedImageEncoder, train_member, warmup_linear_decay
+from skinmap.embed.members.base import OptimConfig, imagenet_normalize, warmup_linear_decay
 from skinmap.embed.members.dino import dino_loss
 from skinmap.embed.members.ibot import masked_patch_loss
 from skinmap.embed.members.mae import patchify, sample_masks
-from skinmap.embed.pipeline import member_config, partition_mask
+from skinmap.embed.members.registry import config_class, member_config
+from skinmap.embed.members.training import TrainedImageEncoder, train_member
+from skinmap.embed.pipeline import partition_mask
 
 TINY = OptimConfig(lr=1e-3, batch_size=8, max_steps=2)
 
@@ -95,8 +97,6 @@ def tiny_images(tmp_path, rng):
 
 @pytest.mark.parametrize("kind", ["clip", "siglip", "dino", "ibot", "mae"])
 def test_member_trains_and_round_trips(kind, tiny_images, tmp_path):
-    from skinmap.embed.members.common import config_class
-
     cfg_cls = config_class(kind)
     extra = {"vision_width": 32, "text_width": 32, "text_layers": 1, "vision_layers": 1, "embed_dim": 16,
              "context_length": 16} if kind in ("clip", "siglip") else {"embed_dim": 32, "depth": 1}
@@ -107,8 +107,6 @@ def test_member_trains_and_round_trips(kind, tiny_images, tmp_path):
     assert all(np.isfinite(r["train/loss"]) for r in history)
     enc = TrainedImageEncoder.load(tmp_path / "m.pt")
     batch = np.random.default_rng(0).integers(0, 255, (3, 16, 16, 3), dtype=np.uint8)
-    from skinmap.embed.members.common import imagenet_normalize
-
     with torch.no_grad():
         direct = module.eval().encode_images(imagenet_normalize(torch.from_numpy(batch))).numpy()
     np.testing.assert_allclose(enc.encode_uint8(batch), direct, rtol=1e-5, atol=1e-6)
@@ -120,3 +118,19 @@ def test_empty_partition_is_reported(tmp_path):
 
     with pytest.raises(ValueError, match="partition has 0 usable images"):
         train_member("mae", "empty", MAEConfig(image_size=16, optim=TINY), [str(tmp_path / "nope.png")], None)
+
+
+def test_registry_builds_every_declared_kind():
+    from skinmap.embed.members.registry import TRAINABLE_KINDS, MemberSpec, module_class
+
+    assert set(TRAINABLE_KINDS) == {"clip", "siglip", "dino", "ibot", "mae"}
+    for kind in TRAINABLE_KINDS:
+        cls = module_class(kind)
+        assert cls(name="x", config=cls.config_class(), kind=kind).kind == kind
+        MemberSpec(name="x", kind=kind)  # every registered kind is a valid spec
+        # a checkpoint's plain-data config rebuilds the optimiser settings
+        assert cls.config_class(optim={"lr": 2.0, "max_steps": 3}).optim == OptimConfig(lr=2.0, max_steps=3)
+    with pytest.raises(ValueError, match="unknown trainable member kind"):
+        module_class("byol")
+    with pytest.raises(ValueError):
+        MemberSpec(name="x", kind="byol")

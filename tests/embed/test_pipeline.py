@@ -10,7 +10,8 @@ import numpy as np
 
 from skinmap.embed import pipeline as emb
 from skinmap.embed.fusion import FusionConfig, concat_members, fit_fusion
-from skinmap.embed.members.common import OptimConfig, train_member
+from skinmap.embed.members.base import OptimConfig
+from skinmap.embed.members.training import train_member
 from skinmap.embed.members.mae import MAEConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,3 +83,13 @@ def test_partition_too_small_skips_member(tmp_path):
                                          "config": {"image_size": 16, "optim": {"max_steps": 1}}}], images, tmp_path)
     assert report["m"]["status"] == "skipped" and "usable images" in report["m"]["reason"]
     assert curves.empty
+
+
+def test_renamed_neighbour_count_key_still_works():
+    import pytest
+
+    from skinmap.book.params import load_params
+
+    with pytest.warns(FutureWarning, match="knn_k"):
+        params = load_params(ROOT, "demo", "embedding", overrides={"knn_k": 7})
+    assert params.n_neighbors == 7

@@ -15,7 +15,8 @@ import torch
 from skinmap.embed import pipeline as emb
 from skinmap.embed import training_cache as tc
 from skinmap.embed.fusion import FusionConfig
-from skinmap.embed.members import common
+from skinmap.embed.members import training
+from skinmap.hashing import source_hash
 
 MAE_SPEC = {"name": "mae_t", "kind": "mae", "partition": "all",
             "config": {"image_size": 16, "patch_size": 8, "embed_dim": 32, "depth": 1, "decoder_dim": 16,
@@ -33,13 +34,13 @@ def images(image_dir):
 def count_training(monkeypatch):
     """Counts real trainings (the pipeline imports ``train_member`` at call time)."""
     calls = []
-    real = common.train_member
+    real = training.train_member
 
     def counting(*args, **kwargs):
         calls.append(args[1])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(common, "train_member", counting)
+    monkeypatch.setattr(training, "train_member", counting)
     return calls
 
 
@@ -66,7 +67,7 @@ def test_member_cache_hit_reuses_weights_without_training(images, tmp_path, monk
     def no_training(*args, **kwargs):
         raise AssertionError("a cache hit must not train")
 
-    monkeypatch.setattr(common, "train_member", no_training)
+    monkeypatch.setattr(training, "train_member", no_training)
     before = time.time() - 1
     shuffled = images.sample(frac=1.0, random_state=1)  # catalog order is not part of the data's identity
     curves2, rep2 = emb.train_members([MAE_SPEC], shuffled, tmp_path / "run2", cache_dir=cache, progress=False)
@@ -79,7 +80,7 @@ def test_member_cache_hit_reuses_weights_without_training(images, tmp_path, monk
     entry = next((cache / "models").glob("mae_t-*.pt"))
     assert entry.stat().st_mtime >= before and (tmp_path / "run2" / "models" / "mae_t.pt").stat().st_mtime >= before
     # the linked checkpoint loads as an encoder
-    assert common.TrainedImageEncoder.load(tmp_path / "run2" / "models" / "mae_t.pt").dim == 32
+    assert training.TrainedImageEncoder.load(tmp_path / "run2" / "models" / "mae_t.pt").dim == 32
     # reuse=False trains even though an entry exists
     with pytest.raises(AssertionError, match="must not train"):
         emb.train_members([MAE_SPEC], images, tmp_path / "run3", cache_dir=cache, reuse=False, progress=False)
@@ -109,8 +110,8 @@ def test_member_cache_misses_on_config_or_image_bytes(images, tmp_path, count_tr
 def test_member_source_modules_follow_the_class_hierarchy():
     # iBOT subclasses DINO: a fix in dino.py must retrain iBOT too
     assert set(tc.member_source_modules("ibot")) == {
-        "skinmap.embed.members.ibot", "skinmap.embed.members.dino", "skinmap.embed.members.common",
-        "skinmap.embed.images"}
+        "skinmap.embed.members.ibot", "skinmap.embed.members.dino", "skinmap.embed.members.base",
+        "skinmap.embed.members.training", "skinmap.embed.images"}
 
 
 def test_source_hash_changes_with_the_code(tmp_path, monkeypatch):
@@ -120,11 +121,11 @@ def test_source_hash_changes_with_the_code(tmp_path, monkeypatch):
     (tmp_path / "probe_mod_xyz.py").write_text("A = 1\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     importlib.invalidate_caches()
-    h1 = tc.source_hash(["probe_mod_xyz"])
+    h1 = source_hash(["probe_mod_xyz"])
     expected = hashlib.sha256(b"probe_mod_xyz" + b"A = 1\n").hexdigest()
     assert h1 == expected
     (tmp_path / "probe_mod_xyz.py").write_text("A = 2\n")
-    assert tc.source_hash(["probe_mod_xyz"]) != h1
+    assert source_hash(["probe_mod_xyz"]) != h1
 
 
 def test_canonical_order_sorts_by_hash_then_caption():

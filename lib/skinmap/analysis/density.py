@@ -81,10 +81,14 @@ def density_regions(
     log_density: np.ndarray, *, low_pct: float = 2.5, high_pct: float = 97.5
 ) -> np.ndarray:
     """Label each sample "sparse" (< ``low_pct`` percentile), "hypersaturated" (> ``high_pct``)
-    or "typical" (paper section 7)."""
+    or "typical" (paper section 7). Non-finite log-densities are an error."""
     if not 0 <= low_pct < high_pct <= 100:
         raise ValueError(f"need 0 <= low_pct < high_pct <= 100, got {low_pct}, {high_pct}")
     ld = np.asarray(log_density, dtype=np.float64)
+    if not np.isfinite(ld).all():
+        bad = np.flatnonzero(~np.isfinite(ld))
+        raise ValueError(f"{bad.size} log-densities are NaN or infinite (first: row {bad[0]}); percentiles of "
+                         "them would label every sample 'typical'")
     lo, hi = np.percentile(ld, [low_pct, high_pct])
     out = np.full(ld.shape, "typical", dtype=object)
     out[ld < lo] = "sparse"

@@ -5,8 +5,9 @@ its l2-normalised embeddings (eq. 7). Two datasets are compared by (eq. 8)
 
     FD(a, b) = ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^{1/2}).
 
-Low FD = homologous datasets (subsets, re-releases, shared lineage); the *uniqueness* of a
-dataset is its mean FD to all others.
+Low FD = homologous datasets (subsets, re-releases, shared lineage). This module is the
+distance itself; :mod:`skinmap.analysis.similarity` compares whole datasets with it (bootstrap
+intervals, uniqueness, clustering).
 
 Trace term without a general matrix square root. ``S_a S_b`` is not symmetric, and the usual
 ``scipy.linalg.sqrtm(S_a @ S_b)`` (a Schur decomposition per pair) is slow and returns complex or
@@ -33,22 +34,20 @@ Pairs run with one BLAS thread each, large ones spread over a thread pool (:func
 
 Few samples. With ``n <= d`` the empirical covariance is singular. ``covariance="ledoit_wolf"``
 (or ``"auto"``, which uses it only for such datasets) shrinks it towards a scaled identity with
-scikit-learn's Ledoit-Wolf coefficient; ``pca_components`` instead projects every dataset onto
-the leading principal components of the pooled embeddings first. The estimator and shrinkage
-used per dataset are reported.
+scikit-learn's Ledoit-Wolf coefficient (:func:`gaussian_stats` reports the estimator and the
+shrinkage used).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 from scipy import linalg
 from scipy.linalg import lapack
 from threadpoolctl import threadpool_limits
@@ -57,18 +56,13 @@ from tqdm.auto import tqdm
 from skinmap.analysis.knn import l2_normalize
 
 __all__ = [
-    "FRECHET_COLUMNS",
+    "Covariance",
     "GaussianStats",
     "gaussian_stats",
     "trace_sqrt_product",
     "frechet_distance",
     "pairwise_frechet",
-    "dataset_similarity",
-    "DatasetSimilarity",
-    "uniqueness",
-    "high_overlap_pairs",
-    "cluster_order",
-    "known_pair_ranks",
+    "fit_gaussians",
 ]
 
 # Below this dimension a multi-threaded BLAS only adds synchronisation: on a busy machine a
@@ -85,7 +79,6 @@ SINGLE_THREAD_BELOW_DIM = 512
 # 60% more CPU at d = 32.
 PARALLEL_PAIRS_FROM_DIM = 512
 
-FRECHET_COLUMNS = ("dataset_a", "dataset_b", "n_a", "n_b", "fd", "ci_low", "ci_high")
 Covariance = Literal["empirical", "ledoit_wolf", "auto"]
 
 
@@ -253,6 +246,17 @@ def _blas_threads(dim: int):
     return threadpool_limits(1) if dim < SINGLE_THREAD_BELOW_DIM else contextlib.nullcontext()
 
 
+def fit_gaussians(xs: Sequence[np.ndarray], *, covariance: Covariance = "empirical", normalize: bool = True,
+                  counts: Sequence[np.ndarray | None] | None = None) -> list[GaussianStats]:
+    """:func:`gaussian_stats` of several datasets of one dimension (``counts``: one entry per dataset).
+
+    Small dimensions run with one BLAS thread (see :data:`SINGLE_THREAD_BELOW_DIM`).
+    """
+    counts = [None] * len(xs) if counts is None else counts
+    with _blas_threads(xs[0].shape[1] if len(xs) else 0):
+        return [gaussian_stats(x, covariance=covariance, normalize=normalize, counts=c) for x, c in zip(xs, counts)]
+
+
 def _available_cpus() -> int:
     """CPUs this process may run on (the affinity mask, not the machine's count, where known)."""
     if hasattr(os, "sched_getaffinity"):
@@ -297,149 +301,3 @@ def pairwise_frechet(stats: Sequence[GaussianStats], *, progress: bool = False,
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 fill(pool.map(one, pairs))
     return out
-
-
-@dataclass(frozen=True)
-class DatasetSimilarity:
-    """Result of :func:`dataset_similarity`.
-
-    ``table``: one row per unordered pair with :data:`FRECHET_COLUMNS`; ``matrix``: FD as a square
-    DataFrame indexed by dataset; ``stats``: per dataset ``n``, ``estimator``, ``shrinkage``, ``dim``;
-    ``replicates``: (B, m, m) bootstrap FD matrices.
-    """
-
-    table: pd.DataFrame
-    matrix: pd.DataFrame
-    stats: pd.DataFrame
-    replicates: np.ndarray
-
-
-def dataset_similarity(
-    groups: Mapping[str, np.ndarray],
-    *,
-    covariance: Covariance = "auto",
-    pca_components: int | None = None,
-    n_bootstrap: int = 100,
-    ci: float = 0.95,
-    seed: int = 0,
-    min_images: int = 2,
-    progress: bool = True,
-) -> DatasetSimilarity:
-    """All-pairs FD (eqs. 7-8) with percentile bootstrap CIs.
-
-    ``groups`` maps dataset name -> its (n, d) embeddings (l2-normalised here). Each bootstrap
-    replicate resamples the images of every dataset with replacement, re-estimates every
-    Gaussian with the same estimator and recomputes all pairs; the CI is the central ``ci``
-    quantile range. ``pca_components`` (optional) projects onto the leading principal axes of
-    all datasets pooled, fitted once on the original data. Datasets with fewer than
-    ``min_images`` rows are a ``ValueError`` naming them.
-    """
-    names = list(groups)
-    if len(names) < 2:
-        raise ValueError(f"need at least 2 datasets to compare, got {len(names)}")
-    small = [f"{k} ({len(groups[k])})" for k in names if len(groups[k]) < max(min_images, 2)]
-    if small:
-        raise ValueError(f"datasets with too few images for a covariance: {', '.join(small)}")
-    data = {k: l2_normalize(groups[k]) for k in names}  # float32; moments accumulate in float64
-    if pca_components is not None:
-        from sklearn.decomposition import PCA
-
-        pooled = np.concatenate([data[k] for k in names]).astype(np.float64)
-        if not 1 <= pca_components <= min(pooled.shape):
-            raise ValueError(f"pca_components must be in [1, {min(pooled.shape)}], got {pca_components}")
-        pca = PCA(n_components=pca_components, svd_solver="full", random_state=seed).fit(pooled)
-        data = {k: pca.transform(v.astype(np.float64)) for k, v in data.items()}
-
-    def fit_all(counts: Mapping[str, np.ndarray | None]) -> list[GaussianStats]:
-        with _blas_threads(data[names[0]].shape[1]):
-            return [gaussian_stats(data[k], covariance=covariance, normalize=False, counts=counts[k])
-                    for k in names]
-
-    point_stats = fit_all({k: None for k in names})
-    fd = pairwise_frechet(point_stats, progress=progress)
-    rng = np.random.default_rng(seed)
-    reps = np.empty((n_bootstrap, len(names), len(names)))
-    for b in tqdm(range(n_bootstrap), desc="Fréchet bootstrap", unit="rep", disable=not progress):
-        # resample images within each dataset; as counts per row so nothing is copied
-        draw = {k: np.bincount(rng.integers(0, len(data[k]), size=len(data[k])), minlength=len(data[k]))
-                for k in names}
-        reps[b] = pairwise_frechet(fit_all(draw))
-    alpha = (1.0 - ci) / 2.0
-    if n_bootstrap > 0:
-        low, high = np.quantile(reps, [alpha, 1.0 - alpha], axis=0)
-    else:
-        low = high = np.full_like(fd, np.nan)
-    n = {k: len(data[k]) for k in names}
-    rows = [(names[i], names[j], n[names[i]], n[names[j]], fd[i, j], low[i, j], high[i, j])
-            for i in range(len(names)) for j in range(i + 1, len(names))]
-    table = pd.DataFrame(rows, columns=list(FRECHET_COLUMNS))
-    stats = pd.DataFrame({
-        "dataset": names, "n": [s.n for s in point_stats], "estimator": [s.estimator for s in point_stats],
-        "shrinkage": [s.shrinkage for s in point_stats], "dim": [s.mean.shape[0] for s in point_stats],
-        "rank": [s.rank for s in point_stats]})
-    return DatasetSimilarity(table=table, matrix=pd.DataFrame(fd, index=names, columns=names),
-                             stats=stats, replicates=reps)
-
-
-def uniqueness(matrix: pd.DataFrame) -> pd.DataFrame:
-    """Uniqueness of each dataset = its mean FD to all other datasets, most unique first."""
-    fd = matrix.to_numpy(dtype=np.float64)
-    m = fd.shape[0]
-    if m < 2:
-        raise ValueError("uniqueness needs at least 2 datasets")
-    score = (fd.sum(axis=1) - np.diag(fd)) / (m - 1)
-    out = pd.DataFrame({"dataset": list(matrix.index), "uniqueness": score})
-    return out.sort_values("uniqueness", ascending=False, kind="stable").reset_index(drop=True)
-
-
-def high_overlap_pairs(table: pd.DataFrame, *, quantile: float = 0.1,
-                       threshold: float | None = None) -> pd.DataFrame:
-    """The lowest-FD pairs: ``fd <= threshold`` if given, else ``fd <=`` the ``quantile`` of all pairs."""
-    if threshold is None:
-        if not 0.0 < quantile <= 1.0:
-            raise ValueError(f"quantile must be in (0, 1], got {quantile}")
-        threshold = float(np.quantile(table["fd"], quantile))
-    out = table[table["fd"] <= threshold].sort_values("fd", kind="stable").reset_index(drop=True)
-    return out.assign(threshold=threshold)
-
-
-def cluster_order(matrix: pd.DataFrame, *, method: str = "average"):
-    """Hierarchical clustering of the FD matrix: ``(order of datasets, scipy linkage)``."""
-    from scipy.cluster.hierarchy import leaves_list, linkage
-    from scipy.spatial.distance import squareform
-
-    fd = matrix.to_numpy(dtype=np.float64)
-    if fd.shape[0] < 3:
-        return list(matrix.index), None
-    z = linkage(squareform(fd, checks=False), method=method, optimal_ordering=True)
-    return [matrix.index[i] for i in leaves_list(z)], z
-
-
-def known_pair_ranks(matrix: pd.DataFrame, pairs: Sequence[tuple[str, str]],
-                     *, overlap_threshold: float | None = None) -> pd.DataFrame:
-    """Where known related datasets (subset, parent) land among all pairwise FDs.
-
-    Per pair: ``fd``, ``rank`` (1 = lowest of ``n_pairs``), ``percentile``, whether the parent is
-    the subset's nearest dataset by FD, and (given a threshold) whether the pair is high-overlap.
-    Pairs naming a dataset absent from ``matrix`` get ``present = False`` and NaNs.
-    """
-    names = list(matrix.index)
-    fd = matrix.to_numpy(dtype=np.float64)
-    iu = np.triu_indices(len(names), 1)
-    all_fd = np.sort(fd[iu])
-    rows = []
-    for sub, parent in pairs:
-        if sub not in names or parent not in names:
-            rows.append(dict(subset=sub, parent=parent, present=False, fd=np.nan, rank=np.nan,
-                             n_pairs=all_fd.size, percentile=np.nan, parent_is_nearest=False,
-                             high_overlap=False))
-            continue
-        i, j = names.index(sub), names.index(parent)
-        value = fd[i, j]
-        others = np.delete(fd[i], i)
-        rank = int(np.searchsorted(all_fd, value, side="left")) + 1
-        rows.append(dict(subset=sub, parent=parent, present=True, fd=value, rank=rank,
-                         n_pairs=all_fd.size, percentile=100.0 * rank / all_fd.size,
-                         parent_is_nearest=bool(value <= others.min()),
-                         high_overlap=bool(overlap_threshold is not None and value <= overlap_threshold)))
-    return pd.DataFrame(rows)

@@ -15,25 +15,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["FST_GROUPS", "fst_group", "cumulative_icd_coverage", "orphan_codes"]
+from skinmap.config import check_range
+from skinmap.data.schema import FST_GROUPS, fst_group
 
-FST_GROUPS = ("I-II", "III-IV", "V-VI")
+__all__ = ["WINDOW_YEARS_BOUNDS", "cumulative_icd_coverage", "orphan_codes"]
 
-
-def fst_group(fst) -> pd.Series:
-    """Fitzpatrick type 1-6 -> "I-II" / "III-IV" / "V-VI"; missing stays NA.
-
-    Any other value is a ``ValueError`` (it would silently drop images from a group).
-    """
-    s = pd.to_numeric(pd.Series(fst), errors="coerce").astype("Float64")
-    raw = pd.Series(fst)
-    bad = raw.notna() & (s.isna() | ~s.isin([1, 2, 3, 4, 5, 6]))
-    if bad.any():
-        raise ValueError(f"FST must be 1-6 or missing; got {raw[bad].iloc[0]!r} ({int(bad.sum())} row(s))")
-    out = pd.Series(pd.NA, index=s.index, dtype="string")
-    for lo, name in zip((1, 3, 5), FST_GROUPS):
-        out[s.isin([lo, lo + 1]).fillna(False).to_numpy(dtype=bool)] = name
-    return out
+#: Allowed widths of a collection window in years (the novelty chapter's ``orphan_window_years``).
+WINDOW_YEARS_BOUNDS = {"ge": 1, "le": 50}
 
 
 def _check_columns(catalog: pd.DataFrame, columns) -> None:
@@ -92,8 +80,7 @@ def orphan_codes(
     chapter columns only when the catalog has them), most images first. Codes whose single window
     is the last one are ``censored`` and dropped unless ``include_censored``.
     """
-    if window_years < 1:
-        raise ValueError(f"window_years must be >= 1, got {window_years}")
+    check_range("window_years", window_years, **WINDOW_YEARS_BOUNDS)
     _check_columns(catalog, [level, year_col, "dataset"])
     extra = [c for c in ("icd10_block", "icd10_chapter") if c in catalog.columns and c != level]
     df = catalog[[level, year_col, "dataset", *extra]].copy()

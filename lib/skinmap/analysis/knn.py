@@ -81,10 +81,17 @@ def knn_search(
 
     ``exclude_self=True`` requires ``queries`` to be ``base`` (same rows, same order) and removes
     each query's own row *by index*, not by position in the result: an exact duplicate of a
-    point stays a legitimate neighbour at similarity 1, while the point itself never is.
+    point stays a legitimate neighbour at similarity 1, while the point itself never is. Queries
+    and base of different dimensions (vectors of two embeddings) are a ``ValueError``.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+    q_shape, b_shape = np.shape(queries), np.shape(base)
+    if len(q_shape) != 2 or len(b_shape) != 2:
+        raise ValueError(f"queries and base must be 2-D (n, d), got shapes {q_shape} and {b_shape}")
+    if q_shape[1] != b_shape[1]:
+        raise ValueError(f"queries have dimension {q_shape[1]} but base has {b_shape[1]}: "
+                         "both must come from the same embedding")
     if normalize:
         queries = l2_normalize(queries)
         base = l2_normalize(base)

@@ -13,6 +13,9 @@ before ``t`` (eq. 1). With l2-normalised embeddings ``z``:
   95% interval is the 2.5/97.5% quantiles of ``nu_t(b)``;
 * eq. 6: the novelty ratio ``nu_t / nu°_t`` (about 1 = saturation, above 1 = new regions).
 
+The paper's ``k`` is the knob ``n_neighbors`` and its ``B`` the knob ``n_bootstrap``
+(:class:`NoveltyConfig`); the yearly table names its columns after the knobs.
+
 Why the null needs no k-NN query per replicate: the leave-self-out score ``d_j^{-}`` of a point of
 ``P_t`` does not depend on which replicate drew it, so it is computed once for every point of
 ``P_t`` and each replicate only averages ``|I_t|`` of those precomputed numbers. The published code
@@ -44,7 +47,6 @@ Images with a missing release year take part in no year and are counted in ``n_m
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -53,11 +55,13 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from skinmap.analysis.knn import knn_search, l2_normalize
+from skinmap.analysis.resampling import CI_BOUNDS, bootstrap_draws, percentile_interval
+from skinmap.config import check_knobs, knob, with_knobs
 
 __all__ = [
     "YEARLY_COLUMNS",
+    "NoveltyConfig",
     "YearlyNovelty",
-    "bootstrap_draws",
     "bootstrap_null",
     "yearly_novelty",
     "stratified_novelty",
@@ -65,8 +69,29 @@ __all__ = [
 ]
 
 YEARLY_COLUMNS = (
-    "year", "n_new", "n_history", "k", "B", "nu", "nu_null", "ci_low", "ci_high", "ratio",
+    "year", "n_new", "n_history", "n_neighbors", "n_bootstrap", "nu", "nu_null", "ci_low", "ci_high", "ratio",
 )
+DUPLICATE_COLUMNS = {"year": "int64", "row": "int64", "history_row": "int64", "similarity": "float64"}
+
+OnSmallHistory = Literal["nan", "error"]
+
+
+@dataclass(frozen=True)
+class NoveltyConfig:
+    """The knobs of :func:`yearly_novelty` (eqs. 2-6), their defaults and ranges."""
+
+    n_neighbors: int = knob(10, ge=1, le=1000, description="nearest historical neighbours per image (k of eq. 2)")
+    n_bootstrap: int = knob(200, ge=1, le=100_000, description="bootstrap pseudo-cohorts B of the null (eq. 5)")
+    ci: float = knob(0.95, **CI_BOUNDS, description="central quantile range of the null interval")
+    seed: int = knob(0, ge=0, description="seed of the bootstrap draws (one stream per year)")
+    on_small_history: OnSmallHistory = knob(
+        "nan", description="a year with fewer than k + 1 historical images: NaN row ('nan') or stop ('error')")
+    duplicate_similarity: float = knob(
+        0.99999, gt=0.0, le=1.0,
+        description="cosine similarity at or above which a new image duplicates a historical one")
+
+    def __post_init__(self) -> None:
+        check_knobs(self)
 
 
 @dataclass(frozen=True)
@@ -90,23 +115,6 @@ class YearlyNovelty:
     params: dict = field(default_factory=dict)
 
 
-def bootstrap_draws(
-    n_history: int, n_new: int, n_bootstrap: int, seed: int, year: int
-) -> Iterator[np.ndarray]:
-    """The replicate draws of eq. 5: ``n_bootstrap`` arrays of ``n_new`` row numbers of ``P_t``.
-
-    Row numbers refer to ``P_t`` ordered by (release year, input position).
-
-    Each year has its own stream ``default_rng([seed, year])`` so a year's null does not change
-    when other years are added; replicate ``b`` is the ``b``-th ``rng.integers(0, n_history,
-    n_new)`` call. Any other implementation (a baseline, a test) reproduces the draws from this
-    contract.
-    """
-    rng = np.random.default_rng([int(seed), int(year)])
-    for _ in range(n_bootstrap):
-        yield rng.integers(0, n_history, size=n_new)
-
-
 def bootstrap_null(
     leave_self_out: np.ndarray,
     n_new: int,
@@ -118,8 +126,10 @@ def bootstrap_null(
 ) -> tuple[np.ndarray, float, float, float]:
     """Eq. 5 from precomputed leave-self-out scores ``d_j^{-}`` of every point of ``P_t``.
 
-    Returns ``(replicates, nu_null, ci_low, ci_high)``; the interval is the central ``ci``
-    quantile range of the replicate means.
+    Replicate ``b`` averages the scores of the rows drawn by
+    :func:`skinmap.analysis.resampling.bootstrap_draws` with the year as stream. Returns
+    ``(replicates, nu_null, ci_low, ci_high)``; the interval is the central ``ci`` quantile range
+    of the replicate means.
     """
     scores = np.asarray(leave_self_out, dtype=np.float64)
     reps = np.fromiter(
@@ -127,9 +137,8 @@ def bootstrap_null(
         dtype=np.float64,
         count=n_bootstrap,
     )
-    alpha = (1.0 - ci) / 2.0
-    low, high = np.quantile(reps, [alpha, 1.0 - alpha])
-    return reps, float(reps.mean()), float(low), float(high)
+    low, high = percentile_interval(reps, ci)
+    return reps, float(reps.mean()), low, high
 
 
 def _merge_topk(a: np.ndarray, b: np.ndarray, k: int) -> np.ndarray:
@@ -170,106 +179,138 @@ def _as_years(years, n: int) -> tuple[np.ndarray, np.ndarray]:
     return values.astype(np.int64), valid
 
 
+@dataclass
+class _YearState:
+    """What :func:`yearly_novelty` carries from one year to the next (rows in release order)."""
+
+    z: np.ndarray  # l2-normalised rows sorted by (release year, input position)
+    order: np.ndarray  # input row of each sorted row
+    config: NoveltyConfig
+    # Running top-k similarities of each already-released point among the other released
+    # points (self excluded by identity), in sorted order: the leave-self-out pass of eq. 5.
+    hist_sims: np.ndarray
+    per_sample: np.ndarray
+    replicates: dict[int, np.ndarray] = field(default_factory=dict)
+    duplicates: list[pd.DataFrame] = field(default_factory=list)
+
+
+def _new_cohort_neighbours(state: _YearState, year: int, start: int, stop: int) -> np.ndarray:
+    """Eq. 2 search of the year's cohort ``I_t`` in its history ``P_t``; records exact duplicates.
+
+    Returns the cohort's top-k similarities (``-inf`` padded where ``|P_t| < k``).
+    """
+    k = state.config.n_neighbors
+    history, new = state.z[:start], state.z[start:stop]
+    if start == 0:
+        return np.full((stop - start, k), -np.inf, dtype=np.float32)
+    res = knn_search(new, history, k, normalize=False)
+    qi, li = np.nonzero(res.similarities >= state.config.duplicate_similarity)
+    if qi.size:
+        state.duplicates.append(pd.DataFrame({
+            "year": year, "row": state.order[start + qi], "history_row": state.order[res.indices[qi, li]],
+            "similarity": res.similarities[qi, li].astype(np.float64)}))
+    return _pad(res.similarities, k)
+
+
+def _score_year(state: _YearState, year: int, start: int, stop: int, new_sims: np.ndarray) -> dict:
+    """One row of the yearly table: eqs. 3-4 (``nu``), eq. 5 (null, CI) and eq. 6 (ratio)."""
+    cfg = state.config
+    k, n_hist, n_new = cfg.n_neighbors, start, stop - start
+    nan = float("nan")
+    row = dict(year=year, n_new=n_new, n_history=n_hist, n_neighbors=k, n_bootstrap=cfg.n_bootstrap,
+               nu=nan, nu_null=nan, ci_low=nan, ci_high=nan, ratio=nan)
+    if 0 < n_hist <= k and cfg.on_small_history == "error":
+        raise ValueError(
+            f"year {year}: {n_hist} historical image(s) but k = {k}; eq. 2 needs k and the "
+            f"leave-self-out null k + 1 (use a smaller n_neighbors or on_small_history='nan')"
+        )
+    if n_hist >= k:
+        d_i = _distances(new_sims).mean(axis=1)  # eqs. 2-3
+        state.per_sample[state.order[start:stop]] = d_i
+        row["nu"] = float(d_i.mean())  # eq. 4
+    if n_hist >= k + 1:
+        loo = _distances(state.hist_sims).mean(axis=1)
+        reps, nu_null, low, high = bootstrap_null(loo, n_new, cfg.n_bootstrap, seed=cfg.seed, year=year, ci=cfg.ci)
+        state.replicates[year] = reps
+        # eq. 6; a null of exactly 0 (every historical point has k exact twins) has no ratio
+        ratio = row["nu"] / nu_null if nu_null > 0 else (float("inf") if row["nu"] > 0 else nan)
+        row.update(nu_null=nu_null, ci_low=low, ci_high=high, ratio=ratio)
+    return row
+
+
+def _grow_history(state: _YearState, start: int, stop: int, new_sims: np.ndarray) -> None:
+    """``P_{t+1} = P_t + I_t``: old points gain their neighbours among the new cohort, new points
+    keep (neighbours in ``P_t``) + (neighbours in ``I_t`` other than themselves)."""
+    k = state.config.n_neighbors
+    history, new = state.z[:start], state.z[start:stop]
+    hist_sims = state.hist_sims
+    if start > 0:
+        hist_sims = _merge_topk(hist_sims, _pad(knn_search(history, new, k, normalize=False).similarities, k), k)
+    within = _pad(knn_search(new, new, k, exclude_self=True, normalize=False).similarities, k)
+    state.hist_sims = np.concatenate([hist_sims, _merge_topk(new_sims, within, k)], axis=0)
+
+
 def yearly_novelty(
     embeddings: np.ndarray,
     years,
+    config: NoveltyConfig | None = None,
     *,
-    k: int = 10,
-    n_bootstrap: int = 200,
-    ci: float = 0.95,
-    seed: int = 0,
-    on_small_history: Literal["nan", "error"] = "nan",
-    duplicate_similarity: float = 0.99999,
     progress: bool = True,
+    **knobs,
 ) -> YearlyNovelty:
     """Yearly novelty ``nu_t``, its bootstrap null and the ratio (eqs. 1-6), exact k-NN.
 
-    ``embeddings`` (n, d) are l2-normalised here; ``years`` (n,) are release years (missing
-    allowed, see the module docstring for every edge case). One k-NN query of the new cohort
-    against the history and one of the history against the new cohort per year; the ``B``
-    replicates only resample precomputed leave-self-out scores.
+    Parameters
+    ----------
+    embeddings : ndarray (n, d)
+        Image embeddings, l2-normalised here.
+    years : sequence (n,)
+        Release years (missing allowed, see the module docstring for every edge case).
+    config : NoveltyConfig, optional
+        The knobs (``n_neighbors``, ``n_bootstrap``, ``ci``, ``seed``, ``on_small_history``,
+        ``duplicate_similarity``); single knobs may also be given as keyword arguments.
+    progress : bool
+        Show a progress bar over the years.
+
+    Per year: one k-NN query of the new cohort against the history and one of the history against
+    the new cohort; the ``B`` replicates only resample precomputed leave-self-out scores.
     """
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    if n_bootstrap < 1:
-        raise ValueError(f"n_bootstrap must be >= 1, got {n_bootstrap}")
-    if not 0.0 < ci < 1.0:
-        raise ValueError(f"ci must be in (0, 1), got {ci}")
-    if on_small_history not in ("nan", "error"):
-        raise ValueError(f"on_small_history must be 'nan' or 'error', got {on_small_history!r}")
+    cfg = with_knobs(NoveltyConfig, config, knobs)
     z = l2_normalize(embeddings)
     n = z.shape[0]
     year_of, valid = _as_years(years, n)
 
+    # 1. Release order: the history of every year is a prefix of the sorted rows (no copies).
     rows = np.flatnonzero(valid)
     order = rows[np.argsort(year_of[rows], kind="stable")]
-    z_sorted = np.ascontiguousarray(z[order])  # history of every year is a prefix: no copies
     y_sorted = year_of[order]
     unique_years, starts = np.unique(y_sorted, return_index=True)
     stops = np.append(starts[1:], y_sorted.size)
+    state = _YearState(z=np.ascontiguousarray(z[order]), order=order, config=cfg,
+                       hist_sims=np.empty((0, cfg.n_neighbors), dtype=np.float32), per_sample=np.full(n, np.nan))
 
-    # Running top-k similarities of each already-released point among the other released
-    # points (self excluded by identity), in sorted order: the leave-self-out pass of eq. 5.
-    hist_sims = np.empty((0, k), dtype=np.float32)
-    per_sample = np.full(n, np.nan)
-    replicates: dict[int, np.ndarray] = {}
-    table_rows, dup_rows = [], []
-    nan = float("nan")
+    # 2. Year by year: search the new cohort (eq. 2), score it (eqs. 3-6), grow the history.
+    table_rows = []
     years_iter = zip(unique_years, starts, stops)
     if progress:
         years_iter = tqdm(list(years_iter), desc="novelty by year", unit="year")
     for year, start, stop in years_iter:
-        year = int(year)
-        n_hist, n_new = int(start), int(stop - start)
-        history, new = z_sorted[:start], z_sorted[start:stop]
-        row = dict(year=year, n_new=n_new, n_history=n_hist, k=k, B=n_bootstrap,
-                   nu=nan, nu_null=nan, ci_low=nan, ci_high=nan, ratio=nan)
-        if 0 < n_hist <= k and on_small_history == "error":
-            raise ValueError(
-                f"year {year}: {n_hist} historical image(s) but k = {k}; eq. 2 needs k and the "
-                f"leave-self-out null k + 1 (use a smaller k or on_small_history='nan')"
-            )
-        new_sims = np.full((n_new, k), -np.inf, dtype=np.float32)
-        if n_hist > 0:
-            res = knn_search(new, history, k, normalize=False)
-            new_sims = _pad(res.similarities, k)
-            qi, li = np.nonzero(res.similarities >= duplicate_similarity)
-            if qi.size:
-                dup_rows.append(pd.DataFrame({
-                    "year": year, "row": order[start + qi], "history_row": order[res.indices[qi, li]],
-                    "similarity": res.similarities[qi, li].astype(np.float64)}))
-        if n_hist >= k:
-            d_i = _distances(new_sims).mean(axis=1)  # eqs. 2-3
-            per_sample[order[start:stop]] = d_i
-            row["nu"] = float(d_i.mean())  # eq. 4
-        if n_hist >= k + 1:
-            loo = _distances(hist_sims).mean(axis=1)
-            reps, nu_null, low, high = bootstrap_null(loo, n_new, n_bootstrap, seed=seed, year=year, ci=ci)
-            replicates[year] = reps
-            # eq. 6; a null of exactly 0 (every historical point has k exact twins) has no ratio
-            ratio = row["nu"] / nu_null if nu_null > 0 else (float("inf") if row["nu"] > 0 else nan)
-            row.update(nu_null=nu_null, ci_low=low, ci_high=high, ratio=ratio)
-        table_rows.append(row)
+        year, start, stop = int(year), int(start), int(stop)
+        new_sims = _new_cohort_neighbours(state, year, start, stop)
+        table_rows.append(_score_year(state, year, start, stop, new_sims))
+        _grow_history(state, start, stop, new_sims)
 
-        # P_{t+1} = P_t + I_t: update old points with their neighbours among the new cohort,
-        # new points with (neighbours in P_t) + (neighbours in I_t other than themselves).
-        if n_hist > 0:
-            hist_sims = _merge_topk(hist_sims, _pad(knn_search(history, new, k, normalize=False).similarities, k), k)
-        within = _pad(knn_search(new, new, k, exclude_self=True, normalize=False).similarities, k)
-        hist_sims = np.concatenate([hist_sims, _merge_topk(new_sims, within, k)], axis=0)
-
-    table = pd.DataFrame(table_rows, columns=list(YEARLY_COLUMNS))
-    dup_columns = ["year", "row", "history_row", "similarity"]
-    dups = (pd.concat(dup_rows, ignore_index=True) if dup_rows
-            else pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(dup_columns, ["int64", "int64", "int64", "float64"])}))
+    # 3. The result tables.
+    dups = (pd.concat(state.duplicates, ignore_index=True) if state.duplicates
+            else pd.DataFrame({c: pd.Series(dtype=t) for c, t in DUPLICATE_COLUMNS.items()}))
     return YearlyNovelty(
-        table=table,
-        per_sample=per_sample,
-        null_replicates=replicates,
+        table=pd.DataFrame(table_rows, columns=list(YEARLY_COLUMNS)),
+        per_sample=state.per_sample,
+        null_replicates=state.replicates,
         cross_year_duplicates=dups,
         n_missing_year=int((~valid).sum()),
-        params=dict(k=k, n_bootstrap=n_bootstrap, ci=ci, seed=seed, on_small_history=on_small_history,
-                    duplicate_similarity=duplicate_similarity),
+        params=dict(n_neighbors=cfg.n_neighbors, n_bootstrap=cfg.n_bootstrap, ci=cfg.ci, seed=cfg.seed,
+                    on_small_history=cfg.on_small_history, duplicate_similarity=cfg.duplicate_similarity),
     )
 
 

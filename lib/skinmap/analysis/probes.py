@@ -1,9 +1,10 @@
-"""Linear probes on frozen embeddings: metadata prediction, evaluation and imputation (paper §3).
+"""Linear probes on frozen embeddings: metadata prediction and its evaluation (paper §3).
 
 One probe per attribute: scikit-learn ``LogisticRegression`` for categorical targets (FST as six
 types and as three groups, sex, body site, origin) and ``Ridge`` for continuous ones (age), both
 behind a ``StandardScaler``. The regularisation strength is chosen by cross-validation on the
-training rows only, with group-aware folds, so that hyperparameters never see a test image.
+training rows only, with group-aware folds, so that hyperparameters never see a test image. The
+probe's knobs travel as one :class:`ProbeConfig`.
 
 Leakage: images of the same lesion or the same patient stay on one side of every split.
 :func:`leakage_groups` joins rows that share a (dataset-qualified) lesion id or patient id into
@@ -11,14 +12,10 @@ connected components; every split and every CV fold in this module is made over 
 
 Evaluation (paper §3): macro-F1 (categorical) or R² (continuous) on an internal group-held-out
 split and on whole datasets excluded from training, with percentile bootstrap 95% intervals
-(B = 1,000 by default, computed in one vectorised pass) that resample lesion/patient groups, not
-single images, against a random baseline and against each ensemble member alone.
+(``n_bootstrap`` = 1,000 by default, computed in one vectorised pass) that resample lesion/patient
+groups, not single images, against a random baseline and against each ensemble member alone.
 
-Imputation writes *separate* columns and never overwrites an observed value:
-``<field>_imputed`` (the observed value where observed, otherwise the probe's prediction, NA where
-neither exists), ``<field>_imputed_prob`` (categorical: probability of the predicted class) or
-``<field>_imputed_lo`` / ``<field>_imputed_hi`` (continuous: split-conformal prediction interval),
-and ``<field>_is_imputed`` (True exactly where the value came from the probe).
+Filling missing metadata with these probes is :mod:`skinmap.analysis.imputation`.
 """
 
 from __future__ import annotations
@@ -42,16 +39,19 @@ from sklearn.model_selection import (
     GroupKFold,
     GroupShuffleSplit,
     StratifiedGroupKFold,
-    cross_val_predict,
 )
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from skinmap.analysis.resampling import bootstrap_weights, percentile_interval
+from skinmap.config import check_knobs, check_range, knob, with_knobs
+from skinmap.data.schema import fst_group
+
 __all__ = [
     "Kind",
-    "FST_GROUPS",
-    "fst_group",
+    "TEST_FRACTION_BOUNDS",
+    "ProbeConfig",
     "leakage_groups",
     "internal_split",
     "fit_probe",
@@ -63,30 +63,31 @@ __all__ = [
     "evaluate_attribute",
     "ordinal_confusion",
     "within_one_accuracy",
-    "impute_field",
-    "coverage_expansion",
     "attribute_values",
     "ProbeReport",
     "evaluate_probes",
-    "impute_catalog",
-    "coverage_table",
-    "imputation_agreement",
 ]
 
 Kind = Literal["categorical", "continuous"]
-FST_GROUPS = ("I-II", "III-IV", "V-VI")
+#: Allowed shares of lesion/patient groups in the internal test split (:func:`internal_split`).
+TEST_FRACTION_BOUNDS = {"gt": 0.0, "lt": 0.9}
 
 
-def fst_group(fst: pd.Series) -> pd.Series:
-    """Map Fitzpatrick types 1-6 to the paper's three groups I-II / III-IV / V-VI (NA stays NA)."""
-    values = pd.to_numeric(fst, errors="coerce")
-    bad = values.notna() & ~values.isin([1, 2, 3, 4, 5, 6])
-    if bad.any():
-        raise ValueError(f"FST values outside 1-6: {sorted(values[bad].unique().tolist())}")
-    groups = pd.Series(pd.NA, index=fst.index, dtype="string")
-    for lo, name in zip((1, 3, 5), FST_GROUPS):
-        groups[values.isin([lo, lo + 1])] = name
-    return groups
+@dataclass(frozen=True)
+class ProbeConfig:
+    """How a probe is fitted (:func:`fit_probe`): the regularisation grids, CV and solver knobs."""
+
+    c_grid: Sequence[float] = knob((0.01, 0.1, 1.0), description="LogisticRegression C values searched")
+    alpha_grid: Sequence[float] = knob((1.0, 10.0, 100.0, 1000.0), description="Ridge alpha values searched")
+    cv_folds: int = knob(3, ge=2, le=20,
+                         description="group-aware CV folds for choosing the regularisation (training rows only)")
+    max_iter: int = knob(500, ge=50, le=100_000, description="LogisticRegression iterations")
+    tol: float = knob(1e-3, gt=0.0, description="LogisticRegression stopping tolerance")
+    max_dims: int = knob(
+        0, ge=0, description="spaces wider than this are PCA-reduced inside the probe (fitted on training rows); 0 = never")
+
+    def __post_init__(self) -> None:
+        check_knobs(self)
 
 
 def leakage_groups(catalog: pd.DataFrame) -> np.ndarray:
@@ -136,8 +137,7 @@ def internal_split(
     keep the first fold as test (class balance preserved as far as groups allow); continuous
     targets use ``GroupShuffleSplit``. No group ever appears on both sides.
     """
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    check_range("test_fraction", test_fraction, **TEST_FRACTION_BOUNDS)
     n_groups = np.unique(groups).size
     if n_groups < 2:
         raise ValueError("an internal split needs at least two lesion/patient groups")
@@ -151,7 +151,8 @@ def internal_split(
     return np.sort(train), np.sort(test)
 
 
-def _cv_splitter(kind: Kind, y: np.ndarray, groups: np.ndarray, cv_folds: int, seed: int):
+def cv_splitter(kind: Kind, y: np.ndarray, groups: np.ndarray, cv_folds: int, seed: int):
+    """Group-aware CV folds over these rows, or ``None`` when the groups allow fewer than two."""
     n_groups = np.unique(groups).size
     folds = min(cv_folds, n_groups)
     if kind == "categorical":
@@ -171,14 +172,10 @@ def fit_probe(
     y: np.ndarray,
     groups: np.ndarray,
     kind: Kind,
+    config: ProbeConfig | None = None,
     *,
-    c_grid: Sequence[float] = (0.01, 0.1, 1.0),
-    alpha_grid: Sequence[float] = (1.0, 10.0, 100.0, 1000.0),
-    cv_folds: int = 3,
-    max_iter: int = 500,
-    tol: float = 1e-3,
-    max_dims: int = 0,
     seed: int = 0,
+    **knobs,
 ):
     """Fit a linear probe, choosing its regularisation by group-aware CV on these rows only.
 
@@ -190,8 +187,12 @@ def fit_probe(
     inside the pipeline) for spaces wider than that: the probe stays a linear map of the
     embedding, and a 1,280-d member costs what a 256-d one does. Returns the refitted
     ``Pipeline`` with ``best_params_`` and ``cv_folds_`` attached;
-    when the groups are too few for two folds the middle of the grid is used unchecked.
+    when the groups are too few for two folds the middle of the grid is used unchecked. The knobs
+    come from ``config`` (:class:`ProbeConfig`), single ones also as keyword arguments.
     """
+    cfg = with_knobs(ProbeConfig, config, knobs)
+    c_grid, alpha_grid, cv_folds, max_iter, tol, max_dims = (
+        cfg.c_grid, cfg.alpha_grid, cfg.cv_folds, cfg.max_iter, cfg.tol, cfg.max_dims)
     X = np.asarray(X, dtype=np.float32)
     y = np.asarray(y)
     if X.shape[0] != y.shape[0]:
@@ -199,7 +200,7 @@ def fit_probe(
     if kind == "categorical" and np.unique(y).size < 2:
         raise ValueError("a categorical probe needs at least two classes in its training rows")
     grid = list(c_grid) if kind == "categorical" else list(alpha_grid)
-    splitter = _cv_splitter(kind, y, groups, cv_folds, seed) if len(grid) > 1 else None
+    splitter = cv_splitter(kind, y, groups, cv_folds, seed) if len(grid) > 1 else None
     splits = list(splitter.split(X, y, groups)) if splitter is not None else None
     if kind == "categorical":
         if splits is None:
@@ -234,34 +235,14 @@ def fit_probe(
     probe.cv_folds_ = len(splits) if splits is not None else 0
     return probe
 
-
 # --------------------------------------------------------------------------- bootstrap metrics
 
 
-def _percentile_ci(replicates: np.ndarray, level: float) -> tuple[float, float]:
-    finite = replicates[np.isfinite(replicates)]
-    if finite.size == 0:
-        return float("nan"), float("nan")
-    tail = (1.0 - level) / 2.0
-    lo, hi = np.quantile(finite, [tail, 1.0 - tail])
-    return float(lo), float(hi)
-
-
-def _bootstrap_weights(groups: np.ndarray | None, n: int, B: int, rng: np.random.Generator, chunk: int):
-    """Row weights of B resamples, ``chunk`` at a time: (b, n) arrays of multiplicities.
-
-    Without groups a resample draws n rows with replacement; with groups it draws as many
-    *groups* (lesions/patients) with replacement and keeps all rows of each drawn group (the
-    cluster bootstrap): images of one lesion are not independent evidence, and resampling them
-    one by one would make the interval too narrow. Groups = one per row reduces to the former.
-    """
-    g = np.arange(n) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
-    n_groups = int(g.max()) + 1
-    for start in range(0, B, chunk):
-        b = min(chunk, B - start)
-        draws = rng.integers(0, n_groups, size=(b, n_groups))
-        counts = np.bincount((np.arange(b)[:, None] * n_groups + draws).ravel(), minlength=b * n_groups)
-        yield counts.reshape(b, n_groups)[:, g].astype(np.float64)
+def _resamples(n: int, n_bootstrap: int, seed: int, groups: Sequence | None):
+    """The (cluster) bootstrap row weights of both score intervals, in chunks of ~2 M cells."""
+    chunk = max(1, min(n_bootstrap, 2_000_000 // max(n, 1)))
+    return bootstrap_weights(n, n_bootstrap, np.random.default_rng(seed),
+                             groups=None if groups is None else np.asarray(groups), chunk=chunk)
 
 
 def _macro_f1_from_confusion(conf: np.ndarray) -> np.ndarray:
@@ -281,14 +262,15 @@ def _macro_f1_from_confusion(conf: np.ndarray) -> np.ndarray:
 
 
 def bootstrap_macro_f1(
-    y_true: Sequence, y_pred: Sequence, *, B: int = 1000, level: float = 0.95, seed: int = 0,
+    y_true: Sequence, y_pred: Sequence, *, n_bootstrap: int = 1000, ci: float = 0.95, seed: int = 0,
     groups: Sequence | None = None,
 ) -> tuple[float, float, float]:
     """Macro-F1 with a percentile bootstrap interval (paper §3); cluster bootstrap over ``groups``.
 
-    Returns ``(value, ci_low, ci_high)``. All B resamples are scored at once from stacked,
-    weighted confusion matrices (one ``bincount`` per chunk), so B = 1,000 costs about as much as
-    a few probe fits.
+    Returns ``(value, ci_low, ci_high)``. All ``n_bootstrap`` resamples
+    (:func:`skinmap.analysis.resampling.bootstrap_weights`) are scored at once from stacked,
+    weighted confusion matrices (one ``bincount`` per chunk), so 1,000 resamples cost about as much
+    as a few probe fits.
     """
     y_true = np.asarray(y_true, dtype=object)
     y_pred = np.asarray(y_pred, dtype=object)
@@ -300,23 +282,21 @@ def bootstrap_macro_f1(
     K = int(codes.max()) + 1
     pair = t * K + p
     value = float(_macro_f1_from_confusion(np.bincount(pair, minlength=K * K).reshape(K, K)))
-    rng = np.random.default_rng(seed)
     reps = []
-    chunk = max(1, min(B, 2_000_000 // max(n, 1)))
-    for w in _bootstrap_weights(None if groups is None else np.asarray(groups), n, B, rng, chunk):
+    for w in _resamples(n, n_bootstrap, seed, groups):
         b = w.shape[0]
         flat = (np.arange(b)[:, None] * (K * K) + pair[None, :]).ravel()
         conf = np.bincount(flat, weights=w.ravel(), minlength=b * K * K).reshape(b, K, K)
         reps.append(_macro_f1_from_confusion(conf))
-    lo, hi = _percentile_ci(np.concatenate(reps), level)
+    lo, hi = percentile_interval(np.concatenate(reps), ci)
     return value, lo, hi
 
 
 def bootstrap_r2(
-    y_true: Sequence, y_pred: Sequence, *, B: int = 1000, level: float = 0.95, seed: int = 0,
+    y_true: Sequence, y_pred: Sequence, *, n_bootstrap: int = 1000, ci: float = 0.95, seed: int = 0,
     groups: Sequence | None = None,
 ) -> tuple[float, float, float]:
-    """R² = 1 - SS_res / SS_tot with a percentile (cluster) bootstrap interval, vectorised over B."""
+    """R² = 1 - SS_res / SS_tot with a percentile (cluster) bootstrap interval, vectorised over resamples."""
     y_true = np.asarray(y_true, dtype=np.float64)
     y_pred = np.asarray(y_pred, dtype=np.float64)
     n = y_true.size
@@ -332,21 +312,18 @@ def bootstrap_r2(
             return np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, np.nan)
 
     value = float(r2(np.ones((1, n)))[0])
-    rng = np.random.default_rng(seed)
-    chunk = max(1, min(B, 2_000_000 // max(n, 1)))
-    g = None if groups is None else np.asarray(groups)
-    reps = [r2(w) for w in _bootstrap_weights(g, n, B, rng, chunk)]
-    lo, hi = _percentile_ci(np.concatenate(reps), level)
+    reps = [r2(w) for w in _resamples(n, n_bootstrap, seed, groups)]
+    lo, hi = percentile_interval(np.concatenate(reps), ci)
     return value, lo, hi
 
 
 def bootstrap_score(
-    y_true, y_pred, kind: Kind, *, B: int = 1000, level: float = 0.95, seed: int = 0, groups=None
+    y_true, y_pred, kind: Kind, *, n_bootstrap: int = 1000, ci: float = 0.95, seed: int = 0, groups=None
 ) -> tuple[str, float, float, float]:
     """``(metric_name, value, ci_low, ci_high)``: macro-F1 or R² depending on ``kind``."""
-    if kind == "categorical":
-        return ("macro_f1", *bootstrap_macro_f1(y_true, y_pred, B=B, level=level, seed=seed, groups=groups))
-    return ("r2", *bootstrap_r2(y_true, y_pred, B=B, level=level, seed=seed, groups=groups))
+    score = bootstrap_macro_f1 if kind == "categorical" else bootstrap_r2
+    value, low, high = score(y_true, y_pred, n_bootstrap=n_bootstrap, ci=ci, seed=seed, groups=groups)
+    return ("macro_f1" if kind == "categorical" else "r2", value, low, high)
 
 
 def random_baseline(kind: Kind, y_train: np.ndarray, *, seed: int = 0):
@@ -361,7 +338,6 @@ def random_baseline(kind: Kind, y_train: np.ndarray, *, seed: int = 0):
     else:
         model = DummyRegressor(strategy="mean")
     return model.fit(np.zeros((len(y_train), 1)), y_train)
-
 
 # --------------------------------------------------------------------------- evaluation
 
@@ -392,9 +368,23 @@ SCORE_COLUMNS = [
 ]
 
 
-def _keep_frequent(y: pd.Series, min_class_count: int) -> pd.Series:
+def frequent_classes(y: pd.Series, min_class_count: int) -> pd.Series:
+    """Rows whose class has at least ``min_class_count`` rows (a probe cannot learn rarer ones)."""
     counts = y.value_counts()
     return y.isin(counts[counts >= min_class_count].index)
+
+
+def probe_target(y: pd.Series, kind: Kind, usable: np.ndarray, min_class_count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The probe's target per row (strings or floats) and the rows it may be trained on.
+
+    ``usable`` marks observed rows the caller allows; of those, categorical targets keep only
+    classes with at least ``min_class_count`` rows.
+    """
+    if kind == "categorical":
+        values = y.astype("string")
+        train = usable & frequent_classes(values[usable], min_class_count).reindex(y.index, fill_value=False).to_numpy()
+        return values.to_numpy(dtype=object), train
+    return pd.to_numeric(y, errors="coerce").to_numpy(dtype=np.float64), usable
 
 
 def evaluate_attribute(
@@ -409,10 +399,11 @@ def evaluate_attribute(
     test_fraction: float = 0.2,
     min_class_count: int = 5,
     min_eval_rows: int = 10,
-    B: int = 1000,
-    level: float = 0.95,
+    n_bootstrap: int = 1000,
+    ci: float = 0.95,
     seed: int = 0,
-    **fit_kwargs,
+    probe: ProbeConfig | None = None,
+    **probe_knobs,
 ) -> ProbeEvaluation:
     """Train each embedding's probe once and score it internally and on held-out datasets.
 
@@ -422,21 +413,18 @@ def evaluate_attribute(
     dropped from training and internal test (they cannot be learnt or stratified); the held-out
     datasets keep every row, so an unseen class simply counts as an error there. Eval sets with
     fewer than ``min_eval_rows`` rows are skipped with a note. The model ``random`` is
-    :func:`random_baseline`. Returns scores in the ``probe_scores.csv`` layout.
+    :func:`random_baseline`. Probes are fitted with ``probe`` (:class:`ProbeConfig`; single knobs
+    also as keyword arguments). Returns scores in the ``probe_scores.csv`` layout.
     """
+    probe = with_knobs(ProbeConfig, probe, probe_knobs)
     y = pd.Series(y).reset_index(drop=True)
     datasets = pd.Series(np.asarray(datasets, dtype=object)).astype("string")
     groups = np.asarray(groups)
     observed = y.notna().to_numpy()
     held = datasets.isin(list(held_out_datasets)).to_numpy()
     result = ProbeEvaluation(scores=pd.DataFrame(columns=SCORE_COLUMNS))
-    pool = observed & ~held
-    if kind == "categorical":
-        y_str = y.astype("string")
-        pool &= _keep_frequent(y_str[pool], min_class_count).reindex(y.index, fill_value=False)
-        target = y_str.to_numpy(dtype=object)
-    else:
-        target = pd.to_numeric(y, errors="coerce").to_numpy(dtype=np.float64)
+    # 1. the target and the rows it may be learnt from
+    target, pool = probe_target(y, kind, observed & ~held, min_class_count)
     pool_idx = np.flatnonzero(pool)
     if pool_idx.size < 2 * min_eval_rows or (
         kind == "categorical" and np.unique(target[pool_idx]).size < 2
@@ -447,6 +435,7 @@ def evaluate_attribute(
             + "; skipped"
         )
         return result
+    # 2. the internal split and the held-out datasets with enough labelled rows
     tr, te = internal_split(target[pool_idx], groups[pool_idx], kind, test_fraction=test_fraction, seed=seed)
     train_idx, test_idx = pool_idx[tr], pool_idx[te]
     eval_sets = {"internal": test_idx}
@@ -456,13 +445,15 @@ def evaluate_attribute(
             result.notes.append(f"{attribute}: held-out dataset {name!r} has {rows.size} labelled rows; skipped")
             continue
         eval_sets[name] = rows
+
+    # 3. one probe per embedding and the random baseline, each scored on every eval set
     rows_out = []
 
     def score(model_name: str, preds: dict[str, np.ndarray]) -> None:
         for eval_set, rows in eval_sets.items():
             y_true = target[rows]
             metric, value, lo, hi = bootstrap_score(
-                y_true, preds[eval_set], kind, B=B, level=level, seed=seed, groups=groups[rows]
+                y_true, preds[eval_set], kind, n_bootstrap=n_bootstrap, ci=ci, seed=seed, groups=groups[rows]
             )
             rows_out.append((attribute, eval_set, model_name, metric, value, lo, hi, train_idx.size, rows.size))
             result.predictions[(eval_set, model_name)] = (y_true, preds[eval_set])
@@ -471,9 +462,9 @@ def evaluate_attribute(
         X = np.asarray(X)
         if X.shape[0] != len(y):
             raise ValueError(f"embedding {model_name!r} has {X.shape[0]} rows, labels have {len(y)}")
-        probe = fit_probe(X[train_idx], target[train_idx], groups[train_idx], kind, seed=seed, **fit_kwargs)
-        result.best_params[model_name] = probe.best_params_
-        score(model_name, {name: probe.predict(X[rows]) for name, rows in eval_sets.items()})
+        fitted = fit_probe(X[train_idx], target[train_idx], groups[train_idx], kind, probe, seed=seed)
+        result.best_params[model_name] = fitted.best_params_
+        score(model_name, {name: fitted.predict(X[rows]) for name, rows in eval_sets.items()})
     dummy = random_baseline(kind, target[train_idx], seed=seed)
     score("random", {name: dummy.predict(np.zeros((rows.size, 1))) for name, rows in eval_sets.items()})
     result.scores = pd.DataFrame(rows_out, columns=SCORE_COLUMNS)
@@ -496,117 +487,7 @@ def within_one_accuracy(y_true, y_pred) -> float:
     p = np.asarray(y_pred, dtype=np.float64)
     return float(np.mean(np.abs(t - p) <= 1)) if t.size else float("nan")
 
-
-# --------------------------------------------------------------------------- imputation
-
-
-def impute_field(
-    name: str,
-    y: pd.Series,
-    kind: Kind,
-    X: np.ndarray,
-    groups: np.ndarray,
-    *,
-    has_vector: np.ndarray | None = None,
-    min_class_count: int = 5,
-    interval_level: float = 0.9,
-    seed: int = 0,
-    **fit_kwargs,
-) -> pd.DataFrame:
-    """Fill the unobserved values of one field from a probe trained on every observed row.
-
-    ``X`` has one row per entry of ``y`` (rows without an image can be given any values and
-    flagged ``has_vector=False``; they are neither used nor imputed). Returns a frame aligned with
-    ``y`` with ``<name>_imputed`` (observed value kept as is; prediction only where unobserved),
-    ``<name>_is_imputed``, and ``<name>_imputed_prob`` (categorical: probability of the chosen
-    class) or ``<name>_imputed_lo``/``_hi`` (continuous: split-conformal interval whose half-width
-    is the ``interval_level`` quantile of out-of-fold absolute residuals, with the usual
-    ``ceil((n+1) level)/n`` finite-sample correction; predictions and intervals are clipped to the
-    range of the observed training values). Probability / interval are NA on observed
-    rows. Raises ``ValueError`` if nothing can be learnt (fewer than two classes or rows).
-    """
-    y = pd.Series(y).reset_index(drop=True)
-    n = len(y)
-    X = np.asarray(X)
-    has_vector = np.ones(n, dtype=bool) if has_vector is None else np.asarray(has_vector, dtype=bool)
-    observed = y.notna().to_numpy()
-    if kind == "categorical":
-        values = y.astype("string")
-        train = observed & has_vector
-        train &= _keep_frequent(values[train], min_class_count).reindex(y.index, fill_value=False).to_numpy()
-        target = values.to_numpy(dtype=object)
-    else:
-        values = pd.to_numeric(y, errors="coerce")
-        train = observed & has_vector
-        target = values.to_numpy(dtype=np.float64)
-    train_idx = np.flatnonzero(train)
-    if train_idx.size < 2:
-        raise ValueError(f"{name}: fewer than two observed rows with vectors; cannot impute")
-    probe = fit_probe(X[train_idx], target[train_idx], groups[train_idx], kind, seed=seed, **fit_kwargs)
-    todo = np.flatnonzero(~observed & has_vector)
-    out = pd.DataFrame(index=y.index)
-    flag = np.zeros(n, dtype=bool)
-    flag[todo] = True
-    if kind == "categorical":
-        # Probes see labels as strings; map predictions back to the field's own values/dtype.
-        original = dict(zip(target[train_idx], y.iloc[train_idx]))
-        filled = y.copy()
-        prob = np.full(n, np.nan)
-        if todo.size:
-            proba = probe.predict_proba(X[todo])
-            chosen = probe.classes_[proba.argmax(axis=1)]
-            filled.iloc[todo] = pd.Series([original[c] for c in chosen], dtype=y.dtype).to_numpy()
-            prob[todo] = proba.max(axis=1)
-        out[f"{name}_imputed"] = filled
-        out[f"{name}_imputed_prob"] = prob
-    else:
-        filled = target.copy()
-        lo = np.full(n, np.nan)
-        hi = np.full(n, np.nan)
-        if todo.size:
-            cv = _cv_splitter(kind, target[train_idx], groups[train_idx], 5, seed)
-            if cv is None:
-                resid = np.abs(target[train_idx] - probe.predict(X[train_idx]))
-            else:
-                # Out-of-fold residuals of the chosen model (alpha fixed) give honest interval widths.
-                fixed = make_pipeline(*(step for _, step in probe.steps[:-1]), Ridge(alpha=probe.best_params_["alpha"]))
-                with threadpool_limits(limits=1, user_api="blas"):
-                    oof = cross_val_predict(fixed, X[train_idx], target[train_idx], groups=groups[train_idx], cv=cv)
-                resid = np.abs(target[train_idx] - oof)
-            m = resid.size
-            q_level = min(1.0, np.ceil((m + 1) * interval_level) / m)
-            half = float(np.quantile(resid, q_level, method="higher"))
-            # A linear probe extrapolates freely (negative ages on paediatric cohorts); keep
-            # predictions and intervals inside the range of the observed training values.
-            floor, ceil = float(target[train_idx].min()), float(target[train_idx].max())
-            pred = np.clip(probe.predict(X[todo]), floor, ceil)
-            filled[todo] = pred
-            lo[todo] = np.clip(pred - half, floor, ceil)
-            hi[todo] = np.clip(pred + half, floor, ceil)
-        out[f"{name}_imputed"] = filled
-        out[f"{name}_imputed_lo"] = lo
-        out[f"{name}_imputed_hi"] = hi
-    out[f"{name}_is_imputed"] = flag
-    out.attrs["best_params"] = probe.best_params_
-    return out
-
-
-def coverage_expansion(observed: pd.Series, is_imputed: pd.Series) -> dict[str, float]:
-    """Coverage of one field before and after imputation, in percent and percentage points."""
-    observed = pd.Series(observed)
-    is_imputed = pd.Series(is_imputed, index=observed.index).fillna(False).astype(bool)
-    n = len(observed)
-    if n == 0:
-        return {"n_rows": 0, "observed_pct": np.nan, "with_imputed_pct": np.nan, "expansion_pp": np.nan}
-    obs = observed.notna()
-    if (obs & is_imputed).any():
-        raise ValueError("a row is flagged imputed although its value is observed")
-    before = 100.0 * obs.mean()
-    after = 100.0 * (obs | is_imputed).mean()
-    return {"n_rows": n, "observed_pct": before, "with_imputed_pct": after, "expansion_pp": after - before}
-
-
-# --------------------------------------------------------------------------- chapter level
+# --------------------------------------------------------------------------- every attribute
 
 
 def attribute_values(metadata: pd.DataFrame, attribute: str) -> pd.Series:
@@ -639,7 +520,8 @@ def evaluate_probes(
     """:func:`evaluate_attribute` for every attribute, with lesion/patient groups from ``metadata``.
 
     ``metadata`` has one row per embedding row (``dataset`` plus the attribute columns and,
-    where known, ``lesion_id``/``patient_id``). ``kwargs`` go to :func:`evaluate_attribute`.
+    where known, ``lesion_id``/``patient_id``). ``kwargs`` (evaluation knobs, ``probe`` or single
+    probe knobs) go to :func:`evaluate_attribute`.
     """
     from tqdm.auto import tqdm
 
@@ -660,91 +542,3 @@ def evaluate_probes(
             frames.append(ev.scores)
     scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
     return ProbeReport(scores=scores, evaluations=evaluations, notes=notes)
-
-
-def impute_catalog(
-    catalog: pd.DataFrame,
-    vectors: np.ndarray,
-    vector_uids: Sequence[str],
-    fields: Sequence[str],
-    *,
-    continuous: Sequence[str] = ("age",),
-    progress: bool = True,
-    **kwargs,
-) -> tuple[pd.DataFrame, list[str]]:
-    """Imputed columns for every catalog row (``imputed.parquet`` layout) and notes.
-
-    One row per catalog ``uid`` in catalog order. Rows without a vector (metadata-only) keep
-    their observed values and are never imputed. A field that cannot be learnt is written with
-    its observed values only (flag all False) and a note. ``kwargs`` go to :func:`impute_field`.
-    """
-    from tqdm.auto import tqdm
-
-    catalog = catalog.reset_index(drop=True)
-    pos = pd.Index(pd.Series(vector_uids).astype(str)).get_indexer(catalog["uid"].astype(str))
-    has_vector = pos >= 0
-    X = np.zeros((len(catalog), vectors.shape[1]), dtype=np.float32)
-    X[has_vector] = vectors[pos[has_vector]]
-    groups = leakage_groups(catalog)
-    out = pd.DataFrame({"uid": catalog["uid"].to_numpy()})
-    notes = []
-    for name in tqdm(list(fields), desc="imputation", disable=not progress):
-        if name not in catalog:
-            notes.append(f"{name}: not a catalog column; not imputed")
-            continue
-        kind: Kind = "continuous" if name in continuous else "categorical"
-        try:
-            cols = impute_field(name, catalog[name], kind, X, groups, has_vector=has_vector, **kwargs)
-        except ValueError as exc:
-            notes.append(f"{name}: {exc}; observed values only")
-            cols = pd.DataFrame({f"{name}_imputed": catalog[name]})
-            if kind == "categorical":
-                cols[f"{name}_imputed_prob"] = np.nan
-            else:
-                cols[f"{name}_imputed_lo"] = np.nan
-                cols[f"{name}_imputed_hi"] = np.nan
-            cols[f"{name}_is_imputed"] = False
-        out = pd.concat([out, cols.reset_index(drop=True)], axis=1)
-    return out, notes
-
-
-def coverage_table(catalog: pd.DataFrame, imputed: pd.DataFrame, fields: Sequence[str]) -> pd.DataFrame:
-    """Coverage per field before/after imputation, over all rows and over rows with images.
-
-    Columns: ``field, scope, n_rows, observed_pct, with_imputed_pct, expansion_pp``.
-    """
-    merged = catalog.reset_index(drop=True)
-    if not merged["uid"].astype(str).equals(imputed["uid"].astype(str).reset_index(drop=True)):
-        imputed = imputed.set_index("uid").reindex(merged["uid"]).reset_index()
-    with_image = merged["path"].notna().to_numpy() if "path" in merged else np.ones(len(merged), bool)
-    rows = []
-    for name in fields:
-        flag_col = f"{name}_is_imputed"
-        if name not in merged or flag_col not in imputed:
-            continue
-        for scope, mask in (("all rows", np.ones(len(merged), bool)), ("rows with images", with_image)):
-            cov = coverage_expansion(merged.loc[mask, name], imputed.loc[mask, flag_col].to_numpy())
-            rows.append({"field": name, "scope": scope, **cov})
-    return pd.DataFrame(rows, columns=["field", "scope", "n_rows", "observed_pct", "with_imputed_pct", "expansion_pp"])
-
-
-def imputation_agreement(
-    uids: Sequence[str], imputed: Sequence, is_imputed: Sequence[bool], truth: Mapping[str, object]
-) -> dict[str, float]:
-    """How often imputed values equal a hidden truth (synthetic atlas only: ``fst_true``).
-
-    Only rows that were imputed *and* have a truth entry count. Returns ``n``, ``exact`` (share
-    equal) and ``within_one`` (share at most one ordinal step off, for numeric values).
-    """
-    frame = pd.DataFrame({"uid": pd.Series(uids).astype(str), "value": pd.Series(imputed).to_numpy(),
-                          "flag": np.asarray(is_imputed, dtype=bool)})
-    frame["truth"] = frame["uid"].map(truth)
-    frame = frame[frame["flag"] & frame["truth"].notna() & frame["value"].notna()]
-    if frame.empty:
-        return {"n": 0, "exact": float("nan"), "within_one": float("nan")}
-    exact = float((frame["value"].astype(str) == frame["truth"].astype(str)).mean())
-    try:
-        within = within_one_accuracy(frame["truth"].astype(float), frame["value"].astype(float))
-    except (TypeError, ValueError):
-        within = float("nan")
-    return {"n": int(len(frame)), "exact": exact, "within_one": within}

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,8 +29,6 @@ from skinmap.analysis.knn import build_index, knn_search, l2_normalize
 
 __all__ = [
     "FILTERABLE",
-    "load_atlas",
-    "load_members",
     "filter_mask",
     "CaseIndex",
     "ranking_metrics",
@@ -41,53 +38,6 @@ __all__ = [
 
 #: Metadata columns the atlas offers as filters (any other column also works in ``filter_mask``).
 FILTERABLE = ("body_site", "fst", "modality", "dataset")
-
-
-def load_atlas(run_dir: str | os.PathLike) -> tuple[np.ndarray, pd.DataFrame]:
-    """The atlas of a run: ``embedding/fused.npy`` rows and their ids joined with the catalog.
-
-    Returns ``(vectors, metadata)`` with one metadata row per vector (``uid``, ``dataset``,
-    ``image_id`` and every catalog column when ``data/catalog.parquet`` exists).
-    """
-    emb = Path(run_dir) / "embedding"
-    for name in ("fused.npy", "fused_ids.parquet"):
-        if not (emb / name).is_file():
-            raise FileNotFoundError(f"atlas embedding {emb / name} is missing: run the embedding chapter first")
-    vectors = np.load(emb / "fused.npy")
-    ids = pd.read_parquet(emb / "fused_ids.parquet")
-    if len(ids) != len(vectors):
-        raise ValueError(f"{emb}: fused.npy has {len(vectors)} rows but fused_ids.parquet {len(ids)}")
-    if "uid" not in ids:
-        ids["uid"] = ids["dataset"].astype(str) + "/" + ids["image_id"].astype(str)
-    catalog_path = Path(run_dir) / "data" / "catalog.parquet"
-    if catalog_path.is_file():
-        catalog = pd.read_parquet(catalog_path)
-        extra = [c for c in catalog.columns if c not in ids.columns or c == "uid"]
-        ids = ids.merge(catalog[extra], on="uid", how="left", validate="one_to_one")
-    return vectors, ids.reset_index(drop=True)
-
-
-def load_members(run_dir: str | os.PathLike, uids: Sequence[str]) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Each ensemble member's vectors (``embedding/members/<name>.npy``) in the order of ``uids``.
-
-    A member whose ids do not cover every uid is left out with a note (second return value).
-    """
-    folder = Path(run_dir) / "embedding" / "members"
-    members, notes = {}, []
-    uids = pd.Index(pd.Series(uids).astype(str))
-    for npy in sorted(folder.glob("*.npy")) if folder.is_dir() else []:
-        ids_path = folder / f"{npy.stem}_ids.parquet"
-        if not ids_path.is_file():
-            notes.append(f"member {npy.stem}: no {ids_path.name}; left out")
-            continue
-        ids = pd.read_parquet(ids_path)
-        member_uids = (ids["uid"] if "uid" in ids else ids["dataset"].astype(str) + "/" + ids["image_id"].astype(str))
-        pos = pd.Index(member_uids.astype(str)).get_indexer(uids)
-        if (pos < 0).any():
-            notes.append(f"member {npy.stem}: {(pos < 0).sum()} fused rows missing; left out")
-            continue
-        members[npy.stem] = np.load(npy)[pos]
-    return members, notes
 
 
 def _as_list(value) -> list:
@@ -256,7 +206,7 @@ def retrieval_benchmark(
     datasets: Sequence[str],
     eval_datasets: Sequence[str],
     *,
-    k: int = 10,
+    n_neighbors: int = 10,
     settings: Sequence[str] = ("same_dataset", "whole_atlas"),
 ) -> pd.DataFrame:
     """Diagnosis-match retrieval quality of held-out datasets (paper §9).
@@ -264,9 +214,11 @@ def retrieval_benchmark(
     Each labelled image of an evaluation dataset queries (``same_dataset``) only the other images
     of its dataset, or (``whole_atlas``) every other image of the atlas. An item is relevant when
     its label equals the query's (NA labels are never relevant; unlabelled queries are skipped).
-    Returns one row per (eval_set, setting) with ``k``, mean ``precision``, ``recall``, ``ap``,
-    ``n_queries`` and ``n_no_relevant`` (queries left out for having nothing relevant).
+    Returns one row per (eval_set, setting) with ``n_neighbors`` (the cutoff ``k`` of the metrics),
+    mean ``precision``, ``recall``, ``ap``, ``n_queries`` and ``n_no_relevant`` (queries left out for
+    having nothing relevant).
     """
+    k = n_neighbors
     vectors = l2_normalize(vectors)
     labels = pd.Series(np.asarray(labels, dtype=object)).astype("string")
     datasets = pd.Series(np.asarray(datasets, dtype=object)).astype("string")
@@ -297,7 +249,7 @@ def retrieval_benchmark(
                 {
                     "eval_set": name,
                     "setting": setting,
-                    "k": k,
+                    "n_neighbors": k,
                     "precision": per_query["precision"][ok].mean(),
                     "recall": per_query["recall"][ok].mean(),
                     "ap": per_query["ap"][ok].mean(),
@@ -307,5 +259,5 @@ def retrieval_benchmark(
             )
     return pd.DataFrame(
         rows,
-        columns=["eval_set", "setting", "k", "precision", "recall", "ap", "n_queries", "n_no_relevant"],
+        columns=["eval_set", "setting", "n_neighbors", "precision", "recall", "ap", "n_queries", "n_no_relevant"],
     )

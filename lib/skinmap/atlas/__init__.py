@@ -1,18 +1,44 @@
-"""The SkinMap retrieval atlas: a small local web app over the fused embedding space.
+"""The front ends over a built run: the retrieval atlas web app and cohort assessment.
 
-``python -m skinmap atlas`` runs :func:`skinmap.atlas.app.main`. :class:`~skinmap.atlas.app.AtlasApp`
-holds the operations (upload, neighbours, thumbnails, map) and
-:func:`~skinmap.atlas.app.make_server` wraps them in a standard-library HTTP server;
-:mod:`skinmap.atlas.uploads` checks uploaded images.
+One module per concern:
+
+* :mod:`~skinmap.atlas.app` -- :class:`AtlasApp`, the atlas' operations (upload, neighbours,
+  thumbnails, map), independent of HTTP;
+* :mod:`~skinmap.atlas.routes` -- those operations as HTTP routes (a Starlette application:
+  security headers, address-free request log, upload limits);
+* :mod:`~skinmap.atlas.server` -- serving the routes with uvicorn, loopback by default:
+  :func:`make_server`, :func:`serve`;
+* :mod:`~skinmap.atlas.uploads` -- checks of an uploaded image (content type, bombs, integrity);
+* :mod:`~skinmap.atlas.store` -- the app's content-addressed cache folder (its only writes);
+* :mod:`~skinmap.atlas.inference` -- the bounded single-flight queue in front of the embedder;
+* :mod:`~skinmap.atlas.assess` -- :func:`assess`, what a proposed cohort would add (paper §9),
+  reading its input with :mod:`~skinmap.atlas.cohort` and reporting with
+  :mod:`~skinmap.atlas.report`.
+
+Argument parsing for ``python -m skinmap atlas`` and ``python -m skinmap assess`` lives in
+:mod:`skinmap.cli`. These modules read the run directory through :mod:`skinmap.runs` only and may
+import ``book/`` (they are front ends, not library layers).
 """
 
-__all__ = ["AtlasApp", "make_server", "main"]
+__all__ = ["AtlasApp", "make_server", "serve", "assess", "AssessConfig", "AssessmentReport", "load_cohort"]
+
+_HOME = {
+    "AtlasApp": "app",
+    "make_server": "server",
+    "serve": "server",
+    "AssessConfig": "assess",
+    "AssessmentReport": "report",
+    "load_cohort": "cohort",
+}
 
 
 def __getattr__(name: str):
-    # Lazy, so `python -m skinmap.atlas.app` does not import the module twice.
-    if name in __all__:
-        from skinmap.atlas import app
+    # Lazy: the web stack (starlette, uvicorn) loads only when the app is used, and
+    # ``from skinmap.atlas import assess`` still names the submodule.
+    import importlib
 
-        return getattr(app, name)
+    if name in _HOME:
+        return getattr(importlib.import_module(f"skinmap.atlas.{_HOME[name]}"), name)
+    if name == "assess":
+        return importlib.import_module("skinmap.atlas.assess")
     raise AttributeError(f"module 'skinmap.atlas' has no attribute {name!r}")

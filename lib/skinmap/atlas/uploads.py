@@ -32,11 +32,15 @@ ALLOWED_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
 
 
 class UploadRejected(ValueError):
-    """An upload that failed a check; ``status`` is the HTTP status code to answer with."""
+    """An upload that was refused; ``status`` is the HTTP status code to answer with.
 
-    def __init__(self, status: int, message: str):
+    ``retry_after`` (seconds) is set when the refusal is temporary (a full embedding queue: 503).
+    """
+
+    def __init__(self, status: int, message: str, *, retry_after: int | None = None):
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

@@ -15,40 +15,22 @@ re-reading unchanged files of a large data root on every build.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 import nbformat
 
-from skinmap.io import file_sha256, read_json, write_json
+from skinmap.hashing import canonical_hash, file_sha256
+from skinmap.io import read_json, write_json
 
 __all__ = [
-    "canonical_hash",
     "notebook_source_hash",
     "library_hash",
     "FileHasher",
     "cache_key",
 ]
-
-
-def _json_default(o: Any) -> Any:
-    if dataclasses.is_dataclass(o) and not isinstance(o, type):
-        return dataclasses.asdict(o)
-    if hasattr(o, "item") and getattr(o, "shape", None) == ():  # numpy scalars
-        return o.item()
-    return str(o)
-
-
-def canonical_hash(obj: Any) -> str:
-    """SHA-256 of ``obj`` serialised as canonical JSON (sorted keys, no whitespace; dataclasses as
-    dicts, numpy scalars as numbers, anything else by ``str``)."""
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_json_default)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def notebook_source_hash(path: str | Path) -> str:
@@ -77,8 +59,10 @@ def library_hash() -> str:
 class FileHasher:
     """Content hashes of files and folders, memoised by (path, size, mtime) in a JSON file."""
 
-    def __init__(self, memo_path: str | Path | None = None):
+    def __init__(self, memo_path: str | Path | None = None, *, prune_under: str | Path | None = None):
         self.memo_path = Path(memo_path) if memo_path else None
+        # Entries below this folder whose file is gone are dropped on save (superseded versions).
+        self.prune_under = os.fspath(Path(prune_under).resolve()) + os.sep if prune_under else None
         self._memo: dict[str, list] = {}
         if self.memo_path and self.memo_path.is_file():
             try:
@@ -122,6 +106,11 @@ class FileHasher:
         return canonical_hash(self.tree(path, **kwargs))
 
     def save(self) -> None:
+        if self.prune_under:
+            gone = [k for k in self._memo if k.startswith(self.prune_under) and not os.path.exists(k)]
+            for key in gone:
+                del self._memo[key]
+            self._dirty = self._dirty or bool(gone)
         if self.memo_path and self._dirty:
             write_json(self._memo, self.memo_path, indent=0)
             self._dirty = False

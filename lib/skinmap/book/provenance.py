@@ -7,21 +7,11 @@ the same facts go into ``runs/<profile>/manifest.json``.
 from __future__ import annotations
 
 import html
-import importlib.metadata as md
-import platform
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import skinmap
-
-__all__ = ["git_commit", "library_versions", "provenance_markdown", "TRACKED_LIBRARIES"]
-
-TRACKED_LIBRARIES = (
-    "numpy", "scipy", "pandas", "pyarrow", "scikit-learn", "faiss-cpu", "torch", "lightning",
-    "open_clip_torch", "onnxruntime", "ripser", "persim", "umap-learn", "matplotlib", "seaborn",
-    "plotly", "papermill", "nbconvert", "pydantic",
-)
+__all__ = ["git_commit", "provenance_markdown"]
 
 
 def git_commit(project_root: str | Path) -> str:
@@ -38,16 +28,6 @@ def git_commit(project_root: str | Path) -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{sha}+dirty" if dirty else sha
-
-
-def library_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version(), "skinmap": skinmap.__version__}
-    for name in TRACKED_LIBRARIES:
-        try:
-            versions[name] = md.version(name)
-        except md.PackageNotFoundError:
-            continue
-    return versions
 
 
 def provenance_markdown(entry: dict[str, Any]) -> str:

@@ -22,6 +22,7 @@ from pathlib import Path
 import nbformat
 import yaml
 
+from skinmap import runs
 from skinmap.book.chapters import Chapter, book_chapters
 from skinmap.book.runner import BookContext, write_manifest
 
@@ -47,11 +48,12 @@ def chapter_title(nb: nbformat.NotebookNode, fallback: str) -> str:
 def _executed(ctx: BookContext, chapters: list[Chapter]) -> dict[str, Path]:
     paths, missing = {}, []
     for chapter in chapters:
-        path = ctx.run_dir / "notebooks" / f"{chapter.stem}.ipynb"
+        path = runs.run_file(ctx.run_dir, "notebook", stem=chapter.stem)
         (paths.__setitem__(chapter.key, path) if path.is_file() else missing.append(chapter.key))
     if missing:
         raise RenderError(
-            f"no executed notebook for chapter(s) {', '.join(missing)} in {ctx.run_dir / 'notebooks'}: "
+            f"no executed notebook for chapter(s) {', '.join(missing)} in "
+            f"{runs.run_file(ctx.run_dir, 'notebook', stem='x').parent}: "
             f"run `python -m skinmap book --profile {ctx.profile}` first"
         )
     return paths
@@ -73,7 +75,7 @@ def _page_name(chapter: Chapter) -> str:
 
 
 def _render_quarto(ctx: BookContext, chapters: list[Chapter], executed: dict[str, Path], out: Path) -> None:
-    stage = Path(tempfile.mkdtemp(prefix="quarto-", dir=ctx.run_dir))
+    stage = Path(tempfile.mkdtemp(prefix=".quarto-", dir=ctx.run_dir))
     try:
         config = yaml.safe_load((ctx.project_root / "_quarto.yml").read_text(encoding="utf-8"))
         config.setdefault("project", {})["output-dir"] = "_site"

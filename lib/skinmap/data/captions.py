@@ -66,7 +66,7 @@ def template_caption(row: Mapping) -> str:
 def template_captions(catalog: pd.DataFrame) -> pd.Series:
     """Template caption for every row of a catalog frame (string dtype); source labels are shown
     by their readable condition name (``nv`` -> ``melanocytic nevus``, ``tables/icd10_labels.csv``)."""
-    from skinmap.data.harmonize import condition_names
+    from skinmap.data.icd10 import condition_names
 
     frame = catalog.astype(object).copy()
     if "diagnosis" in catalog.columns:

@@ -1,8 +1,10 @@
 """Build the catalog: find every dataset under a data root, load it, de-duplicate by identifier.
 
 :func:`build_catalog` discovers datasets by their official file names (``loaders/``) and by the
-generic ``dataset.yml`` layout, loads each one (a broken dataset is reported, never fatal), and
-merges re-releases of the same image with :func:`dedup_by_identifier` (methods.md Sec. 1:
+generic ``dataset.yml`` layout, loads each one (a broken table, image or ``dataset.yml`` is reported
+with its dataset, file and row, never fatal to the other datasets; only input that leaves nothing to
+build raises :class:`~skinmap.data.issues.DataInputError`), and merges re-releases of the same image
+with :func:`dedup_by_identifier` (methods.md Sec. 1:
 "identifier-based de-duplication ... keeping one canonical instance per identifier").
 
 Datasets that share an *id namespace* (registry column ``id_namespace``; all ISIC challenge
@@ -16,6 +18,7 @@ year the image first became public), and ``also_in`` lists the other occurrences
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from dataclasses import dataclass, field
@@ -24,8 +27,8 @@ from pathlib import Path
 import pandas as pd
 
 from skinmap.data.captions import template_captions
-from skinmap.data.harmonize import registry, registry_entry
-from skinmap.data.issues import ISSUE_KINDS, IssueLog
+from skinmap.data.registry import registry, registry_entry
+from skinmap.data.issues import ISSUE_KINDS, DataInputError, IssueLog
 from skinmap.data.loaders import generic, official_datasets, official_loader
 from skinmap.data.loaders.base import FileIndex
 from skinmap.data.schema import CATALOG_COLUMNS, conform, empty_catalog, validate_catalog
@@ -178,6 +181,78 @@ def summarize(catalog: pd.DataFrame, dedup: pd.DataFrame | None = None, entries:
     return summary
 
 
+def _discover(index: FileIndex, issues: IssueLog) -> tuple[dict[str, dict], dict[str, Path]]:
+    """Every dataset under the root: name -> registry entry (official or ``dataset.yml``), sorted by
+    release year then name, and name -> folder for the generic ones.
+
+    A generic dataset named like an official dataset that is also found would silently shadow it:
+    that is refused with a :class:`DataInputError` naming both.
+    """
+    generic_found = generic.find_generic(index, issues)
+    official_found = [d for d in official_datasets() if official_loader(d).find(index)]
+    clash = [d for d in official_found if d in generic_found]
+    if clash:
+        d = clash[0]
+        raise DataInputError(
+            f"the dataset folder {generic_found[d]} (dataset.yml) is named {d!r} like the official dataset {d!r}, "
+            f"which is also found under {index.root} in its official layout; one name cannot mean two datasets: "
+            f"give the folder another `name` in {generic_found[d] / 'dataset.yml'} (e.g. '{d}-local')")
+    entries = {d: registry_entry(d) for d in official_found}
+    entries.update({d: generic.read_entry(folder) for d, folder in generic_found.items()})
+    years = {d: e.get("release_year") for d, e in entries.items()}
+    order = sorted(entries, key=lambda d: (int(years[d]) if years[d] is not None else 9999, d))
+    return {d: entries[d] for d in order}, generic_found
+
+
+def _check_request(datasets: list[str] | None, found: list[str], root: Path) -> None:
+    """Refuse a request that can only give an empty catalog: no dataset, or none that is there."""
+    if datasets is None:
+        return
+    if len(datasets) == 0:
+        raise DataInputError("parameter 'datasets' is an empty list, so there is nothing to read; "
+                             f"list dataset names, or leave it unset (null) to read every dataset under {root}")
+    if not set(datasets) & set(found):
+        known = sorted(set(found) | set(registry()["dataset"]))
+        hints = [f"{d!r} -> did you mean {close[0]!r}?" for d in datasets
+                 if (close := difflib.get_close_matches(d, known, n=1))]
+        raise DataInputError(
+            f"parameter 'datasets': none of {list(datasets)} is found under {root}. "
+            f"Found there: {found or 'nothing'}." + (f" {'; '.join(hints)}" if hints else ""))
+
+
+def _load_one(name: str, folder: Path | None, index: FileIndex, issues: IssueLog, probe: bool,
+              decode: bool) -> pd.DataFrame:
+    """One dataset's catalog rows; a dataset whose loading fails is recorded and gives no rows
+    (its row-level issues recorded before the failure are dropped: none of its rows is kept)."""
+    mark = len(issues)
+    try:
+        if folder is not None:
+            return generic.load(folder, issues, index, probe=probe, decode=decode)
+        return official_loader(name).load(index.root, issues, index, probe=probe, decode=decode)
+    except (ValueError, KeyError, OSError) as exc:  # one broken dataset must not stop the others
+        del issues.records[mark:]
+        where = folder if folder is not None else index.root
+        issues.add("unreadable_table", name, str(where),
+                   message=f"{name}: loading failed ({type(exc).__name__}: {exc}); dataset skipped")
+        return empty_catalog()
+
+
+def _nothing_loaded(root: Path, found: list[str], issues: IssueLog) -> DataInputError:
+    """The error for a build that loaded no row at all, listing what went wrong per dataset."""
+    if not found:
+        official = ", ".join(official_datasets())
+        problems = [r["message"] for r in issues.records]
+        return DataInputError(
+            f"no dataset found under {root}: expected an official layout ({official}) or folders holding a "
+            "dataset.yml and a metadata.csv (the generic layout)"
+            + ("; problems: " + " | ".join(problems[:10]) if problems else ""))
+    problems = [f"{r['dataset']}: {r['message']}" if not r["message"].startswith(f"{r['dataset']}:") else r["message"]
+                for r in issues.records]
+    more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+    return DataInputError(f"no catalog row could be loaded from {root} (datasets found: {', '.join(found)}); "
+                          f"problems: {' | '.join(problems[:10]) or 'none recorded'}{more}")
+
+
 def build_catalog(
     data_root: str | os.PathLike,
     datasets: list[str] | None = None,
@@ -189,33 +264,39 @@ def build_catalog(
 
     Returns ``(catalog, report)``; the catalog follows :mod:`skinmap.data.schema` with unique
     ``uid``. A requested dataset that is not found is listed in ``report.datasets_missing`` and
-    recorded as a ``missing_file`` issue; a loader that fails is recorded and skipped.
+    recorded as a ``missing_file`` issue; a dataset whose files are broken is recorded (dataset,
+    file, row) and skipped.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``data_root`` is not a folder.
+    DataInputError
+        ``datasets`` is empty or names no dataset found under the root; a generic dataset is named
+        like an official one found there; or no row at all could be loaded (the message lists the
+        problems of every dataset).
     """
     index = FileIndex(data_root)
     issues = IssueLog()
-    generic_found = generic.find_generic(index)
-    official_found = [d for d in official_datasets() if official_loader(d).find(index)]
-    found = official_found + [d for d in generic_found if d not in official_found]
-    years = {d: (generic.read_entry(generic_found[d]) if d in generic_found else registry_entry(d)).get("release_year")
-             for d in found}
-    found.sort(key=lambda d: (int(years[d]) if years[d] is not None else 9999, d))
+    entries, generic_found = _discover(index, issues)
+    found = list(entries)
+    _check_request(datasets, found, index.root)
     wanted = list(found) if datasets is None else list(datasets)
     missing = [d for d in wanted if d not in found]
     for d in missing:
+        close = difflib.get_close_matches(d, found, n=1)
         issues.add("missing_file", d, str(index.root),
-                   message=f"{d}: no files of this dataset found under {index.root}")
-    frames, entries = [], {}
-    for name in [d for d in wanted if d in found]:
-        if name in generic_found:
-            entries[name] = generic.read_entry(generic_found[name])
-            frame = generic.load(generic_found[name], issues, index, probe=probe_images, decode=decode_images)
-        else:
-            entries[name] = registry_entry(name)
-            frame = official_loader(name).load(index.root, issues, index, probe=probe_images, decode=decode_images)
+                   message=f"{d}: no files of this dataset found under {index.root}"
+                           + (f" (did you mean {close[0]!r}?)" if close else ""))
+    frames = []
+    entries = {name: entries[name] for name in wanted if name in found}
+    for name in entries:
+        frame = _load_one(name, generic_found.get(name), index, issues, probe_images, decode_images)
         if len(frame):
             frames.append(frame)
-    catalog = pd.concat(frames, ignore_index=True) if frames else empty_catalog()
-    catalog = conform(catalog)
+    if not frames:
+        raise _nothing_loaded(index.root, found, issues)
+    catalog = conform(pd.concat(frames, ignore_index=True))
     reg_ns = dict(zip(registry()["dataset"], registry()["id_namespace"]))
     namespaces = {d: (e.get("id_namespace") or reg_ns.get(d) or d) for d, e in entries.items()}
     rows_loaded = len(catalog)
@@ -243,23 +324,24 @@ def write_outputs(out_dir: str | os.PathLike, catalog: pd.DataFrame, report: Cat
     (rows aligned with the catalog rows that have pixels).
     """
     from skinmap.io import write_csv, write_json, write_npy, write_parquet
+    from skinmap.runs import chapter_export_path
 
     out = Path(out_dir)
     paths = {
-        "catalog": write_parquet(catalog, out / "catalog.parquet"),
-        "summary": write_csv(report.summary, out / "summary.csv"),
-        "issues": write_csv(report.issues, out / "issues.csv"),
-        "report": write_json(report.to_dict(), out / "report.json"),
+        "catalog": write_parquet(catalog, chapter_export_path(out, "data.catalog")),
+        "summary": write_csv(report.summary, chapter_export_path(out, "data.summary")),
+        "issues": write_csv(report.issues, chapter_export_path(out, "data.issues")),
+        "report": write_json(report.to_dict(), chapter_export_path(out, "data.report")),
     }
     if atlas_root is not None:
-        from skinmap.data.synthetic import latent_for_catalog
+        from skinmap.data.synthetic import latent_for_catalog, read_ground_truth
 
-        truth = json.loads((Path(atlas_root) / "_synthetic" / "ground_truth.json").read_text(encoding="utf-8"))
-        paths["ground_truth"] = write_json(truth, out / "ground_truth.json")
-        paths["latent"] = write_npy(latent_for_catalog(catalog, atlas_root), out / "synthetic_latent.npy")
+        paths["ground_truth"] = write_json(read_ground_truth(atlas_root), chapter_export_path(out, "data.ground_truth"))
+        paths["latent"] = write_npy(latent_for_catalog(catalog, atlas_root),
+                                    chapter_export_path(out, "data.synthetic_latent"))
     else:  # ground truth only exists for the synthetic atlas: never leave a stale one behind
-        for name in ("ground_truth.json", "synthetic_latent.npy"):
-            (out / name).unlink(missing_ok=True)
+        for key in ("data.ground_truth", "data.synthetic_latent"):
+            chapter_export_path(out, key).unlink(missing_ok=True)
     return paths
 
 
@@ -267,12 +349,13 @@ def _main() -> None:  # pragma: no cover - convenience for `python -m skinmap.da
     import sys
 
     from skinmap.io import write_csv, write_json, write_parquet
+    from skinmap.runs import chapter_export_path
 
     root, out = Path(sys.argv[1]), Path(sys.argv[2])
     catalog, report = build_catalog(root)
-    write_parquet(catalog, out / "catalog.parquet")
-    write_csv(report.summary, out / "summary.csv")
-    write_json(report.to_dict(), out / "report.json")
+    write_parquet(catalog, chapter_export_path(out, "data.catalog"))
+    write_csv(report.summary, chapter_export_path(out, "data.summary"))
+    write_json(report.to_dict(), chapter_export_path(out, "data.report"))
     print(f"{len(catalog)} rows ({report.duplicates_removed} duplicates removed) -> {out}")
 
 

@@ -9,14 +9,12 @@ computed on observed-or-imputed values so both can be shown side by side.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-from skinmap.data.harmonize import age_group, body_region, demographic_baselines, fst_to_group
-from skinmap.data.schema import FST_GROUPS
+from skinmap.data.harmonize import age_group, body_region
+from skinmap.data.registry import demographic_baselines
+from skinmap.data.schema import FST_GROUPS, fst_group
 
 __all__ = [
     "AUDIT_FIELDS",
@@ -25,7 +23,6 @@ __all__ = [
     "baseline_comparison",
     "distribution",
     "intersection",
-    "load_imputed",
     "with_imputed",
 ]
 
@@ -51,7 +48,7 @@ def audit_frame(catalog: pd.DataFrame) -> pd.DataFrame:
     ``age_group`` decades; ``paediatric`` ``"0-17"``/``"18+"``; ``body_region`` the coarse region.
     """
     fst = catalog["fst"].astype("Int64")
-    group = fst_to_group(fst)
+    group = fst_group(fst)
     if "fst_group" in catalog.columns:
         group = group.fillna(catalog["fst_group"].astype("string"))
     age = pd.to_numeric(catalog["age"], errors="coerce").astype("Float64")
@@ -121,12 +118,6 @@ def intersection(audit: pd.DataFrame, rows: str, cols: str) -> tuple[pd.DataFram
     table = pd.crosstab(both[rows], both[cols])
     table = table.reindex(index=_order(table.index, rows), columns=_order(table.columns, cols))
     return table, len(both)
-
-
-def load_imputed(run_dir: str | os.PathLike) -> pd.DataFrame | None:
-    """``<run_dir>/imputation/imputed.parquet`` if the imputation chapter has run, else None."""
-    path = Path(run_dir) / "imputation" / "imputed.parquet"
-    return pd.read_parquet(path) if path.is_file() else None
 
 
 def with_imputed(catalog: pd.DataFrame, imputed: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:

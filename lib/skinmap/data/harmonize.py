@@ -2,15 +2,12 @@
 
 All mappings are data files under ``skinmap/data/tables/`` (edit them, not this code):
 
-- ``registry.csv``: one row per dataset (release year, modality, origin, licence, citation, id
-  namespace used by identifier de-duplication, loader module);
-- ``icd10_labels.csv``: source label -> manual ICD-10 code, block and chapter (the paper's ICD-10
-  annotation, used only for analysis). A row with an empty code means "reviewed, no single code"
-  (e.g. ``benign``); labels with no row at all are *unmapped* and are listed in the report;
 - ``body_sites.csv``: raw body-site term -> controlled ``body_site`` and coarse ``body_region``;
 - ``age_rules.yml``: missing tokens, valid range, decade groups, range policy, units;
-- ``countries.csv``: country -> continent;
-- ``demographic_baselines.csv``: the paper's global dermatology-visit baselines.
+- ``countries.csv``: country -> continent.
+
+Diagnosis labels are coded to ICD-10 by :mod:`skinmap.data.icd10`; the dataset registry and the
+demographic baselines (facts about datasets, not harmonisation rules) are in :mod:`skinmap.data.registry`.
 
 :func:`harmonize_frame` turns a loader's *raw* frame (source values in catalog-named columns) into
 catalog columns, recording every value it could not use in an :class:`~skinmap.data.issues.IssueLog`.
@@ -21,172 +18,39 @@ from __future__ import annotations
 import functools
 import math
 import re
-from importlib import resources
 
 import numpy as np
 import pandas as pd
 import yaml
 
+from skinmap.data.icd10 import map_icd10
 from skinmap.data.issues import IssueLog
-from skinmap.data.schema import FST_GROUPS, conform
+from skinmap.data.schema import FST_GROUPS, MODALITIES, conform, fst_group
+from skinmap.data.tables import lookup_each, table_frame, table_key, table_text
 
 __all__ = [
     "age_group",
     "body_region",
     "continent_of",
-    "demographic_baselines",
-    "fst_to_group",
     "harmonize_frame",
-    "icd10_table",
-    "map_icd10",
-    "condition_names",
     "normalize_age",
     "normalize_body_site",
     "normalize_fst",
-    "normalize_label",
+    "normalize_fst_group",
     "normalize_sex",
-    "registry",
-    "registry_entry",
 ]
-
-
-def _per_unique(values: pd.Series, fn) -> list:
-    """``[fn(v) for v in values]`` computed once per distinct value (tables have few distinct values)."""
-    obj = values.astype("object").where(values.notna(), None)
-    cache: dict = {}
-    out = []
-    for v in obj:
-        if v not in cache:
-            cache[v] = fn(v)
-        out.append(cache[v])
-    return out
-
-
-def _table_text(name: str) -> str:
-    return resources.files("skinmap.data").joinpath("tables", name).read_text(encoding="utf-8")
-
-
-def _read_table(name: str) -> pd.DataFrame:
-    import io
-
-    return pd.read_csv(io.StringIO(_table_text(name)), dtype="string", keep_default_na=False)
 
 
 @functools.lru_cache(maxsize=None)
 def _age_rules() -> dict:
-    return yaml.safe_load(_table_text("age_rules.yml"))
-
-
-@functools.lru_cache(maxsize=None)
-def _registry() -> pd.DataFrame:
-    reg = _read_table("registry.csv").replace("", pd.NA)
-    reg["release_year"] = reg["release_year"].astype("Int64")
-    reg["paper_images"] = pd.to_numeric(reg["paper_images"]).astype("Int64")
-    return reg
-
-
-def registry() -> pd.DataFrame:
-    """The dataset registry (a copy): name, year, modality, origin, licence, citation, loader."""
-    return _registry().copy()
-
-
-def registry_entry(dataset: str) -> dict:
-    """One registry row as a dict (``KeyError`` naming the dataset when it is not registered)."""
-    reg = _registry()
-    hit = reg[reg["dataset"] == dataset]
-    if hit.empty:
-        raise KeyError(f"dataset {dataset!r} is not in tables/registry.csv")
-    return {k: (None if pd.isna(v) else v) for k, v in hit.iloc[0].to_dict().items()}
-
-
-def demographic_baselines() -> pd.DataFrame:
-    """Global dermatology-visit baselines (share in [0, 1]) with their citation."""
-    df = _read_table("demographic_baselines.csv")
-    df["share"] = df["share"].astype("float64")
-    return df
-
-
-# ---------------------------------------------------------------- labels -> ICD-10
-_WS = re.compile(r"[\s_\-]+")
-_WS_ONLY = re.compile(r"[\s_]+")
-
-
-def _key(value: object) -> str | None:
-    """Lower-case, ``_`` and runs of spaces to one space (hyphens kept: ``-1`` stays ``-1``)."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return None
-    text = _WS_ONLY.sub(" ", str(value)).strip().lower()
-    return text or None
-
-
-def normalize_label(label: object) -> str | None:
-    """Lower-case; ``_``, ``-`` and runs of spaces to one space; stripped; missing -> None."""
-    if label is None or (isinstance(label, float) and math.isnan(label)) or label is pd.NA:
-        return None
-    text = _WS.sub(" ", str(label)).strip().lower()
-    return text or None
-
-
-@functools.lru_cache(maxsize=None)
-def _icd10() -> pd.DataFrame:
-    df = _read_table("icd10_labels.csv")
-    df["key"] = [normalize_label(x) for x in df["label"]]
-    return df
-
-
-def icd10_table() -> pd.DataFrame:
-    """The label -> ICD-10 table (``dataset`` is ``*`` for labels shared by every dataset)."""
-    return _icd10().drop(columns="key").copy()
-
-
-def map_icd10(labels: pd.Series, dataset: str) -> pd.DataFrame:
-    """ICD-10 code/block/chapter for each label; a dataset-specific row wins over a ``*`` row.
-
-    Returns columns ``icd10_code``, ``icd10_block``, ``icd10_chapter`` (NA when unmapped or when
-    the table says "no code") and booleans ``unmapped`` (no table row) .
-    """
-    table = _icd10()
-    specific = table[table["dataset"] == dataset].drop_duplicates("key").set_index("key")
-    generic = table[table["dataset"] == "*"].drop_duplicates("key").set_index("key")
-    cols = ["icd10_code", "icd10_block", "icd10_chapter"]
-    lookup = {k: tuple(v or None for v in row) for k, row in zip(generic.index, generic[cols].itertuples(index=False))}
-    lookup.update({k: tuple(v or None for v in row) for k, row in zip(specific.index, specific[cols].itertuples(index=False))})
-
-    def one(label):
-        key = normalize_label(label)
-        if key is None:
-            return (None, None, None, False)
-        return (*lookup[key], False) if key in lookup else (None, None, None, True)
-
-    rows = _per_unique(labels, one)
-    out = pd.DataFrame(rows, columns=["icd10_code", "icd10_block", "icd10_chapter", "unmapped"],
-                       index=labels.index)
-    for col in ("icd10_code", "icd10_block", "icd10_chapter"):
-        out[col] = out[col].astype("string")
-    out["unmapped"] = out["unmapped"].astype(bool)
-    return out
-
-
-def condition_names(labels: pd.Series, dataset: str) -> pd.Series:
-    """Readable condition name of each source label for captions: the table's ``condition`` when
-    given (abbreviations such as ``nv``), else the normalised label (``melanoma-in-situ`` ->
-    ``melanoma in situ``); NA stays NA."""
-    table = _icd10()
-    names = {k: c for k, c, d in zip(table["key"], table["condition"], table["dataset"]) if c and d == "*"}
-    names.update({k: c for k, c, d in zip(table["key"], table["condition"], table["dataset"]) if c and d == dataset})
-
-    def one(label):
-        key = normalize_label(label)
-        return None if key is None else names.get(key, key)
-
-    return pd.Series(_per_unique(labels, one), index=labels.index, dtype="string")
+    return yaml.safe_load(table_text("age_rules.yml"))
 
 
 # ---------------------------------------------------------------- body site
 @functools.lru_cache(maxsize=None)
 def _body_sites() -> pd.DataFrame:
-    df = _read_table("body_sites.csv")
-    df["key"] = [_key(x) for x in df["raw"]]
+    df = table_frame("body_sites.csv")
+    df["key"] = [table_key(x) for x in df["raw"]]
     return df.drop_duplicates("key").set_index("key")
 
 
@@ -199,14 +63,14 @@ def normalize_body_site(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     site_of = dict(zip(table.index, table["body_site"]))
 
     def one(raw):
-        key = _key(raw)
+        key = table_key(raw)
         if key is None or key in _missing_tokens():
             return None, False
         if key in site_of:
             return site_of[key] or None, False
         return None, True
 
-    pairs = _per_unique(values, one)
+    pairs = lookup_each(values, one)
     sites, unknown = [p[0] for p in pairs], [p[1] for p in pairs]
     return (pd.Series(sites, index=values.index, dtype="string"),
             pd.Series(unknown, index=values.index, dtype=bool))
@@ -218,9 +82,9 @@ def body_region(sites: pd.Series) -> pd.Series:
     Controlled sites map through ``tables/body_sites.csv``; a raw term of that table (e.g. an
     imputed ``back``) maps through its row; anything else is NA."""
     table = _body_sites()
-    region_of = {_key(k): r for k, r in zip(table.index, table["body_region"]) if r}
-    region_of.update({_key(s): r for s, r in zip(table["body_site"], table["body_region"]) if s and r})
-    return pd.Series(_per_unique(sites, lambda s: region_of.get(_key(s)) if isinstance(s, str) else None),
+    region_of = {table_key(k): r for k, r in zip(table.index, table["body_region"]) if r}
+    region_of.update({table_key(s): r for s, r in zip(table["body_site"], table["body_region"]) if s and r})
+    return pd.Series(lookup_each(sites, lambda s: region_of.get(table_key(s)) if isinstance(s, str) else None),
                      index=sites.index, dtype="string")
 
 
@@ -308,12 +172,12 @@ def normalize_age(values: pd.Series) -> pd.DataFrame:
     ``"45-50"`` becomes its midpoint and is reported as ``age_range``; units like ``"18 months"``
     are converted; anything else, or an age outside the valid range, is NA and ``unparsed_age``.
     """
-    parsed = _per_unique(values, _parse_age)
+    parsed = lookup_each(values, _parse_age)
     ages = pd.array([a for a, _ in parsed], dtype="Float64")
     return pd.DataFrame(
         {
             "age": ages,
-            "age_group": pd.array(_per_unique(pd.Series([a for a, _ in parsed], dtype="object"), age_group),
+            "age_group": pd.array(lookup_each(pd.Series([a for a, _ in parsed], dtype="object"), age_group),
                                   dtype="string"),
             "issue": pd.array([k for _, k in parsed], dtype="string"),
         },
@@ -328,12 +192,12 @@ _SEX = {"male": "male", "m": "male", "man": "male", "female": "female", "f": "fe
 def normalize_sex(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """``male``/``female``/NA per value and a mask of values that were not understood."""
     def one(raw):
-        key = _key(raw)
+        key = table_key(raw)
         if key is None or key in _missing_tokens():
             return None, False
         return (_SEX[key], False) if key in _SEX else (None, True)
 
-    pairs = _per_unique(values, one)
+    pairs = lookup_each(values, one)
     out, bad = [p[0] for p in pairs], [p[1] for p in pairs]
     return pd.Series(out, index=values.index, dtype="string"), pd.Series(bad, index=values.index, dtype=bool)
 
@@ -346,7 +210,7 @@ def normalize_fst(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Fitzpatrick type 1-6 (Int64) per value (``3``, ``3.0``, ``"FST3"``, ``"III"``), and a mask of
     values not understood. ``-1``, ``0`` and missing tokens are NA without a flag."""
     def one(raw):
-        key = _key(raw)
+        key = table_key(raw)
         if key is None or key in _missing_tokens() or key in {"0", "0.0", "-1.0"}:
             return None, False
         m = _FST.match(key.replace(" ", ""))
@@ -355,31 +219,59 @@ def normalize_fst(values: pd.Series) -> tuple[pd.Series, pd.Series]:
             return (int(token) if token.isdigit() else _ROMAN[token]), False
         return None, True
 
-    pairs = _per_unique(values, one)
+    pairs = lookup_each(values, one)
     out, bad = [p[0] for p in pairs], [p[1] for p in pairs]
     return pd.Series(pd.array(out, dtype="Int64"), index=values.index), pd.Series(bad, index=values.index, dtype=bool)
 
 
-def fst_to_group(fst: pd.Series) -> pd.Series:
-    """FST 1-6 -> ``I-II`` / ``III-IV`` / ``V-VI`` (NA stays NA)."""
-    groups = {1: FST_GROUPS[0], 2: FST_GROUPS[0], 3: FST_GROUPS[1], 4: FST_GROUPS[1], 5: FST_GROUPS[2], 6: FST_GROUPS[2]}
-    return pd.Series([groups.get(int(v)) if pd.notna(v) else None for v in fst], index=fst.index, dtype="string")
+def normalize_fst_group(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """A source's own FST group in the catalog's spelling (:data:`~skinmap.data.schema.FST_GROUPS`,
+    compared case-insensitively, spaces ignored: ``"iii - iv"`` -> ``"III-IV"``), and a mask of
+    values that are not one of the three groups. Missing tokens are NA without a flag."""
+    spelled = {g.lower(): g for g in FST_GROUPS}
+
+    def one(raw):
+        key = table_key(raw)
+        if key is None or key in _missing_tokens():
+            return None, False
+        group = spelled.get(key.replace(" ", ""))
+        return group, group is None
+
+    pairs = lookup_each(values, one)
+    out, bad = [p[0] for p in pairs], [p[1] for p in pairs]
+    return pd.Series(out, index=values.index, dtype="string"), pd.Series(bad, index=values.index, dtype=bool)
 
 
 @functools.lru_cache(maxsize=None)
 def _continents() -> dict[str, str]:
-    df = _read_table("countries.csv")
-    return {_key(c): k for c, k in zip(df["country"], df["continent"])}
+    df = table_frame("countries.csv")
+    return {table_key(c): k for c, k in zip(df["country"], df["continent"])}
 
 
 def continent_of(countries: pd.Series) -> pd.Series:
     """Continent of each country name (NA when missing or not in ``tables/countries.csv``)."""
     table = _continents()
-    return pd.Series([table.get(_key(c)) if isinstance(c, str) else None for c in countries],
+    return pd.Series([table.get(table_key(c)) if isinstance(c, str) else None for c in countries],
                      index=countries.index, dtype="string")
 
 
 # ---------------------------------------------------------------- frame
+def _modality(values: pd.Series, dataset: str, raw: pd.DataFrame) -> pd.Series:
+    """Per-row modality in the catalog's spelling (case-insensitive); any other value is a
+    ``ValueError`` naming the dataset, file and row (the catalog builder skips that dataset)."""
+    canonical = {m.lower(): m for m in MODALITIES}
+    out = pd.Series([canonical.get(str(v).strip().lower()) if pd.notna(v) else None for v in values],
+                    index=values.index, dtype="string")
+    bad = values.notna() & out.isna()
+    if bad.any():
+        i = bad.idxmax()
+        where = (f" in {raw.at[i, 'source_file']} row {raw.at[i, 'source_row']}"
+                 if {"source_file", "source_row"} <= set(raw.columns) else "")
+        raise ValueError(f"{dataset}: modality {values[i]!r}{where} is not one of {MODALITIES} "
+                         f"({int(bad.sum())} row(s))")
+    return out
+
+
 _RAW_COLUMNS = ("image_id", "path", "lesion_id", "patient_id", "split", "diagnosis", "fst", "fst_group",
                 "age", "sex", "body_site", "origin_country", "origin_continent", "modality",
                 "release_year", "source_file", "source_row", "width", "height")
@@ -416,9 +308,12 @@ def harmonize_frame(raw: pd.DataFrame, dataset: str, entry: dict, issues: IssueL
     out["fst"] = fst
     if bad.any():
         issues.add_rows("unparsed_fst", dataset, raw[bad], column="fst", values=col("fst")[bad])
-    group = fst_to_group(fst)
-    if "fst_group" in raw.columns:
-        group = group.fillna(raw["fst_group"].astype("string"))
+    group = fst_group(fst)
+    if "fst_group" in raw.columns:  # a source that records only the group (DDI, generic tables)
+        given, bad = normalize_fst_group(raw["fst_group"])
+        if bad.any():
+            issues.add_rows("unparsed_fst", dataset, raw[bad], column="fst_group", values=raw["fst_group"][bad])
+        group = group.fillna(given)
     out["fst_group"] = group
 
     ages = normalize_age(col("age"))
@@ -448,7 +343,7 @@ def harmonize_frame(raw: pd.DataFrame, dataset: str, entry: dict, issues: IssueL
         continent = continent.fillna(entry["origin_continent"])
     out["origin_continent"] = continent
 
-    modality = col("modality").astype("string")
+    modality = _modality(col("modality").astype("string"), dataset, raw)
     out["modality"] = modality.fillna(entry.get("modality")) if entry.get("modality") else modality
     year = pd.to_numeric(col("release_year"), errors="coerce").astype("Int64")
     out["release_year"] = year.fillna(entry["release_year"]) if entry.get("release_year") is not None else year

@@ -3,6 +3,10 @@
 Loaders and the catalog builder record problems in an :class:`IssueLog` instead of raising, so that
 one broken table or image never stops the rest of the catalog from building. Kinds are a closed
 vocabulary (``ISSUE_KINDS``) so that the data chapter can count them.
+
+Only input that leaves nothing sensible to build raises :class:`DataInputError`: a request for no
+dataset or for datasets that are not there, two datasets claiming one name, or a root from which no
+row at all could be loaded. Its message names the root, the key or the files, and the problems found.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-__all__ = ["ISSUE_KINDS", "IssueLog"]
+__all__ = ["ISSUE_KINDS", "IssueLog", "DataInputError"]
 
 # kind -> what it means and what the catalog does about it
 ISSUE_KINDS: dict[str, str] = {
@@ -30,6 +34,10 @@ ISSUE_KINDS: dict[str, str] = {
     "unparsed_sex": "sex not understood; sex NA",
     "duplicate_id": "an image id repeats inside one dataset; only the first row is kept",
 }
+
+
+class DataInputError(ValueError):
+    """Input the catalog cannot be built from at all; the message says which and what to change."""
 
 
 @dataclass

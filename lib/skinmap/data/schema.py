@@ -49,8 +49,10 @@ import pandas as pd
 __all__ = [
     "CATALOG_SCHEMA",
     "CATALOG_COLUMNS",
+    "FST_GROUPS",
     "MODALITIES",
     "conform",
+    "fst_group",
     "empty_catalog",
     "read_catalog",
     "validate_catalog",
@@ -88,7 +90,39 @@ CATALOG_SCHEMA: dict[str, str] = {
 CATALOG_COLUMNS: tuple[str, ...] = tuple(CATALOG_SCHEMA)
 MODALITIES: tuple[str, ...] = ("dermoscopy", "clinical", "TBP")
 SEXES: tuple[str, ...] = ("male", "female")
+#: The paper's three Fitzpatrick groups, each two adjacent types (1-2, 3-4, 5-6).
 FST_GROUPS: tuple[str, ...] = ("I-II", "III-IV", "V-VI")
+_GROUP_OF_TYPE = {1: FST_GROUPS[0], 2: FST_GROUPS[0], 3: FST_GROUPS[1], 4: FST_GROUPS[1],
+                  5: FST_GROUPS[2], 6: FST_GROUPS[2]}
+
+
+def fst_group(fst) -> pd.Series:
+    """Fitzpatrick type 1-6 -> ``"I-II"`` / ``"III-IV"`` / ``"V-VI"`` (:data:`FST_GROUPS`).
+
+    Parameters
+    ----------
+    fst : array-like or Series
+        Fitzpatrick types as numbers (``3``, ``3.0``, ``"3"``); missing values (None, NA, NaN) allowed.
+
+    Returns
+    -------
+    Series of dtype ``string`` (the input's index when ``fst`` is a Series); missing stays NA.
+
+    Raises
+    ------
+    ValueError
+        For any other value (``7``, ``2.5``, ``"x"``): silently dropping it would remove the image from
+        every group.
+    """
+    raw = fst if isinstance(fst, pd.Series) else pd.Series(fst, dtype="object")
+    values = pd.to_numeric(raw, errors="coerce").astype("Float64")
+    valid = values.isin(list(_GROUP_OF_TYPE)).fillna(False).astype(bool)
+    bad = raw.notna() & ~valid
+    if bad.any():
+        shown = sorted({str(v) for v in raw[bad]})[:5]
+        raise ValueError(f"FST must be 1-6 or missing; {int(bad.sum())} row(s) hold values outside 1-6: {shown}")
+    groups = [_GROUP_OF_TYPE[int(v)] if ok else None for v, ok in zip(values.fillna(0), valid)]
+    return pd.Series(groups, index=raw.index, dtype="string")
 
 
 def _as_dtype(values: pd.Series, dtype: str) -> pd.Series:

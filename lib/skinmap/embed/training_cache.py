@@ -7,8 +7,8 @@ SHA-256 of a canonical JSON of everything the weights depend on:
 member
     kind, name, the full resolved config (architecture, optimiser, steps, seed), the content hashes
     of the partition's image files in training order (with the captions for CLIP/SigLIP), the source
-    of the member's modules (``common.py``, ``images.py``, the objective's module and its bases), the
-    deep-learning library versions and the hardware setup (accelerator, devices, nodes, precision:
+    of the member's modules (``members/base.py``, ``members/training.py``, ``images.py``, the
+    objective's module and its bases), the deep-learning library versions and the hardware setup (accelerator, devices, nodes, precision:
     numerics and the per-device batch depend on them).
 fusion
     the member and caption vectors (dtype, shape, bytes), the :class:`FusionConfig`, the source of
@@ -23,65 +23,24 @@ refreshes its entry's modification time: an entry survives as long as runs keep 
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import importlib.util
-import json
 import os
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from skinmap.book.fingerprint import canonical_hash
+from skinmap.hashing import array_digest, canonical_hash, library_versions, source_hash
 from skinmap.io import atomic_path, read_json, write_json
 
 __all__ = [
-    "canonical_hash", "array_digest", "source_hash", "library_versions", "hardware_signature",
-    "member_source_modules", "member_key", "fusion_key", "canonical_order", "lookup_member", "store_member",
-    "lookup_fusion", "store_fusion", "link_or_copy", "refresh", "is_main_process",
+    "hardware_signature", "member_source_modules", "member_key", "fusion_key", "canonical_order", "lookup_member",
+    "store_member", "lookup_fusion", "store_fusion", "link_or_copy", "refresh", "is_main_process",
 ]
 
-_LIBRARIES = ("torch", "lightning", "timm", "open_clip_torch", "numpy")  # distribution names
-
-
-def array_digest(array: np.ndarray | None) -> str | None:
-    """SHA-256 of an array's dtype, shape and C-order bytes (``None`` stays ``None``)."""
-    if array is None:
-        return None
-    a = np.ascontiguousarray(array)
-    digest = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
-    digest.update(a.tobytes())
-    return digest.hexdigest()
-
-
-def source_hash(modules: Iterable[str]) -> str:
-    """SHA-256 over the source files of ``modules`` (by module name, in sorted order)."""
-    digest = hashlib.sha256()
-    for name in sorted(set(modules)):
-        origin = importlib.util.find_spec(name).origin
-        digest.update(name.encode())
-        digest.update(Path(origin).read_bytes())
-    return digest.hexdigest()
-
-
-def library_versions() -> dict[str, str | None]:
-    """Installed versions of the libraries whose numerics shape the weights (missing: ``None``).
-
-    Read from the package metadata, not by importing: a cache hit should not pay for importing
-    open_clip and timm (seconds).
-    """
-    from importlib import metadata
-
-    out = {}
-    for name in _LIBRARIES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+# Distributions whose numerics shape the weights; a missing one is keyed as ``None``.
+_LIBRARIES = ("torch", "lightning", "timm", "open_clip_torch", "numpy")
 
 
 def hardware_signature(trainer_kwargs: dict | None, default_precision: str) -> dict[str, str]:
@@ -95,10 +54,10 @@ def hardware_signature(trainer_kwargs: dict | None, default_precision: str) -> d
 def member_source_modules(kind: str) -> list[str]:
     """Modules whose code determines a trained member: its objective's class hierarchy, the shared
     training code and the image decoder."""
-    from skinmap.embed.members.common import _module_class
+    from skinmap.embed.members.registry import module_class
 
-    modules = {"skinmap.embed.members.common", "skinmap.embed.images"}
-    modules |= {c.__module__ for c in _module_class(kind).__mro__ if c.__module__.startswith("skinmap.")}
+    modules = {"skinmap.embed.members.base", "skinmap.embed.members.training", "skinmap.embed.images"}
+    modules |= {c.__module__ for c in module_class(kind).__mro__ if c.__module__.startswith("skinmap.")}
     return sorted(modules)
 
 
@@ -118,7 +77,8 @@ def member_key(kind: str, name: str, config, hashes: Sequence[str | None], capti
     data = [[h, c] for h, c in zip(hashes, captions)] if captions is not None else list(hashes)
     return canonical_hash({
         "what": "member", "kind": kind, "name": name, "config": asdict(config), "data": data,
-        "code": source_hash(member_source_modules(kind)), "libraries": library_versions(),
+        "code": source_hash(member_source_modules(kind)),
+        "libraries": library_versions(_LIBRARIES, keep_missing=True),
         "hardware": hardware_signature(trainer_kwargs, default_precision),
     })
 
@@ -128,7 +88,8 @@ def fusion_key(members: Sequence[np.ndarray], text: np.ndarray | None, config,
     """Cache key of a trained fusion projector (see the module doc)."""
     return canonical_hash({
         "what": "fusion", "members": [array_digest(np.asarray(m)) for m in members], "text": array_digest(text),
-        "config": asdict(config), "code": source_hash(["skinmap.embed.fusion"]), "libraries": library_versions(),
+        "config": asdict(config), "code": source_hash(["skinmap.embed.fusion"]),
+        "libraries": library_versions(_LIBRARIES, keep_missing=True),
         "hardware": hardware_signature(trainer_kwargs, "32-true"),
     })
 
@@ -195,13 +156,13 @@ def _fusion_path(cache_dir, key: str) -> Path:
 
 def lookup_fusion(cache_dir, key: str) -> dict | None:
     """The cached projector payload for ``key`` (see :func:`store_fusion`), or ``None``."""
-    import torch
+    from skinmap.embed.checkpoint import load_checkpoint
 
     path = _fusion_path(cache_dir, key)
     if not path.is_file():
         return None
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = load_checkpoint(path)
     except Exception:  # a truncated or foreign file is a miss, not a crash
         return None
     if payload.get("key") != key:
@@ -212,9 +173,6 @@ def lookup_fusion(cache_dir, key: str) -> dict | None:
 
 def store_fusion(cache_dir, key: str, payload: dict) -> Path:
     """Save a projector payload (weights, dimensions, ``history``) under ``key``, atomically."""
-    import torch
+    from skinmap.embed.checkpoint import save_checkpoint
 
-    path = _fusion_path(cache_dir, key)
-    with atomic_path(path) as tmp:
-        torch.save({**payload, "key": key}, tmp)
-    return path
+    return save_checkpoint({**payload, "key": key}, _fusion_path(cache_dir, key))

@@ -75,8 +75,6 @@ def hole_explorer_html(
     ``thumbnails``: one data-URI (or ``None``) per point, or ``None`` for no images.
     ``include_plotlyjs``: ``True`` inlines plotly.js (works offline), ``"cdn"`` links it.
     """
-    import plotly.graph_objects as go
-
     for col in ("x", "y"):
         if col not in points.columns:
             raise KeyError(f"points need column {col!r}")
@@ -87,20 +85,56 @@ def hole_explorer_html(
     hover_columns = [c for c in hover_columns if c in points.columns]
     xy = points[["x", "y"]].to_numpy(dtype=float)
 
-    colors = [_PALETTE[0]] * n
+    # 1. colours per point, 2. the plotly map, 3. the data the page's script reads,
+    # 4. the selectors, 5. the page fragment around the plot.
+    colors, legend = _point_colors(points, color_column)
+    fig = _map_figure(xy, colors, holes, height=height, title=title)
+    # hover columns, then the other filter columns: a fixed order (a set's order would change the
+    # page's bytes with the interpreter's string-hash seed)
+    meta = {c: _labels(points[c]) for c in dict.fromkeys([*hover_columns, *filter_columns])}
+    payload = {
+        "n": n,
+        "colors": colors,
+        "faded": _FADED,
+        "meta": meta,
+        "hover": hover_columns,
+        "filters": filter_columns,
+        "thumbs": list(thumbnails) if thumbnails is not None else None,
+        "holes": [_hole_summary(h, xy) for h in holes],
+    }
+    controls = _controls(div_id, holes, {c: sorted(set(meta[c]), key=_natural) for c in filter_columns})
+    post = _SCRIPT.replace("__DIV__", div_id).replace("__DATA__", json.dumps(payload))
+    plot = fig.to_html(
+        full_html=False, include_plotlyjs=False if include_plotlyjs is True else include_plotlyjs,
+        div_id=f"{div_id}-plot", config={"displaylogo": False, "responsive": True}, post_script=post,
+    )
+    if include_plotlyjs is True:
+        plot = _inline_plotlyjs() + plot
+    return _fragment(div_id, controls, color_column, legend, plot)
+
+
+def _point_colors(points: pd.DataFrame, color_column: str) -> tuple[list[str], dict[str, str]]:
+    """One palette colour per point by ``color_column`` (sorted categories), and the legend."""
+    colors = [_PALETTE[0]] * len(points)
     legend: dict[str, str] = {}
     if color_column in points.columns:
         cats = _labels(points[color_column])
         uniq = sorted(set(cats))
         legend = {c: _PALETTE[i % len(_PALETTE)] for i, c in enumerate(uniq)}
         colors = [legend[c] for c in cats]
+    return colors, legend
+
+
+def _map_figure(xy: np.ndarray, colors: list[str], holes: Sequence[dict], *, height: int, title: str):
+    """The samples, then per hole its boundary samples and its closed loop (first hole visible)."""
+    import plotly.graph_objects as go
 
     fig = go.Figure()
     fig.add_trace(
         go.Scatter(
             x=xy[:, 0], y=xy[:, 1], mode="markers", name="samples",
             marker={"size": 5, "color": colors, "line": {"width": 0}},
-            customdata=np.arange(n), hoverinfo="none", showlegend=False,
+            customdata=np.arange(len(xy)), hoverinfo="none", showlegend=False,
         )
     )
     for i, hole in enumerate(holes):
@@ -127,45 +161,37 @@ def hole_explorer_html(
         xaxis={"visible": False}, yaxis={"visible": False, "scaleanchor": "x"},
         plot_bgcolor="white", legend={"orientation": "h", "y": -0.02}, hovermode="closest",
     )
+    return fig
 
-    meta = {c: _labels(points[c]) for c in set(hover_columns) | set(filter_columns)}
-    options = {c: sorted(set(meta[c]), key=_natural) for c in filter_columns}
-    payload = {
-        "n": n,
-        "colors": colors,
-        "faded": _FADED,
-        "meta": meta,
-        "hover": hover_columns,
-        "filters": filter_columns,
-        "thumbs": list(thumbnails) if thumbnails is not None else None,
-        "holes": [
-            {
-                "rank": int(h["rank"]),
-                "persistence": float(h["persistence"]),
-                "n_cycle": len(h["cycle"]),
-                "n_boundary": len(h.get("boundary", [])),
-                "x": [float(xy[r, 0]) for r in h["cycle"]],
-                "y": [float(xy[r, 1]) for r in h["cycle"]],
-            }
-            for h in holes
-        ],
+
+def _hole_summary(hole: dict, xy: np.ndarray) -> dict:
+    """What the page's script knows of one hole: rank, persistence, sizes, loop coordinates."""
+    return {
+        "rank": int(hole["rank"]),
+        "persistence": float(hole["persistence"]),
+        "n_cycle": len(hole["cycle"]),
+        "n_boundary": len(hole.get("boundary", [])),
+        "x": [float(xy[r, 0]) for r in hole["cycle"]],
+        "y": [float(xy[r, 1]) for r in hole["cycle"]],
     }
+
+
+def _controls(div_id: str, holes: Sequence[dict], options: dict[str, list[str]]) -> list[str]:
+    """The hole selector, then one selector per filter column (``options``: its values)."""
     controls = [_select(f"{div_id}-hole", "hole", [
         (str(i), f"#{h['rank']} (persistence {float(h['persistence']):.3g}, {len(h['cycle'])} loop points)")
         for i, h in enumerate(holes)
     ] + [("none", "none")])]
-    for col in filter_columns:
-        controls.append(_select(f"{div_id}-f-{col}", col, [("__all__", "all")] + [(v, v) for v in options[col]]))
+    for col, values in options.items():
+        controls.append(_select(f"{div_id}-f-{col}", col, [("__all__", "all")] + [(v, v) for v in values]))
+    return controls
+
+
+def _fragment(div_id: str, controls: list[str], color_column: str, legend: dict[str, str], plot: str) -> str:
+    """Selectors above, the legend, the hover panel left of the plot."""
     legend_html = " ".join(
         f'<span style="color:{c}">&#9679;</span>&nbsp;{html.escape(k)}' for k, c in legend.items()
     )
-    post = _SCRIPT.replace("__DIV__", div_id).replace("__DATA__", json.dumps(payload))
-    plot = fig.to_html(
-        full_html=False, include_plotlyjs=False if include_plotlyjs is True else include_plotlyjs,
-        div_id=f"{div_id}-plot", config={"displaylogo": False, "responsive": True}, post_script=post,
-    )
-    if include_plotlyjs is True:
-        plot = _inline_plotlyjs() + plot
     return (
         f'<div id="{div_id}" class="skinmap-hole-explorer" style="font-family:sans-serif;font-size:13px">'
         f'<div style="display:flex;flex-wrap:wrap;gap:12px;align-items:center">{"".join(controls)}</div>'
@@ -276,15 +302,7 @@ def build_hole_explorer(
     """
     from tqdm.auto import tqdm
 
-    n = len(points)
-    keep = set()
-    for h in holes:
-        keep |= {int(r) for r in h["cycle"]} | {int(r) for r in h.get("boundary", [])}
-    rest = np.setdiff1d(np.arange(n), np.fromiter(keep, dtype=np.int64, count=len(keep)))
-    budget = max(0, max_points - len(keep))
-    if rest.size > budget:
-        rest = np.random.default_rng(seed).choice(rest, size=budget, replace=False)
-    rows = np.sort(np.r_[np.fromiter(keep, dtype=np.int64, count=len(keep)), rest])
+    rows = _drawn_rows(len(points), holes, max_points, seed)
     pos = {int(r): i for i, r in enumerate(rows)}
     sub = points.iloc[rows].reset_index(drop=True)
     remapped = [
@@ -301,3 +319,15 @@ def build_hole_explorer(
             for p in tqdm(sub[path_column], desc="thumbnails", leave=False, disable=not progress)
         ]
     return hole_explorer_html(sub, remapped, thumbnails=thumbs, **kwargs)
+
+
+def _drawn_rows(n: int, holes: Sequence[dict], max_points: int, seed: int) -> np.ndarray:
+    """Sorted rows to draw: every cycle and boundary row, plus a seeded random subset of the rest."""
+    keep = set()
+    for h in holes:
+        keep |= {int(r) for r in h["cycle"]} | {int(r) for r in h.get("boundary", [])}
+    rest = np.setdiff1d(np.arange(n), np.fromiter(keep, dtype=np.int64, count=len(keep)))
+    budget = max(0, max_points - len(keep))
+    if rest.size > budget:
+        rest = np.random.default_rng(seed).choice(rest, size=budget, replace=False)
+    return np.sort(np.r_[np.fromiter(keep, dtype=np.int64, count=len(keep)), rest])

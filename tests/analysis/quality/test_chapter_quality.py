@@ -32,3 +32,28 @@ def test_chapter_runs_on_fake_run(tmp_path):
     assert "SynDermA" in set(leak["dataset"])
     near = pd.read_csv(out / "near_duplicates.csv")
     assert list(near.columns[:5]) == ["image_a", "image_b", "similarity", "cluster", "conflict"]
+
+
+@pytest.mark.slow
+def test_chapter_caps_the_whitening_on_a_small_collection(tmp_path):
+    """Fewer images than ``whiten_dims`` (the default 256) is a normal small cohort: the chapter caps the
+    whitening, says so, and runs (it used to stop with ``n_components must be in [1, ...]``)."""
+    pm = pytest.importorskip("papermill")
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fake_run import make_fake_run
+
+    run = make_fake_run(tmp_path / "run", n_lesions=60, embed=False)
+    from skinmap import runs
+
+    n_images = int(runs.load_catalog(run)["path"].notna().sum())
+    assert n_images < 256
+    pm.execute_notebook(
+        str(ROOT / "chapters" / "02-quality.ipynb"), str(tmp_path / "out.ipynb"),
+        parameters=dict(run_dir=str(run), figures_dir=str(tmp_path / "fig"), project_root=str(ROOT), profile="demo",
+                        embedding_source="pixels", mirror_invariant=False, verify_pairs=False, resolution_n_images=20,
+                        gallery_pairs=2, gallery_offtopic=2),
+        cwd=str(ROOT / "chapters"), progress_bar=False, kernel_name="python3",
+    )
+    text = (tmp_path / "out.ipynb").read_text()
+    assert "Whitening capped:" in text and "is capped at" in text
+    assert list(runs.read_export(run, "quality.near_duplicates").columns[:3]) == ["image_a", "image_b", "similarity"]

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from skinmap.analysis.quality import duplicates
+from skinmap.analysis.quality import duplicates, evaluation, review
 
 
 def _planted(rng, n=80, d=24, copies=((0, 1), (0, 2), (3, 4), (10, 11))):
@@ -21,7 +21,7 @@ def test_pairs_match_brute_force(rng):
     z = x / np.linalg.norm(x, axis=1, keepdims=True)
     sims = z @ z.T
     for tau in (0.9, 0.5, 0.3):
-        got = duplicates.near_duplicate_pairs(x, tau, k=79)
+        got = duplicates.near_duplicate_pairs(x, tau, n_neighbors=79)
         iu, ju = np.triu_indices(len(x), 1)
         want = {(int(a), int(b)) for a, b in zip(iu, ju) if sims[a, b] >= tau}
         assert set(zip(got["i"], got["j"])) == want
@@ -31,9 +31,9 @@ def test_pairs_match_brute_force(rng):
 
 def test_exact_duplicates_kept_and_saturation_reported():
     x = np.repeat(np.eye(3, 8, dtype=np.float32), 4, axis=0)  # 3 groups of 4 identical rows
-    got = duplicates.near_duplicate_pairs(x, 0.99, k=2)
+    got = duplicates.near_duplicate_pairs(x, 0.99, n_neighbors=2)
     assert got.attrs["saturated"] == 12  # every row has 3 identical partners but k=2
-    full = duplicates.near_duplicate_pairs(x, 0.99, k=5)
+    full = duplicates.near_duplicate_pairs(x, 0.99, n_neighbors=5)
     assert len(full) == 3 * 6 and full.attrs["saturated"] == 0
     assert np.allclose(full["similarity"], 1.0)
     assert len(duplicates.near_duplicate_pairs(x[:1], 0.9)) == 0
@@ -77,20 +77,20 @@ def test_cluster_conflicts_hand_made():
 def test_precision_recall_hand_counted():
     truth = [("a", "b"), ("b", "c"), ("x", "y")]
     pred = [("a", "b"), ("c", "a"), ("x", "z"), ("b", "a")]
-    r = duplicates.pair_precision_recall(pred, truth)
+    r = evaluation.pair_precision_recall(pred, truth)
     # {a,b} and {a,c} are true (a,c linked through b); {x,z} false. recall: {a,b} found of 3
     assert r["n_predicted"] == 3 and r["true_positives"] == 2
     assert r["precision"] == pytest.approx(2 / 3) and r["recall"] == pytest.approx(1 / 3)
-    assert np.isnan(duplicates.pair_precision_recall([], truth)["precision"])
-    assert duplicates.pair_precision_recall(pred, truth, universe={"a", "b", "c"})["n_truth"] == 2
-    assert duplicates.planted_pair_mask(pred, truth).tolist() == [True, True, False, True]
-    by_t = duplicates.recall_by_transform(pred, pd.DataFrame({"a": ["a", "x"], "b": ["b", "y"], "transform": ["crop", "flip"]}))
+    assert np.isnan(evaluation.pair_precision_recall([], truth)["precision"])
+    assert evaluation.pair_precision_recall(pred, truth, universe={"a", "b", "c"})["n_truth"] == 2
+    assert evaluation.planted_pair_mask(pred, truth).tolist() == [True, True, False, True]
+    by_t = evaluation.recall_by_transform(pred, pd.DataFrame({"a": ["a", "x"], "b": ["b", "y"], "transform": ["crop", "flip"]}))
     assert by_t.set_index("transform")["recall"].to_dict() == {"crop": 1.0, "flip": 0.0}
 
 
 def test_review_round_trip(tmp_path):
     pairs = pd.DataFrame({"image_a": ["a", "c", "e"], "image_b": ["b", "d", "f"], "similarity": [0.97, 0.99, 0.93]})
-    template = duplicates.review_template(pairs)
+    template = review.review_template(pairs)
     assert list(template["image_a"]) == ["c", "a", "e"] and (template["decision"] == "").all()
     template.loc[template["image_a"] == "c", "decision"] = "different"
     template.loc[template["image_a"] == "a", "decision"] = "unclear"
@@ -98,16 +98,16 @@ def test_review_round_trip(tmp_path):
                                                  "decision": " Duplicate", "note": ""}])])
     path = tmp_path / "review.csv"
     filled.to_csv(path, index=False)
-    review = duplicates.read_review(path)
-    assert len(review) == 3  # the blank decision on e-f is dropped
-    out = duplicates.apply_review(pairs, review)
+    decisions = review.read_review(path)
+    assert len(decisions) == 3  # the blank decision on e-f is dropped
+    out = review.apply_review(pairs, decisions)
     keys = {tuple(sorted(p)) for p in zip(out["image_a"], out["image_b"])}
     assert keys == {("a", "b"), ("e", "f"), ("g", "h")}
     assert out.set_index("image_a").loc["a", "review"] == "unclear"
     bad = tmp_path / "bad.csv"
     pd.DataFrame({"image_a": ["a"], "image_b": ["b"], "decision": ["maybe"]}).to_csv(bad, index=False)
     with pytest.raises(ValueError, match="unknown decision"):
-        duplicates.read_review(bad)
+        review.read_review(bad)
 
 
 def test_find_duplicates_rejects_unknown_images():
@@ -127,8 +127,8 @@ def test_mutual_top_keeps_copies_drops_crowd(rng):
     pair = rng.normal(size=16)
     triple = rng.normal(size=16)
     x = np.vstack([x, pair, pair + 1e-3 * rng.normal(size=16), triple, triple, triple]).astype(np.float32)
-    plain = duplicates.near_duplicate_pairs(x, 0.9, k=10)
-    mutual = duplicates.near_duplicate_pairs(x, 0.9, k=10, mutual_top=1)
+    plain = duplicates.near_duplicate_pairs(x, 0.9, n_neighbors=10)
+    mutual = duplicates.near_duplicate_pairs(x, 0.9, n_neighbors=10, mutual_top=1)
     got = set(zip(mutual["i"], mutual["j"]))
     assert {(30, 31), (32, 33), (32, 34), (33, 34)} <= got  # copies kept, the identical triple whole
     # brute force of the rule within the crowd: a pair survives iff each is the other's nearest neighbour
@@ -146,7 +146,7 @@ def test_evaluate_rules_hand_counted():
     good = np.array([[1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], np.float32)
     bad = np.array([[1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 1, 0.1]], np.float32)
     planted = pd.DataFrame({"a": ["u0", "u2", "gone"], "b": ["u1", "u9", "u0"], "transform": ["flip", "crop", "crop"]})
-    out = duplicates.evaluate_rules({"good": (good, 0), "bad": (bad, 0)}, ["u0", "u1", "u2", "u3"], planted, [0.9]).set_index("rule")
+    out = evaluation.evaluate_rules({"good": (good, 0), "bad": (bad, 0)}, ["u0", "u1", "u2", "u3"], planted, [0.9]).set_index("rule")
     assert out.loc["good", "precision"] == 1.0 and out.loc["good", "recall"] == 1.0
     assert out.loc["bad", "precision"] == 0.5 and out.loc["bad", "n_predicted"] == 2
     assert out.loc["bad", "recall_flip"] == 1.0
@@ -194,3 +194,48 @@ def test_distinct_pairs_competitor_is_brute_force_max(rng):
                        & ~(pairs["i"].isin([a, b]) & pairs["j"].isin([a, b]))]
         assert len(others) and comp == pytest.approx(others["similarity"].max())
         assert s >= comp - 1e-9  # ratio 1: accepted exactly when no third image scores higher
+
+
+def test_duplicate_summary_every_field_hand_counted():
+    """Every field of the summary, per pair and per cluster, on a table counted by hand.
+
+    clusters (pairs):  {a, b, c} (a-b, b-c, a-c)   diagnosis nv, nv, missing; FST 2, 3, 3  -> fst_by_1 only
+                       {d, e}    (d-e)             nv / mel; FST 1, 1; D1 and D2           -> diagnosis, spans
+                       {f, g}    (f-g)             bcc, bcc; FST 1 / 3                     -> fst_by_more
+                       {h, i}    (h-i)             both missing diagnosis; FST missing / 4 -> homogeneous
+    j is in no pair. A missing diagnosis is not a class of its own, an FST spread of exactly 1 is not "by more".
+    """
+    meta = pd.DataFrame({
+        "uid": list("abcdefghij"),
+        "dataset": ["D1", "D1", "D1", "D1", "D2", "D1", "D1", "D1", "D1", "D1"],
+        "diagnosis": ["nv", "nv", None, "nv", "mel", "bcc", "bcc", np.nan, None, "nv"],
+        "fst": [2, 3, 3, 1, 1, 1, 3, np.nan, 4, 6],
+    })
+    pairs = pd.DataFrame({"image_a": ["a", "b", "a", "d", "f", "h"], "image_b": ["b", "c", "c", "e", "g", "i"],
+                          "similarity": [0.99, 0.98, 0.97, 0.96, 0.96, 0.95]})
+    scored = pd.DataFrame({"i": [0, 1, 0, 3, 5, 7], "j": [1, 2, 2, 4, 6, 8]})
+    scored.attrs["saturated"] = 2
+    near, clusters, info = duplicates.find_duplicates(pairs, meta)
+    summary = duplicates.duplicate_summary(scored, info)
+    assert summary == {
+        "pairs": 6,  # per pair: every accepted pair once
+        "clusters": 4,  # per cluster: multi-image clusters
+        "images_in_clusters": 9,  # each image once, however many pairs it is in (a, b, c are in two each)
+        "homogeneous": 1,  # {h, i}
+        "diagnosis_conflict": 1,  # {d, e} only: {a, b, c} has one known diagnosis, {h, i} none
+        "fst_differs_by_1": 1,  # {a, b, c}: 2 vs 3
+        "fst_differs_by_more": 1,  # {f, g}: 1 vs 3; a spread of exactly 1 never counts here
+        "spanning_datasets": 1,  # {d, e}
+        "saturated_images": 2,
+    }
+    assert all(isinstance(v, int) for v in summary.values())
+    # per pair: every pair carries its cluster's conflict
+    by_pair = near.set_index(["image_a", "image_b"])["conflict"]
+    assert by_pair.to_dict() == {("a", "b"): "fst_by_1", ("b", "c"): "fst_by_1", ("a", "c"): "fst_by_1",
+                                 ("d", "e"): "diagnosis", ("f", "g"): "fst_by_more", ("h", "i"): "homogeneous"}
+    assert near["conflict"].value_counts().to_dict() == {"fst_by_1": 3, "diagnosis": 1, "fst_by_more": 1,
+                                                         "homogeneous": 1}
+    assert clusters[9] not in set(near["cluster"])  # j: a singleton, in no cluster row
+    assert info.set_index("cluster")["n_diagnoses"].tolist() == [1, 2, 1, 0]
+    empty = duplicates.duplicate_summary(pd.DataFrame({"i": [], "j": []}), info.iloc[:0])
+    assert empty == dict.fromkeys(summary, 0)

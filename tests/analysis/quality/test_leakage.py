@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from skinmap.analysis.quality import inputs, leakage
+from skinmap.analysis.quality import leakage
+from skinmap.data import dermamnist
 
 # lesion A: train, train, val | B: train, test | C: val, test, test | D: train, val, test | E: train
 # two images without lesion id (one train, one test): never leak.
@@ -100,7 +101,7 @@ def test_cross_dataset_reuse():
 
 @pytest.mark.realdata
 def test_dermamnist_against_plain_pandas(shared_data_root):
-    derma = inputs.load_dermamnist(shared_data_root / "dermamnist" / "dermamnist_split_info.csv",
+    derma = dermamnist.load_dermamnist(shared_data_root / "dermamnist" / "dermamnist_split_info.csv",
                                    shared_data_root / "images" / "HAM10000" / "HAM10000_metadata.csv")
     assert len(derma) == 10015
     t = leakage.partition_leakage(derma["split"], derma["lesion_id"], dataset="DermaMNIST").set_index("partitions")
@@ -123,9 +124,9 @@ def test_dermamnist_against_plain_pandas(shared_data_root):
 @pytest.mark.realdata
 def test_dermamnist_correction_b_matches_released_sizes(shared_data_root):
     """Released DermaMNIST-C sizes (medmnist_corrected/info.py of the critique's repository)."""
-    derma = inputs.load_dermamnist(shared_data_root / "dermamnist" / "dermamnist_split_info.csv",
+    derma = dermamnist.load_dermamnist(shared_data_root / "dermamnist" / "dermamnist_split_info.csv",
                                    shared_data_root / "images" / "HAM10000" / "HAM10000_metadata.csv")
-    dups = inputs.read_duplicate_pairs(shared_data_root / "dermamnist" / "newly_discovered_duplicates.csv")
+    dups = dermamnist.read_duplicate_pairs(shared_data_root / "dermamnist" / "newly_discovered_duplicates.csv")
     assert len(dups) == 18 and not dups[0][0].endswith(".jpg")
     b = leakage.correct_multi_partition_to_train(derma["split"], derma["lesion_id"], derma["image_id"], duplicate_pairs=dups)
     assert b.value_counts().to_dict() == {"train": 8215, "test": 1227, "val": 573}

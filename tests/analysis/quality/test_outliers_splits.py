@@ -15,7 +15,7 @@ def test_planted_outliers_ranked_first(rng):
     inliers = centre + rng.normal(scale=0.3, size=(200, 32))
     planted = rng.normal(size=(5, 32)) * 3
     x = np.vstack([inliers, planted])
-    scores = outliers.offtopic_scores(x, k=10)
+    scores = outliers.offtopic_scores(x, n_neighbors=10)
     assert set(np.argsort(-scores)[:5]) == set(range(200, 205))
     truth = np.r_[np.zeros(200, bool), np.ones(5, bool)]
     assert outliers.offtopic_average_precision(scores, truth) == pytest.approx(1.0)

@@ -62,3 +62,86 @@ def test_verification_knobs_checked_together():
     with pytest.raises(ValidationError, match="verify_ratio"):
         Params(verify_ratio=1.5)
     assert Params(verify_size=66, verify_coarse_factor=2, verify_blocks=3).verify_blocks == 3
+
+
+def _bounds(field) -> dict[str, float]:
+    """The numeric bounds pydantic enforces on a field, from its declaration."""
+    out = {}
+    for m in field.metadata:
+        for name in ("gt", "ge", "lt", "le"):
+            if getattr(m, name, None) is not None:
+                out[name] = getattr(m, name)
+    return out
+
+
+def _outside(bound: str, limit: float, annotation) -> float:
+    """The nearest value that violates the bound (for an int field, the next integer)."""
+    step = 1 if annotation is int else 1e-6
+    return {"ge": limit - step, "gt": limit, "le": limit + step, "lt": limit}[bound]
+
+
+BOUNDED = [(name, bound, limit) for name, field in Params.model_fields.items()
+           for bound, limit in _bounds(field).items()]
+
+
+def test_every_numeric_field_declares_its_range():
+    numeric = {name for name, f in Params.model_fields.items() if f.annotation in (int, float)}
+    assert numeric - {name for name, _, _ in BOUNDED} == set()
+    assert len(BOUNDED) >= 40
+
+
+@pytest.mark.parametrize(("name", "bound", "limit"), BOUNDED, ids=[f"{n}-{b}" for n, b, _ in BOUNDED])
+def test_every_bound_rejects_the_nearest_value_outside(name, bound, limit):
+    value = _outside(bound, limit, Params.model_fields[name].annotation)
+    with pytest.raises(ValidationError, match=name):
+        Params(**{name: value})
+
+
+def test_verification_fields_are_derived_from_the_library_config():
+    import dataclasses
+
+    from skinmap.analysis.quality.verification import CopyVerificationConfig
+
+    config_fields = {f.name: f for f in dataclasses.fields(CopyVerificationConfig)}
+    schema_fields = {k.removeprefix("verify_"): f for k, f in Params.model_fields.items() if k.startswith("verify_")}
+    assert set(schema_fields) == set(config_fields) | {"pairs"}  # verify_pairs: the chapter's switch, not a knob
+    defaults = CopyVerificationConfig()
+    for name, f in config_fields.items():
+        field = schema_fields[name]
+        assert field.default == getattr(defaults, name), name
+        assert field.annotation.__name__ == f.type, name
+        assert field.description == f.metadata["description"], name
+        assert _bounds(field) == {k: v for k, v in f.metadata.items() if k in ("gt", "ge", "lt", "le")}, name
+    # the chapter's config is the params' config
+    assert CopyVerificationConfig.from_params(Params(verify_size=96, verify_blocks=3).model_dump()) == \
+        CopyVerificationConfig(size=96, blocks=3)
+
+
+def test_renamed_keys_point_to_fields():
+    from skinmap.book.schemas import quality
+
+    assert quality.RENAMED_KEYS == {"knn_k": "n_neighbors", "verify_candidates_k": "verify_n_candidates",
+                                    "offtopic_k": "offtopic_n_neighbors"}
+    for old, new in quality.RENAMED_KEYS.items():
+        assert new in Params.model_fields and old not in Params.model_fields
+    for profile in ("demo", "mini", "full"):
+        data = yaml.safe_load((ROOT / "params" / profile / "quality.yml").read_text())
+        assert not set(data) & set(quality.RENAMED_KEYS), profile  # the params files use the new names
+
+
+@pytest.mark.parametrize(("low", "size"), [(224, 224), (300, 224), (512, 16)])
+def test_resolution_low_must_be_below_the_size(low, size):
+    with pytest.raises(ValidationError, match="resolution_low"):
+        Params(resolution_low=low, resolution_size=size)
+    assert Params(resolution_low=size - 1, resolution_size=size).resolution_low == size - 1
+
+
+def test_cross_field_checks():
+    with pytest.raises(ValidationError, match="mutual_top"):
+        Params(mutual_top=21, n_neighbors=20)
+    assert Params(mutual_top=20, n_neighbors=20).mutual_top == 20
+    for bad in (1.5, 0.0, -0.1):
+        with pytest.raises(ValidationError, match="thresholds must lie in"):
+            Params(thresholds=[0.95, bad], default_threshold=0.95)
+    with pytest.raises(ValidationError, match="verify_coarse_factor 3 must divide verify_size 64"):
+        Params(verify_coarse_factor=3)

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from skinmap.analysis.quality import duplicates, registration
+from skinmap.analysis.quality import duplicates, matching, registration, thumbnails
+from skinmap.analysis.quality.verification import CopyVerificationConfig
 
 
 def _brute_ncc(image: np.ndarray, template: np.ndarray) -> float:
@@ -30,7 +31,7 @@ def test_ncc_matches_brute_force():
     images = rng.normal(size=(3, 12, 12)).astype(np.float32)
     templates = rng.normal(size=(3, 9, 9)).astype(np.float32)
     templates[1] = images[1, 2:11, 1:10] * 3.0 + 1.0  # an affine copy of a window: NCC exactly 1
-    got = registration.normalized_cross_correlation(torch.from_numpy(images), torch.from_numpy(templates)).numpy()
+    got = matching.normalized_cross_correlation(torch.from_numpy(images), torch.from_numpy(templates)).numpy()
     want = [_brute_ncc(images[k], templates[k]) for k in range(3)]
     np.testing.assert_allclose(got, want, atol=1e-5)
     assert got[1] == pytest.approx(1.0, abs=1e-5)
@@ -39,7 +40,7 @@ def test_ncc_matches_brute_force():
 def test_flat_template_is_zero_not_nan():
     image = torch.rand(1, 8, 8)
     flat = torch.full((1, 6, 6), 0.5)
-    assert registration.normalized_cross_correlation(image, flat).item() == 0.0
+    assert matching.normalized_cross_correlation(image, flat).item() == 0.0
 
 
 def test_crop_scales():
@@ -84,8 +85,8 @@ def planted(tmp_path):
 
 def test_registered_similarity_on_planted_copies(planted):
     names = list(planted)
-    fine, ok = registration.luminance_thumbnails([planted[n] for n in names], 128)
-    thumbs = registration.reduce_thumbnails(fine)
+    fine, ok = thumbnails.luminance_thumbnails([planted[n] for n in names], 128)
+    thumbs = thumbnails.reduce_thumbnails(fine)
     assert ok.tolist() == [n != "broken" for n in names]
     pos = {n: k for k, n in enumerate(names)}
     pairs = [("source", "mirror"), ("source", "jitter"), ("source", "crop"), ("source", "lookalike"),
@@ -100,13 +101,14 @@ def test_registered_similarity_on_planted_copies(planted):
     assert score[("source", "lookalike")] < 0.3 and score[("lookalike", "lookalike2")] < 0.3
     # a crop is found: scored in the copy's frame after sub-pixel refinement from the finer source
     assert score[("source", "crop")] > 0.9
-    coarse = registration.registered_similarity(thumbs, [pos["source"]], [pos["crop"]], refine=False, progress=False)
+    coarse = registration.registered_similarity(thumbs, [pos["source"]], [pos["crop"]],
+                                                CopyVerificationConfig(refine=False), progress=False)
     assert coarse[0] < score[("source", "crop")]  # shrinking the copy onto its source loses detail
     assert np.isnan(score[("source", "broken")])
 
 
 def test_symmetric_in_pair_order(planted):
-    thumbs, ok = registration.luminance_thumbnails([planted["source"], planted["crop"]], 64)
+    thumbs, ok = thumbnails.luminance_thumbnails([planted["source"], planted["crop"]], 64)
     ab = registration.registered_similarity(thumbs, [0], [1], progress=False)
     ba = registration.registered_similarity(thumbs, [1], [0], progress=False)
     assert ab[0] == pytest.approx(ba[0], abs=1e-6)
@@ -117,7 +119,7 @@ def test_bad_arguments():
     with pytest.raises(IndexError):
         registration.registered_similarity(thumbs, [0], [2], progress=False)
     with pytest.raises(ValueError):
-        registration.registered_similarity(thumbs, [0], [1], scales=(1.2,), progress=False)
+        registration.registered_similarity(thumbs, [0], [1], CopyVerificationConfig(min_crop=1.2), progress=False)
     with pytest.raises(ValueError):
         registration.registered_similarity(np.zeros((2, 8, 9)), [0], [1], progress=False)
     assert registration.registered_similarity(thumbs, [], [], progress=False).shape == (0,)
@@ -128,10 +130,10 @@ def test_rescored_and_thresholded_pairs():
     scored = duplicates.rescored_pairs(cand, np.array([0.2, 0.97, np.nan, 0.99], np.float32))
     assert scored[["i", "j"]].values.tolist() == [[2, 3], [0, 2], [0, 1]]  # NaN dropped, by score
     assert scored["embedding_similarity"].tolist() == pytest.approx([0.6, 0.8, 0.9])
-    kept = duplicates.thresholded(scored, 0.95, k=2)
+    kept = duplicates.thresholded(scored, 0.95, n_candidates=2)
     assert kept[["i", "j"]].values.tolist() == [[2, 3], [0, 2]]
     assert kept.attrs["saturated"] == 1  # image 2 kept both of its 2 candidates: its list may be incomplete
-    kept1 = duplicates.thresholded(scored, 0.95, k=1)
+    kept1 = duplicates.thresholded(scored, 0.95, n_candidates=1)
     assert kept1.attrs["saturated"] == 3  # images 0, 2, 3 each kept >= 1 pair
     with pytest.raises(ValueError):
         duplicates.rescored_pairs(cand, np.zeros(3))
@@ -142,23 +144,23 @@ def test_refine_crop_recovers_the_identity_window():
     img = torch.from_numpy(rng.random((2, 32, 32)).astype(np.float32))
     window = torch.tensor([[0.0, 0.0, 32.0], [0.0, 0.0, 32.0]])
     # the window that is the whole frame resamples the image onto itself: NCC 1
-    score = registration.refine_crop(img, img, window, sigma=1.0, offsets=(0.0,), rel_sizes=(1.0,))
+    score = matching.refine_crop(img, img, window, sigma=1.0, offsets=(0.0,), rel_sizes=(1.0,))
     np.testing.assert_allclose(score.numpy(), 1.0, atol=1e-5)
     # an unrelated image stays near 0
     other = torch.from_numpy(rng.random((2, 32, 32)).astype(np.float32))
-    assert registration.refine_crop(img, other, window, sigma=1.0).abs().max() < 0.3
+    assert matching.refine_crop(img, other, window, sigma=1.0).abs().max() < 0.3
 
 
 def test_mean_pattern_projection_keeps_mirrors_exact():
     rng = np.random.default_rng(4)
     x = rng.random((5, 8, 8)).astype(np.float32)
     x[1] = x[0, :, ::-1]
-    m = registration.mean_pattern(x)
+    m = thumbnails.mean_pattern(x)
     np.testing.assert_allclose(m, m[:, ::-1])  # symmetrised
     np.testing.assert_allclose(m, (x.mean(0) + x.mean(0)[:, ::-1]) / 2, atol=1e-6)
-    y = registration.project_out(torch.from_numpy(x), torch.from_numpy(m)).numpy()
+    y = thumbnails.project_out(torch.from_numpy(x), torch.from_numpy(m)).numpy()
     np.testing.assert_allclose(y[1], y[0, :, ::-1], atol=1e-6)
-    np.testing.assert_allclose(registration.mean_pattern(x, np.zeros(5, bool)), 0)
+    np.testing.assert_allclose(thumbnails.mean_pattern(x, np.zeros(5, bool)), 0)
 
 
 def test_project_out_removes_only_the_pattern():
@@ -167,11 +169,11 @@ def test_project_out_removes_only_the_pattern():
     other = rng.normal(size=(6, 6))
     other -= (other * pattern).sum() / (pattern * pattern).sum() * pattern  # orthogonal to the pattern
     images = torch.tensor(np.stack([other, other + 2.5 * pattern, 3.0 * pattern]), dtype=torch.float32)
-    got = registration.project_out(images, torch.tensor(pattern, dtype=torch.float32)).numpy()
+    got = thumbnails.project_out(images, torch.tensor(pattern, dtype=torch.float32)).numpy()
     np.testing.assert_allclose(got[0], other, atol=1e-5)  # an image without the pattern is untouched
     np.testing.assert_allclose(got[1], other, atol=1e-5)  # the pattern's share, whatever its amount, is removed
     np.testing.assert_allclose(got[2], 0, atol=1e-5)
-    np.testing.assert_allclose(registration.project_out(images, torch.zeros(6, 6)).numpy(), images.numpy())
+    np.testing.assert_allclose(thumbnails.project_out(images, torch.zeros(6, 6)).numpy(), images.numpy())
 
 
 def test_highpass_matches_scipy_mirror_filter():
@@ -180,12 +182,12 @@ def test_highpass_matches_scipy_mirror_filter():
     rng = np.random.default_rng(6)
     for side, sigma in ((64, 1.0), (7, 1.5), (3, 1.0)):
         x = rng.random((2, side, side))
-        k = registration._gaussian_kernel(sigma).double().numpy()
+        k = thumbnails._gaussian_kernel(sigma).double().numpy()
         r = min(len(k) // 2, side - 1)
         k = k[len(k) // 2 - r: len(k) // 2 + r + 1]
         k = k / k.sum()
         blurred = correlate1d(correlate1d(x, k, axis=1, mode="mirror"), k, axis=2, mode="mirror")
-        got = registration._highpass(torch.tensor(x[:, None], dtype=torch.float32), sigma)[:, 0].numpy()
+        got = thumbnails.highpass(torch.tensor(x[:, None], dtype=torch.float32), sigma)[:, 0].numpy()
         np.testing.assert_allclose(got, x - blurred, atol=1e-5)
 
 
@@ -202,8 +204,8 @@ def test_separable_resampling_matches_grid_sample():
                         (2 * ys / size - 1)[:, :, None].expand(p, out, out)], dim=-1)
     want = F.avg_pool2d(F.grid_sample(src[:, None], grid, mode="bicubic", padding_mode="border",
                                       align_corners=False), zoom)[:, 0]
-    wy = registration._cubic_weights(ys * zoom, zoom * size, zoom)
-    wx = registration._cubic_weights(xs * zoom, zoom * size, zoom)
+    wy = matching._cubic_weights(ys * zoom, zoom * size, zoom)
+    wx = matching._cubic_weights(xs * zoom, zoom * size, zoom)
     np.testing.assert_allclose((wy @ src @ wx.transpose(1, 2)).numpy(), want.numpy(), atol=1e-5)
 
 
@@ -217,16 +219,17 @@ def test_flat_photographs_do_not_correlate_through_the_device_pattern():
     dermoscopy = [vignette * (0.6 + 0.05 * rng.normal(size=(size, size))) for _ in range(20)]
     flat = [0.5 + 0.01 * rng.normal(size=(size, size)) for _ in range(2)]
     thumbs = np.stack(dermoscopy + flat).astype(np.float32)
-    s = registration.registered_similarity(thumbs, [20], [21], refine=False, progress=False)
+    s = registration.registered_similarity(thumbs, [20], [21], CopyVerificationConfig(refine=False), progress=False)
     assert abs(s[0]) < 0.3
     subtracted = registration.registered_similarity(
-        thumbs - registration.mean_pattern(thumbs), [20], [21], subtract_mean=False, refine=False, progress=False)
+        thumbs - thumbnails.mean_pattern(thumbs), [20], [21], CopyVerificationConfig(subtract_mean=False, refine=False),
+        progress=False)
     assert subtracted[0] > 0.8  # the failure the projection avoids
 
 
 def test_reduce_thumbnails_is_a_box_mean():
     x = np.arange(16, dtype=np.float32).reshape(1, 4, 4)
-    np.testing.assert_allclose(registration.reduce_thumbnails(x)[0], [[2.5, 4.5], [10.5, 12.5]])
+    np.testing.assert_allclose(thumbnails.reduce_thumbnails(x)[0], [[2.5, 4.5], [10.5, 12.5]])
 
 
 def test_agreement_needs_every_tile():
@@ -239,8 +242,8 @@ def test_agreement_needs_every_tile():
     x = torch.tensor(np.stack([a + ruler, a, np.where(np.arange(size)[None] < 16, a, 0.0)]), dtype=torch.float32)
     y = torch.tensor(np.stack([b + ruler, 0.5 * a + 3.0, np.where(np.arange(size)[None] < 16, a, 0.0)]),
                      dtype=torch.float32)
-    whole = registration.agreement(x, y, blocks=1).numpy()
-    tiled = registration.agreement(x, y, blocks=4).numpy()
+    whole = matching.agreement(x, y, blocks=1).numpy()
+    tiled = matching.agreement(x, y, blocks=4).numpy()
     # brute force: the cosine of the whole centred frames
     for k in range(3):
         u, v = x[k].numpy().ravel() - x[k].numpy().mean(), y[k].numpy().ravel() - y[k].numpy().mean()
@@ -249,4 +252,4 @@ def test_agreement_needs_every_tile():
     assert tiled[1] == pytest.approx(1.0, abs=1e-5)  # an affine copy agrees in every tile
     assert tiled[2] == pytest.approx(1.0, abs=1e-5)  # flat (blank) tiles are left out, not counted as 0
     with pytest.raises(ValueError):
-        registration.agreement(x, y, blocks=20)
+        matching.agreement(x, y, blocks=20)

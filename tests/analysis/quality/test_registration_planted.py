@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from skinmap.analysis.quality import duplicates, registration
+from skinmap.analysis.quality import duplicates, registration, thumbnails
+from skinmap.analysis.quality.verification import CopyVerificationConfig
 from skinmap.data.synthetic import NEAR_DUPLICATE_TRANSFORMS, copy_detection_set
 
 
@@ -22,11 +23,12 @@ def test_copies_found_among_lookalikes(tmp_path):
     for k, im in enumerate(images):
         paths.append(tmp_path / f"{k}.png")  # lossless: each image stays JPEG-encoded once, as in the atlas
         im.save(paths[-1])
-    fine, ok = registration.luminance_thumbnails(paths, 128)
+    fine, ok = thumbnails.luminance_thumbnails(paths, 128)
     assert ok.all()
     i, j = np.triu_indices(len(paths), 1)
-    scores = registration.registered_similarity(registration.reduce_thumbnails(fine), i, j, fine_thumbnails=fine,
-                                                scales=registration.crop_scales(0.85, 0.025), progress=False)
+    scores = registration.registered_similarity(thumbnails.reduce_thumbnails(fine), i, j,
+                                                CopyVerificationConfig(min_crop=0.85, crop_step=0.025),
+                                                fine_thumbnails=fine, progress=False)
     pairs = duplicates.rescored_pairs(pd.DataFrame({"i": i, "j": j, "similarity": 1.0}), scores)
     found = duplicates.distinct_pairs(pairs, 0.95, floor=0.65, ratio=0.7)  # the profiles' parameters
     predicted = set(zip(found["i"], found["j"]))

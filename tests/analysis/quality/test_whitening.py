@@ -28,13 +28,13 @@ def test_whitening_separates_copies_from_lookalikes(rng):
     truth = {frozenset(p) for p in planted}
     n = len(x)
     # raw cosine: look-alikes share the common component, cos ~ 36/37 ~ 0.97 > 0.95, so the plain rule fails
-    raw = duplicates.near_duplicate_pairs(x, 0.95, k=n - 1)
+    raw = duplicates.near_duplicate_pairs(x, 0.95, n_neighbors=n - 1)
     raw_pred = {frozenset(p) for p in zip(raw["i"], raw["j"])}
     assert truth <= raw_pred and len(raw_pred - truth) > 1000
     # whitened: look-alikes ~ independent unit vectors in 32 dims (|cos| < 0.8), copies keep cos ~ 1 - 0.1^2/2
     z = whitening.pca_whiten(x, 32)
     assert z.shape == (n, 32) and np.allclose(np.linalg.norm(z, axis=1), 1, atol=1e-5)
-    got = duplicates.near_duplicate_pairs(z, 0.95, k=20)
+    got = duplicates.near_duplicate_pairs(z, 0.95, n_neighbors=20)
     assert {frozenset(p) for p in zip(got["i"], got["j"])} == truth
     assert min(_cos(z, a, b) for a, b in planted) > 0.95
     # independent check of the transform: whitened coordinates of the fitted data are uncorrelated
@@ -73,3 +73,26 @@ def test_mirror_averaging(rng):
     d = whitening.duplicate_descriptors(z, zf_missing)
     assert np.allclose(d[2], z[2] / np.linalg.norm(z[2]), atol=1e-6)
     assert np.allclose(whitening.duplicate_descriptors(z), z / np.linalg.norm(z, axis=1, keepdims=True), atol=1e-6)
+
+
+def test_whitening_of_a_small_collection_is_capped_and_said(rng):
+    """Fewer images than ``n_components`` (a user's small cohort) caps the whitening at n - 1 dimensions."""
+    n, d = 10, 50
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    assert whitening.whitening_dims(256, n, d) == n - 1
+    assert whitening.whitening_dims(256, 300, 40) == 39  # the vector dimension caps too
+    assert whitening.whitening_dims(5, 300, 40) == 5 and whitening.whitening_dims(0, n, d) == 0
+    assert whitening.whitening_dims(256, 1, d) == 0  # a single image cannot be whitened at all
+    with pytest.warns(UserWarning, match=r"capped at 9 dimensions: 10 descriptors of dimension 50 .* to 256"):
+        z = whitening.duplicate_descriptors(x, n_components=256)
+    assert z.shape == (n, n - 1)
+    # closed form: centred unit rows projected on all n - 1 principal directions, each divided by its
+    # standard deviation, then l2-normalised; row cosines are independent of the directions' signs
+    u = x / np.linalg.norm(x, axis=1, keepdims=True)
+    uc = u - u.mean(0)
+    _, s, vt = np.linalg.svd(uc, full_matrices=False)
+    w = uc @ vt[: n - 1].T / (s[: n - 1] / np.sqrt(n - 1))
+    w /= np.linalg.norm(w, axis=1, keepdims=True)
+    np.testing.assert_allclose(z @ z.T, w @ w.T, atol=1e-4)
+    with pytest.raises(ValueError, match="n_components must be in"):  # the strict function stays strict
+        whitening.pca_whiten(x, 256)

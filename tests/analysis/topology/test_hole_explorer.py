@@ -82,6 +82,10 @@ def test_controls_work_in_headless_chromium(tmp_path):
         driver.get(page.as_uri())
         gd = "document.getElementById('skinmap-hole-explorer-plot')"
         driver.implicitly_wait(5)
+        from selenium.webdriver.support.ui import WebDriverWait  # wait on the plot, not a fixed time
+
+        WebDriverWait(driver, 30, poll_frequency=0.2).until(
+            lambda d: d.execute_script(f"return ({gd} && {gd}.data) ? {gd}.data.length : 0") == 5)
         assert driver.execute_script(f"return {gd}.data.length") == 5
         Select(driver.find_element(By.ID, "skinmap-hole-explorer-hole")).select_by_value("1")
         assert driver.execute_script(f"return {gd}.data.map(t => t.visible === true)") == [False, False, False, True, True]

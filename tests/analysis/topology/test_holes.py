@@ -17,10 +17,10 @@ from skinmap.analysis.topology.holes import (  # noqa: E402
     hole_geometry,
     log_ball_volume,
     representative_cycle,
-    search_holes,
     term_frequencies,
-    word_cloud_image,
 )
+from skinmap.analysis.topology.search import search_holes  # noqa: E402
+from skinmap.viz.terms import word_cloud_image  # noqa: E402
 
 
 def _closed_loop_checks(x, cycle, birth, diag_dist, rows_of):
@@ -37,8 +37,8 @@ def test_noisy_circle_top_hole_is_the_circle():
     rng = np.random.default_rng(11)
     pts, t = circle(500, rng)
     x = embed(pts, rng, dim=64, noise=0.05)
-    s = search_holes(x, n_landmarks=350, k=12, max_rips_points=None)
-    hole = describe_holes(x, s, n_holes=2, k_b=5)[0]
+    s = search_holes(x, n_landmarks=350, graph_n_neighbors=12, max_rips_points=None)
+    hole = describe_holes(x, s, n_holes=2, boundary_n_neighbors=5)[0]
     assert hole.ratio_to_next > 5  # clearly separated from the next bar
     _closed_loop_checks(x, hole.cycle, hole.birth, s.diagram.distance, list(s.rips_rows))
     assert abs(winding(t[hole.cycle])) == pytest.approx(1.0)
@@ -56,8 +56,8 @@ def test_two_circles_of_different_sizes_are_the_top_two():
     small, ts = circle(150, rng, radius=1.0)
     big, tb = circle(300, rng, radius=2.0, center=(6.0, 0.0))
     x = embed(np.r_[small, big], rng, noise=0.05)
-    s = search_holes(x, n_landmarks=450, k=10, max_rips_points=None)
-    holes = describe_holes(x, s, n_holes=2, k_b=5)
+    s = search_holes(x, n_landmarks=450, graph_n_neighbors=10, max_rips_points=None)
+    holes = describe_holes(x, s, n_holes=2, boundary_n_neighbors=5)
     assert holes[1].ratio_to_next > 5
     members = [set(np.asarray(h.cycle) < 150) for h in holes]
     assert sorted(map(tuple, members)) == [(False,), (True,)]  # one loop per circle
@@ -72,8 +72,8 @@ def test_torus_top_hole_goes_round_the_tube():
     u, v = rng.uniform(0, 2 * np.pi, n), rng.uniform(0, 2 * np.pi, n)
     p = np.c_[(3 + np.cos(v)) * np.cos(u), (3 + np.cos(v)) * np.sin(u), np.sin(v)]
     x = embed(p, rng, noise=0.05)
-    s = search_holes(x, n_landmarks=n, k=10, max_rips_points=None)
-    hole = describe_holes(x, s, n_holes=1, k_b=5)[0]
+    s = search_holes(x, n_landmarks=n, graph_n_neighbors=10, max_rips_points=None)
+    hole = describe_holes(x, s, n_holes=1, boundary_n_neighbors=5)[0]
     assert hole.ratio_to_next > 1.8
     assert abs(winding(u[hole.cycle])) == pytest.approx(1.0)  # around the hole of the donut
     _closed_loop_checks(x, hole.cycle, hole.birth, s.diagram.distance, list(s.rips_rows))
@@ -111,7 +111,7 @@ def test_geometry_of_square_loop():
 def test_boundary_samples_brute_force(rng):
     z = rng.normal(size=(120, 6))
     cyc = np.array([3, 40, 77])
-    got = boundary_samples(z, cyc, k_b=4, alpha=1.5)
+    got = boundary_samples(z, cyc, boundary_n_neighbors=4, alpha=1.5)
     zn = z / np.linalg.norm(z, axis=1, keepdims=True)
     dist = 1 - zn[cyc] @ zn.T
     dist[np.arange(3), cyc] = np.inf

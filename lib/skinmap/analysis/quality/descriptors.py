@@ -12,9 +12,9 @@ one kind, especially on small synthetic images. This descriptor keeps what a cop
 
 Compared by cosine similarity like any embedding (methods.md section 10).
 
-:func:`member_mirror_vectors` gives the frozen embedding member's vectors of the mirrored images,
-from which :func:`skinmap.analysis.quality.whitening.flip_averaged` makes the member's descriptor
-mirror-invariant too.
+:func:`skinmap.embed.mirrored.member_mirror_vectors` gives the frozen embedding member's vectors of
+the mirrored images, from which :func:`skinmap.analysis.quality.whitening.flip_averaged` makes the
+member's descriptor mirror-invariant too.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-__all__ = ["thumbnail_descriptor", "thumbnail_descriptors", "member_mirror_vectors"]
+__all__ = ["thumbnail_descriptor", "thumbnail_descriptors"]
 
 
 def thumbnail_descriptor(img: Image.Image, size: int = 16) -> np.ndarray:
@@ -49,49 +49,3 @@ def thumbnail_descriptors(paths: Sequence, size: int = 16) -> tuple[np.ndarray, 
             continue
     dim = 6 * size * size + 1
     return (np.stack(rows) if rows else np.zeros((0, dim), np.float32)), ok
-
-
-def member_mirror_vectors(
-    paths: Sequence, run_dir, *, member: str = "efficientnet_lite0", batch_size: int = 64, progress: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """The frozen member's vectors of the horizontal MIRROR of each image, shape (n, dim).
-
-    The member is rebuilt from the run's ``embedding/models/manifest.json`` (same input size and
-    preprocessing as the stored ``embedding/members/<member>.npy``), each image decoded exactly as
-    the embedding pipeline decodes it and mirrored before encoding. Only frozen members without
-    training (kind ``efficientnet_lite0``) are supported. The exported ONNX graph is reused from
-    ``embedding/cache`` when present, else exported once into ``quality/cache``. Returns the
-    l2-normalised vectors (NaN rows for unreadable images) and the boolean mask of readable ones.
-    """
-    from pathlib import Path
-
-    from tqdm.auto import tqdm
-
-    from skinmap.analysis.knn import l2_normalize
-    from skinmap.embed.images import read_image
-    from skinmap.embed.pipeline import build_member
-    from skinmap.io import read_json
-
-    emb_dir = Path(run_dir) / "embedding"
-    specs = read_json(emb_dir / "models" / "manifest.json")["members"]
-    spec = next((s for s in specs if s["name"] == member), None)
-    if spec is None or spec.get("kind") != "efficientnet_lite0":
-        raise ValueError(f"member {member!r} is not a frozen efficientnet_lite0 member of {emb_dir}; "
-                         f"members: {[s['name'] for s in specs]}")
-    size = int(spec.get("image_size", 224))
-    shared = emb_dir / "cache"
-    cache = shared if any((shared / "onnx").glob(f"*-{size}px.onnx")) else Path(run_dir) / "quality" / "cache"
-    encoder = build_member(spec, emb_dir, cache)
-    out = np.full((len(paths), encoder.dim), np.nan, np.float32)
-    ok = np.zeros(len(paths), dtype=bool)
-    for start in tqdm(range(0, len(paths), batch_size), desc="mirror views", disable=not progress, leave=False):
-        idx, pix = [], []
-        for k in range(start, min(start + batch_size, len(paths))):
-            decoded, _ = read_image(paths[k], size)
-            if decoded.pixels is not None:
-                idx.append(k)
-                pix.append(decoded.pixels[:, ::-1])
-        if idx:
-            out[idx] = l2_normalize(encoder.encode_uint8(np.stack(pix)))
-            ok[idx] = True
-    return out, ok

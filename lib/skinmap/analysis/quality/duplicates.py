@@ -1,4 +1,4 @@
-"""Near-duplicate pairs, union-find clusters, label conflicts, evaluation and human review.
+"""Near-duplicate pairs, union-find clusters and label conflicts.
 
 Following the critique (methods.md section 10): two images are candidate near-duplicates when the
 cosine similarity of their l2-normalised embeddings is at least a threshold :math:`\\tau`
@@ -7,18 +7,20 @@ cosine similarity of their l2-normalised embeddings is at least a threshold :mat
 .. math::  s(i, j) = \\langle z_i, z_j \\rangle \\ge \\tau ,
 
 found with an exact faiss k-NN search (:func:`skinmap.analysis.knn.knn_search`) instead of a dense
-``n x n`` matrix; an image with more than ``k`` partners above the threshold is reported as
-*saturated* (raise ``k``). Pairs are merged into clusters (connected components = union-find).
-A cluster is *homogeneous* when all its members share the diagnosis and the Fitzpatrick type;
-otherwise it conflicts by diagnosis and/or by FST, where an FST spread of exactly one type is
-counted apart from larger spreads because FST labels are often off by one. Missing labels are not
-evidence of a conflict (only known values are compared).
+``n x n`` matrix; an image with more than ``n_neighbors`` partners above the threshold is reported
+as *saturated* (raise ``n_neighbors``). Pairs are merged into clusters (connected components =
+union-find). A cluster is *homogeneous* when all its members share the diagnosis and the
+Fitzpatrick type; otherwise it conflicts by diagnosis and/or by FST, where an FST spread of exactly
+one type is counted apart from larger spreads because FST labels are often off by one. Missing
+labels are not evidence of a conflict (only known values are compared).
+
+Scoring the pairs against planted copies is :mod:`~skinmap.analysis.quality.evaluation`; the human
+review of candidate pairs :mod:`~skinmap.analysis.quality.review`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,28 +34,18 @@ __all__ = [
     "rescored_pairs",
     "thresholded",
     "distinct_pairs",
+    "named_pairs",
     "duplicate_clusters",
     "cluster_table",
-    "pair_precision_recall",
-    "review_template",
-    "read_review",
-    "apply_review",
-    "REVIEW_DECISIONS",
-    "recall_by_transform",
-    "named_pairs",
     "find_duplicates",
     "duplicate_summary",
-    "evaluate_rules",
-    "planted_pair_mask",
 ]
-
-REVIEW_DECISIONS = ("duplicate", "different", "unclear")
 
 
 def near_duplicate_pairs(
-    embeddings: np.ndarray, threshold: float, *, k: int = 20, mutual_top: int = 0
+    embeddings: np.ndarray, threshold: float, *, n_neighbors: int = 20, mutual_top: int = 0
 ) -> pd.DataFrame:
-    """All pairs ``i < j`` among each image's ``k`` nearest neighbours with similarity >= threshold.
+    """All pairs ``i < j`` among each image's ``n_neighbors`` nearest neighbours with similarity >= threshold.
 
     ``mutual_top = r > 0`` additionally keeps a pair only when each image is among the other's
     ``r`` nearest neighbours (ties with the r-th similarity count as inside, so a group of
@@ -61,8 +53,8 @@ def near_duplicate_pairs(
     an embedding, where many distinct images exceed the threshold; 0 (default) is the plain rule.
 
     Returns columns ``i, j, similarity`` sorted by decreasing similarity. ``df.attrs["saturated"]``
-    counts images whose k-th neighbour is still above the threshold (their pair list may be
-    incomplete: raise ``k``). Exact duplicates (similarity 1) are kept: self-matches are removed by
+    counts images whose last (``n_neighbors``-th) neighbour is still above the threshold (their pair
+    list may be incomplete: raise ``n_neighbors``). Exact duplicates (similarity 1) are kept: self-matches are removed by
     row identity, not by similarity.
     """
     if not 0.0 < threshold <= 1.0:
@@ -72,7 +64,7 @@ def near_duplicate_pairs(
     if n < 2:
         empty.attrs["saturated"] = 0
         return empty
-    res = knn_search(embeddings, embeddings, min(k, n - 1), exclude_self=True)
+    res = knn_search(embeddings, embeddings, min(n_neighbors, n - 1), exclude_self=True)
     rows = np.repeat(np.arange(n), res.indices.shape[1])
     cols = res.indices.ravel()
     sims = res.similarities.ravel()
@@ -110,25 +102,26 @@ def rescored_pairs(candidates: pd.DataFrame, scores: np.ndarray) -> pd.DataFrame
     return out.sort_values(["similarity", "i", "j"], ascending=[False, True, True], kind="stable").reset_index(drop=True)
 
 
-def thresholded(pairs: pd.DataFrame, threshold: float, *, k: int | None = None) -> pd.DataFrame:
-    """The scored pairs with ``similarity >= threshold``. With ``k`` (candidates searched per image),
-    ``attrs["saturated"]`` counts images with at least ``k`` pairs kept: every candidate they had
-    passed, so their list may be incomplete (raise the candidate ``k``)."""
+def thresholded(pairs: pd.DataFrame, threshold: float, *, n_candidates: int | None = None) -> pd.DataFrame:
+    """The scored pairs with ``similarity >= threshold``. With ``n_candidates`` (candidates searched
+    per image), ``attrs["saturated"]`` counts images with at least ``n_candidates`` pairs kept: every
+    candidate they had passed, so their list may be incomplete (raise ``n_candidates``)."""
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-    return _marked_saturated(pairs[pairs["similarity"] >= threshold - 1e-6].reset_index(drop=True), k)
+    return _marked_saturated(pairs[pairs["similarity"] >= threshold - 1e-6].reset_index(drop=True), n_candidates)
 
 
-def _marked_saturated(out: pd.DataFrame, k: int | None) -> pd.DataFrame:
-    """``out`` with ``attrs["saturated"]``: the images with at least ``k`` kept pairs (none without ``k``)."""
-    if k is not None:
+def _marked_saturated(out: pd.DataFrame, n_candidates: int | None) -> pd.DataFrame:
+    """``out`` with ``attrs["saturated"]``: the images with at least ``n_candidates`` kept pairs
+    (none without ``n_candidates``)."""
+    if n_candidates is not None:
         degree = pd.concat([out["i"], out["j"]]).value_counts()
-        out.attrs["saturated"] = int((degree >= k).sum())
+        out.attrs["saturated"] = int((degree >= n_candidates).sum())
     return out
 
 
 def distinct_pairs(
-    pairs: pd.DataFrame, threshold: float, *, floor: float, ratio: float, k: int | None = None
+    pairs: pd.DataFrame, threshold: float, *, floor: float, ratio: float, n_candidates: int | None = None
 ) -> pd.DataFrame:
     """The scored pairs a copy detector accepts at ``threshold``: every pair with ``similarity >=
     threshold``, and a pair in ``[floor, threshold)`` that stands out from everything else its two
@@ -146,7 +139,7 @@ def distinct_pairs(
     ``ratio = 0`` is plain thresholding (:func:`thresholded`).
 
     Returns the accepted rows of ``pairs`` (``i, j, similarity``, ...) with ``competitor`` and
-    ``accepted_by`` (``"threshold"`` or ``"ratio"``); ``k`` sets ``attrs["saturated"]`` as in
+    ``accepted_by`` (``"threshold"`` or ``"ratio"``); ``n_candidates`` sets ``attrs["saturated"]`` as in
     :func:`thresholded`.
     """
     if not 0.0 < threshold <= 1.0:
@@ -179,7 +172,7 @@ def distinct_pairs(
     out = pairs[keep].copy()
     out["competitor"] = competitor[keep]
     out["accepted_by"] = np.where(strong[keep], "threshold", "ratio")
-    return _marked_saturated(out.reset_index(drop=True), k)
+    return _marked_saturated(out.reset_index(drop=True), n_candidates)
 
 
 def duplicate_clusters(n: int, i: Sequence[int], j: Sequence[int]) -> np.ndarray:
@@ -254,104 +247,6 @@ def cluster_table(
     return out[cols]
 
 
-def pair_precision_recall(
-    predicted: Sequence[tuple[str, str]],
-    truth: Sequence[tuple[str, str]],
-    *,
-    universe: set[str] | None = None,
-) -> dict[str, float]:
-    """Pair-level precision and recall of predicted duplicate pairs against planted ones.
-
-    A predicted pair is correct when both images lie in the same planted duplicate group (the
-    transitive closure of ``truth``: two copies of one original are duplicates of each other
-    too). Recall is the fraction of the listed ``truth`` pairs that were predicted, as unordered
-    pairs. ``universe`` (uids with embeddings) drops truth pairs that could not be found at all.
-    Returns ``precision, recall, n_predicted, n_truth, true_positives``; precision is NaN with no
-    prediction and recall NaN with no truth.
-    """
-    truth = [tuple(p) for p in truth if universe is None or (p[0] in universe and p[1] in universe)]
-    nodes = sorted({u for p in truth for u in p})
-    pos = {u: k for k, u in enumerate(nodes)}
-    if nodes:
-        lab = duplicate_clusters(len(nodes), [pos[a] for a, _ in truth], [pos[b] for _, b in truth])
-        group = {u: int(lab[pos[u]]) for u in nodes}
-    else:
-        group = {}
-    pred = {frozenset(p) for p in predicted if p[0] != p[1]}
-    tp = 0
-    for p in pred:
-        a, b = tuple(p)
-        tp += int(a in group and b in group and group[a] == group[b])
-    truth_set = {frozenset(p) for p in truth}
-    found = len(truth_set & pred)
-    return {
-        "precision": tp / len(pred) if pred else float("nan"),
-        "recall": found / len(truth_set) if truth_set else float("nan"),
-        "n_predicted": len(pred),
-        "n_truth": len(truth_set),
-        "true_positives": tp,
-    }
-
-
-def review_template(pairs: pd.DataFrame) -> pd.DataFrame:
-    """The CSV a reviewer fills in: ``image_a, image_b, similarity, decision, note`` with an empty
-    decision (one of :data:`REVIEW_DECISIONS`) and pairs ordered by decreasing similarity."""
-    out = pairs[["image_a", "image_b", "similarity"]].copy()
-    out = out.sort_values("similarity", ascending=False, kind="stable").reset_index(drop=True)
-    out["decision"] = ""
-    out["note"] = ""
-    return out
-
-
-def read_review(path: str | Path) -> pd.DataFrame:
-    """Read a filled review CSV; blank decisions are dropped, unknown decisions are an error."""
-    df = pd.read_csv(path, dtype={"image_a": "string", "image_b": "string", "decision": "string"})
-    missing = {"image_a", "image_b", "decision"} - set(df.columns)
-    if missing:
-        raise ValueError(f"review file {path} lacks column(s) {sorted(missing)}")
-    df["decision"] = df["decision"].str.strip().str.lower()
-    df = df[df["decision"].notna() & (df["decision"] != "")]
-    bad = sorted(set(df["decision"]) - set(REVIEW_DECISIONS))
-    if bad:
-        raise ValueError(f"review file {path}: unknown decision(s) {bad}; allowed {REVIEW_DECISIONS}")
-    return df.reset_index(drop=True)
-
-
-def apply_review(pairs: pd.DataFrame, review: pd.DataFrame | None) -> pd.DataFrame:
-    """Apply reviewer decisions to candidate pairs (columns ``image_a, image_b, similarity``).
-
-    "different" removes the pair; "duplicate" keeps it, or adds it when the search missed it
-    (similarity NaN); "unclear" and unreviewed pairs stay candidates (the cleaning is
-    conservative: an unresolved pair may still cost an image). The last decision on a pair wins.
-    A ``review`` column records the decision ("" when none).
-    """
-    out = pairs.copy()
-    out["review"] = ""
-    if review is None or len(review) == 0:
-        return out
-    key = lambda a, b: tuple(sorted((str(a), str(b))))  # noqa: E731
-    decisions = {key(a, b): d for a, b, d in review[["image_a", "image_b", "decision"]].itertuples(index=False)}
-    out_keys = [key(a, b) for a, b in zip(out["image_a"], out["image_b"])]
-    out["review"] = [decisions.get(k, "") for k in out_keys]
-    out = out[out["review"] != "different"]
-    added = [k for k, d in decisions.items() if d == "duplicate" and k not in set(out_keys)]
-    if added:
-        extra = pd.DataFrame({"image_a": [a for a, _ in added], "image_b": [b for _, b in added],
-                              "similarity": np.nan, "review": "duplicate"})
-        out = pd.concat([out, extra], ignore_index=True)
-    return out.reset_index(drop=True)
-
-
-def recall_by_transform(predicted: Sequence[tuple[str, str]], truth: pd.DataFrame) -> pd.DataFrame:
-    """Recall of planted pairs (``a, b, transform``) per transform: ``transform, n, found, recall``."""
-    pred = {frozenset(p) for p in predicted}
-    hit = [frozenset((a, b)) in pred for a, b in zip(truth["a"], truth["b"])]
-    df = truth.assign(found=hit)
-    out = df.groupby("transform").agg(n=("found", "size"), found=("found", "sum")).reset_index()
-    out["recall"] = out["found"] / out["n"]
-    return out
-
-
 def named_pairs(pairs: pd.DataFrame, uids: Sequence[str]) -> pd.DataFrame:
     """``pairs`` (``i, j, similarity``) with the images' uids as ``image_a, image_b``."""
     uids = np.asarray(uids, dtype=object)
@@ -406,47 +301,3 @@ def duplicate_summary(pairs: pd.DataFrame, info: pd.DataFrame) -> dict[str, int]
     }
 
 
-def evaluate_rules(
-    variants: dict[str, tuple[np.ndarray, int] | pd.DataFrame | Callable[[float], pd.DataFrame]],
-    uids: Sequence[str],
-    planted: pd.DataFrame,
-    thresholds: Sequence[float],
-    *,
-    k: int = 20,
-) -> pd.DataFrame:
-    """Precision and recall against planted pairs (``a, b, transform``) of several duplicate rules.
-
-    ``variants`` maps a rule name to ``(vectors aligned with uids, mutual_top)`` (pairs searched
-    here), to already scored candidate pairs ``i, j, similarity`` (e.g. :func:`rescored_pairs`,
-    thresholded here) or to a function of the threshold returning the accepted pairs (e.g.
-    :func:`distinct_pairs` with its floor and ratio). One row per rule
-    and threshold: ``rule, threshold, precision, recall, n_predicted, n_truth, true_positives`` and
-    a ``recall_<transform>`` column per planted transform (see :func:`pair_precision_recall`,
-    :func:`recall_by_transform`). Planted pairs with an image outside ``uids`` are left out.
-    """
-    uids = list(uids)
-    known = set(uids)
-    planted = planted[planted["a"].isin(known) & planted["b"].isin(known)]
-    truth = list(zip(planted["a"], planted["b"]))
-    rows = []
-    for rule, spec in variants.items():
-        for t in thresholds:
-            pairs = (thresholded(spec, t) if isinstance(spec, pd.DataFrame) else spec(t) if callable(spec)
-                     else near_duplicate_pairs(spec[0], t, k=k, mutual_top=spec[1]))
-            named = named_pairs(pairs, uids)
-            predicted = list(zip(named["image_a"], named["image_b"]))
-            by_t = recall_by_transform(predicted, planted).set_index("transform")["recall"]
-            rows.append({"rule": rule, "threshold": t, **pair_precision_recall(predicted, truth),
-                         **{f"recall_{name}": float(r) for name, r in by_t.items()}})
-    return pd.DataFrame(rows)
-
-
-def planted_pair_mask(predicted: Sequence[tuple[str, str]], truth: Sequence[tuple[str, str]]) -> np.ndarray:
-    """For each predicted pair, whether both images lie in one planted duplicate group (the
-    transitive closure of ``truth``, as in :func:`pair_precision_recall`); False marks a false positive."""
-    truth = [tuple(p) for p in truth]
-    nodes = sorted({u for p in truth for u in p})
-    pos = {u: k for k, u in enumerate(nodes)}
-    lab = duplicate_clusters(len(nodes), [pos[a] for a, _ in truth], [pos[b] for _, b in truth]) if nodes else []
-    group = {u: int(lab[pos[u]]) for u in nodes}
-    return np.array([a != b and a in group and b in group and group[a] == group[b] for a, b in predicted], dtype=bool)

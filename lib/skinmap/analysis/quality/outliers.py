@@ -2,12 +2,12 @@
 
 An image that is not a skin image (histology, radiology, plants, animals, slides of text) lies far
 from everything else in an embedding of skin images. Its score is one minus the mean cosine
-similarity to its ``k`` nearest neighbours (the image itself excluded),
+similarity to its ``k`` = ``n_neighbors`` nearest neighbours (the image itself excluded),
 
 .. math::  o(i) = 1 - \\frac{1}{k} \\sum_{l=1}^{k} s(i, \\mathrm{nn}_l(i)) ,
 
 so high = likely off-topic (methods.md section 10). A planted group of similar off-topic images
-needs ``k`` larger than the group, or its members vouch for each other. Images are flagged by a
+needs ``n_neighbors`` larger than the group, or its members vouch for each other. Images are flagged by a
 robust z-score of ``o`` (median and MAD), which needs no count of off-topic images in advance.
 """
 
@@ -23,12 +23,12 @@ from skinmap.analysis.knn import knn_search
 __all__ = ["offtopic_scores", "robust_z", "flag_offtopic", "offtopic_average_precision"]
 
 
-def offtopic_scores(embeddings: np.ndarray, *, k: int = 10) -> np.ndarray:
+def offtopic_scores(embeddings: np.ndarray, *, n_neighbors: int = 10) -> np.ndarray:
     """Outlier score ``o(i)`` above for each row (float64; NaN only when there is no other row)."""
     n = len(embeddings)
     if n < 2:
         return np.full(n, np.nan)
-    res = knn_search(embeddings, embeddings, min(k, n - 1), exclude_self=True)
+    res = knn_search(embeddings, embeddings, min(n_neighbors, n - 1), exclude_self=True)
     sims = np.where(res.indices >= 0, res.similarities, np.nan).astype(np.float64)
     return 1.0 - np.nanmean(sims, axis=1)
 

@@ -20,12 +20,14 @@ every direction, stay near 1.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.decomposition import PCA
 
 from skinmap.analysis.knn import l2_normalize
 
-__all__ = ["pca_whiten", "flip_averaged", "duplicate_descriptors"]
+__all__ = ["pca_whiten", "whitening_dims", "flip_averaged", "duplicate_descriptors"]
 
 
 def pca_whiten(x: np.ndarray, n_components: int, *, power: float = 0.5, seed: int = 0) -> np.ndarray:
@@ -52,6 +54,16 @@ def pca_whiten(x: np.ndarray, n_components: int, *, power: float = 0.5, seed: in
     return l2_normalize(z.astype(np.float32))
 
 
+def whitening_dims(n_components: int, n: int, d: int) -> int:
+    """``n_components`` capped at what ``n`` descriptors of dimension ``d`` can be whitened to,
+    ``min(n, d) - 1`` (the rank of the centred data, see :func:`pca_whiten`), and at least 0 (no
+    whitening). A small collection is normal: fewer images than the requested dimensions caps the
+    whitening at the collection, it is not an error."""
+    if n_components < 0:
+        raise ValueError(f"n_components must be >= 0, got {n_components}")
+    return int(max(0, min(n_components, min(n, d) - 1)))
+
+
 def flip_averaged(z: np.ndarray, z_flipped: np.ndarray) -> np.ndarray:
     """Mirror-invariant descriptor: the l2-normalised mean of the normalised descriptors of each
     image and of its horizontal mirror (the same for an image and its mirrored copy)."""
@@ -73,8 +85,14 @@ def duplicate_descriptors(
     :func:`flip_averaged` when ``z_mirror`` is given (a NaN mirror row, i.e. an image that could
     not be re-read, falls back to the image's own vector), then :func:`pca_whiten` ed when
     ``n_components > 0``; ``n_components = 0`` and no mirror give the l2-normalised input (the
-    plain rule)."""
+    plain rule). More components than the descriptors can be whitened to (:func:`whitening_dims`:
+    fewer images than ``n_components``) are capped, with a warning naming both numbers."""
     out = l2_normalize(z)
+    capped = whitening_dims(n_components, *out.shape)
+    if capped < n_components:
+        warnings.warn(f"whitening capped at {capped} dimensions: {out.shape[0]} descriptors of dimension "
+                      f"{out.shape[1]} cannot be whitened to {n_components}", UserWarning, stacklevel=2)
+        n_components = capped
     if z_mirror is not None:
         z_mirror = np.asarray(z_mirror, np.float32)
         missing = ~np.isfinite(z_mirror).all(axis=1)

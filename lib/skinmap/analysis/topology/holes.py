@@ -12,8 +12,9 @@ From the loop: center ``c_k`` = mean of its points (eq. 15), size ``|V_k|``, rad
 median distance of its points to the center (eq. 16), the volume of the d-ball of that radius as
 a logarithm (eq. 17; ``d = 1024`` would overflow a float otherwise), and boundary samples: each
 loop point's ``k_b`` nearest neighbours that lie within ``alpha`` times the median ``k_b``-th
-neighbour distance of the loop points (eq. 18, ``alpha = 1.5``). Term frequencies of the
-boundary samples' metadata say what borders the hole.
+neighbour distance of the loop points (eq. 18, ``alpha = 1.5``; ``k_b`` is the knob
+``boundary_n_neighbors`` of :class:`BoundaryConfig`). Term frequencies of the boundary samples'
+metadata say what borders the hole. The search that finds the bars is :mod:`.search`.
 """
 
 from __future__ import annotations
@@ -29,149 +30,34 @@ from scipy.sparse.csgraph import dijkstra
 from scipy.special import gammaln
 
 from skinmap.analysis.knn import knn_search
-from skinmap.analysis.topology.graph import select_landmarks, symmetric_knn_graph
-from skinmap.analysis.topology.persistence import (
-    H1Diagram,
-    empirical_p_value,
-    h1_persistence,
-    ratio_to_next,
-)
-from skinmap.analysis.topology.resistance import (
-    corrected_resistance,
-    spectral_corrected_resistance,
-)
+from skinmap.analysis.topology.persistence import empirical_p_value, ratio_to_next
+from skinmap.analysis.topology.search import HoleSearch
+from skinmap.config import check_knobs, knob, with_knobs
 
 __all__ = [
+    "BoundaryConfig",
     "Hole",
-    "HoleSearch",
-    "landmark_resistance",
-    "search_holes",
     "representative_cycle",
     "log_ball_volume",
     "hole_geometry",
     "boundary_samples",
     "describe_holes",
-    "max_persistence",
     "planted_overlap",
     "term_frequencies",
-    "word_cloud_image",
 ]
 
 
-# ----------------------------------------------------------------------------- pipeline
-
-
-def landmark_resistance(
-    z: np.ndarray,
-    landmarks: np.ndarray,
-    *,
-    k: int = 15,
-    method: str = "dense",
-    n_eigenvectors: int = 100,
-    between_factor: float = 2.0,
-) -> tuple[sp.csr_matrix, np.ndarray]:
-    """Symmetric k-NN graph on ``z[landmarks]`` and its corrected resistance (eqs. 9-11).
-
-    ``method``: "dense" (exact) or "spectral" (leading-eigenvector approximation).
-    """
-    adjacency = symmetric_knn_graph(z[landmarks], k)
-    if method == "dense":
-        dist = corrected_resistance(adjacency, between_factor=between_factor)
-    elif method == "spectral":
-        dist = spectral_corrected_resistance(
-            adjacency, n_eigenvectors, between_factor=between_factor
-        )
-    else:
-        raise ValueError(f"resistance method must be 'dense' or 'spectral', got {method!r}")
-    return adjacency, dist
-
-
 @dataclass(frozen=True)
-class HoleSearch:
-    """Everything one spectral-persistence run produced (rows refer to ``z``)."""
+class BoundaryConfig:
+    """The knobs of a hole's boundary samples (eq. 18), defaults and ranges."""
 
-    landmarks: np.ndarray
-    adjacency: sp.csr_matrix
-    diagram: H1Diagram
+    boundary_n_neighbors: int = knob(10, ge=1, le=1000,
+                                     description="neighbours per cycle point for boundary samples (k_b of eq. 18)")
+    alpha: float = knob(1.5, gt=0.0, le=10.0,
+                        description="boundary radius = alpha x median k_b-th neighbour distance (eq. 18)")
 
-    @property
-    def rips_rows(self) -> np.ndarray:
-        """Rows of ``z`` the Rips filtration ran on (diagram positions -> data rows)."""
-        return self.landmarks[self.diagram.points]
-
-
-def search_holes(
-    z: np.ndarray,
-    *,
-    n_landmarks: int = 1000,
-    landmark_method: str = "farthest",
-    strata: Sequence | None = None,
-    k: int = 15,
-    resistance_method: str = "dense",
-    n_eigenvectors: int = 100,
-    between_factor: float = 2.0,
-    max_rips_points: int | None = 1000,
-    seed: int = 0,
-) -> HoleSearch:
-    """Landmarks -> k-NN graph -> corrected resistance -> H1 persistence (eqs. 9-13)."""
-    landmarks = select_landmarks(z, n_landmarks, landmark_method, strata=strata, seed=seed)
-    adjacency, dist = landmark_resistance(
-        z,
-        landmarks,
-        k=k,
-        method=resistance_method,
-        n_eigenvectors=n_eigenvectors,
-        between_factor=between_factor,
-    )
-    diagram = h1_persistence(dist, max_points=max_rips_points)
-    return HoleSearch(landmarks, adjacency, diagram)
-
-
-def max_persistence(
-    x: np.ndarray,
-    *,
-    k: int = 15,
-    resistance_method: str = "dense",
-    n_eigenvectors: int = 100,
-    between_factor: float = 2.0,
-    max_rips_points: int | None = 1000,
-) -> float:
-    """Largest H1 persistence of ``x`` with every row a landmark (one null round's statistic).
-
-    Resistance scales with graph size, so give it as many rows as the observed run's landmarks
-    (e.g. the shuffled ``z[search.landmarks]``) and the same ``k`` and ``max_rips_points``.
-    """
-    _, dist = landmark_resistance(
-        x,
-        np.arange(len(x)),
-        k=k,
-        method=resistance_method,
-        n_eigenvectors=n_eigenvectors,
-        between_factor=between_factor,
-    )
-    diagram = h1_persistence(dist, max_points=max_rips_points)
-    return float(diagram.persistence[0]) if len(diagram) else 0.0
-
-
-def planted_overlap(holes: Sequence[Hole], planted_rows: Sequence[int]) -> pd.DataFrame:
-    """How well each hole's cycle and boundary cover a planted ring of rows (ground truth).
-
-    Per hole: rows of the planted ring among the boundary samples (``recall`` of the ring),
-    share of boundary samples that belong to the ring (``precision``), and the share of the
-    cycle's points that are ring rows.
-    """
-    ring = set(int(r) for r in planted_rows)
-    out = []
-    for h in holes:
-        b, c = set(h.boundary), set(h.cycle)
-        out.append({
-            "rank": h.rank,
-            "ring_in_boundary": len(ring & b),
-            "recall": len(ring & b) / max(len(ring), 1),
-            "precision": len(ring & b) / max(len(b), 1),
-            "cycle_on_ring": len(ring & c) / max(len(c), 1),
-        })
-    return pd.DataFrame(out)
+    def __post_init__(self) -> None:
+        check_knobs(self)
 
 
 # ----------------------------------------------------------------------------- cycles
@@ -270,19 +156,17 @@ def hole_geometry(z: np.ndarray, cycle_rows: np.ndarray) -> dict:
 
 
 def boundary_samples(
-    z: np.ndarray, cycle_rows: np.ndarray, *, k_b: int = 10, alpha: float = 1.5
+    z: np.ndarray, cycle_rows: np.ndarray, config: BoundaryConfig | None = None, **knobs
 ) -> np.ndarray:
     """Rows bordering a hole (eq. 18): the loop points and their close neighbours.
 
-    For each loop point its ``k_b`` nearest neighbours (cosine, itself excluded) are kept when
-    closer than ``alpha`` times the median, over the loop points, of their ``k_b``-th neighbour
-    distance. Returns sorted unique rows including the loop points themselves.
+    For each loop point its ``k_b`` (``boundary_n_neighbors``) nearest neighbours (cosine, itself
+    excluded) are kept when closer than ``alpha`` times the median, over the loop points, of their
+    ``k_b``-th neighbour distance. Returns sorted unique rows including the loop points themselves.
     """
+    cfg = with_knobs(BoundaryConfig, config, knobs)
+    k_b, alpha = cfg.boundary_n_neighbors, cfg.alpha
     cycle_rows = np.unique(np.asarray(cycle_rows, dtype=np.int64))
-    if k_b < 1:
-        raise ValueError(f"k_b must be >= 1, got {k_b}")
-    if alpha <= 0:
-        raise ValueError(f"alpha must be > 0, got {alpha}")
     k_search = min(k_b + 1, len(z))
     res = knn_search(z[cycle_rows], z, k_search)
     idx, dist = res.indices, res.distances
@@ -333,13 +217,18 @@ class Hole:
 def describe_holes(
     z: np.ndarray,
     search: HoleSearch,
+    boundary: BoundaryConfig | None = None,
     *,
     n_holes: int = 3,
-    k_b: int = 10,
-    alpha: float = 1.5,
     null_max: np.ndarray | None = None,
+    **boundary_knobs,
 ) -> list[Hole]:
-    """The ``n_holes`` most persistent holes with cycles, geometry and boundary samples."""
+    """The ``n_holes`` most persistent holes with cycles, geometry and boundary samples (eqs. 14-18).
+
+    ``boundary`` (single knobs also as keyword arguments) sets the boundary samples;
+    ``null_max`` (the largest persistence of null data sets) gives each hole its p-value.
+    """
+    boundary = with_knobs(BoundaryConfig, boundary, boundary_knobs)
     diag = search.diagram
     ratios = ratio_to_next(diag.persistence)
     rows_of = search.rips_rows
@@ -366,10 +255,31 @@ def describe_holes(
                 size=geom["size"],
                 radius=geom["radius"],
                 log_volume=geom["log_volume"],
-                boundary=[int(r) for r in boundary_samples(z, cycle, k_b=k_b, alpha=alpha)],
+                boundary=[int(r) for r in boundary_samples(z, cycle, boundary)],
             )
         )
     return holes
+
+
+def planted_overlap(holes: Sequence[Hole], planted_rows: Sequence[int]) -> pd.DataFrame:
+    """How well each hole's cycle and boundary cover a planted ring of rows (ground truth).
+
+    Per hole: rows of the planted ring among the boundary samples (``recall`` of the ring),
+    share of boundary samples that belong to the ring (``precision``), and the share of the
+    cycle's points that are ring rows.
+    """
+    ring = set(int(r) for r in planted_rows)
+    out = []
+    for h in holes:
+        b, c = set(h.boundary), set(h.cycle)
+        out.append({
+            "rank": h.rank,
+            "ring_in_boundary": len(ring & b),
+            "recall": len(ring & b) / max(len(ring), 1),
+            "precision": len(ring & b) / max(len(b), 1),
+            "cycle_on_ring": len(ring & c) / max(len(c), 1),
+        })
+    return pd.DataFrame(out)
 
 
 # ----------------------------------------------------------------------------- metadata
@@ -402,25 +312,3 @@ def term_frequencies(metadata: pd.DataFrame, columns: Sequence[str]) -> pd.DataF
     if not parts:
         return pd.DataFrame(columns=["column", "term", "count", "share"])
     return pd.concat(parts, ignore_index=True)
-
-
-def word_cloud_image(
-    terms: pd.DataFrame, *, width: int = 480, height: int = 240, seed: int = 0
-) -> np.ndarray | None:
-    """An RGB word cloud of ``term_frequencies`` output (missing terms left out), or ``None``.
-
-    Terms from several columns are labelled ``value`` (diagnoses, sites) or ``column=value`` for
-    short codes (FST, modality) so that "3" reads as ``fst=3``.
-    """
-    from wordcloud import WordCloud
-
-    t = terms[terms["term"] != "(missing)"]
-    if t.empty:
-        return None
-    freqs: dict[str, float] = {}
-    for col, term, count in t[["column", "term", "count"]].itertuples(index=False):
-        label = f"{col}={term}" if len(str(term)) <= 3 else str(term)
-        freqs[label] = freqs.get(label, 0) + float(count)
-    cloud = WordCloud(width=width, height=height, background_color="white", random_state=seed,
-                      prefer_horizontal=0.9, collocations=False)
-    return cloud.generate_from_frequencies(freqs).to_array()

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from tqdm.auto import tqdm
+
+from skinmap.config import check_choice
 
 __all__ = [
     "H1Diagram",
@@ -29,7 +32,11 @@ __all__ = [
     "null_max_persistence",
     "empirical_p_value",
     "shuffle_columns",
+    "NullMethod",
 ]
+
+#: The null data sets of :func:`null_max_persistence`.
+NullMethod = Literal["shuffle", "resample"]
 
 
 @dataclass(frozen=True)
@@ -157,7 +164,7 @@ def null_max_persistence(
     max_persistence: Callable[[np.ndarray], float],
     *,
     n_rounds: int = 10,
-    method: str = "shuffle",
+    method: NullMethod = "shuffle",
     seed: int = 0,
     progress: bool = False,
 ) -> np.ndarray:
@@ -168,8 +175,7 @@ def null_max_persistence(
     top persistence: its variability under resampling rather than a no-structure null).
     ``max_persistence`` runs the whole pipeline (graph, resistance, Ripser) on one data set.
     """
-    if method not in ("shuffle", "resample"):
-        raise ValueError(f"null method must be 'shuffle' or 'resample', got {method!r}")
+    check_choice("null method", method, NullMethod)
     rng = np.random.default_rng(seed)
     out = np.empty(n_rounds)
     for r in tqdm(range(n_rounds), disable=not progress, desc=f"null ({method})"):

@@ -12,6 +12,12 @@ defines:
 ``external_inputs(params, project_root)`` (optional)
     paths outside the run directory that the chapter reads (a data root, a user's table); they
     are fingerprinted by content into the cache key.
+``RENAMED_KEYS`` (optional)
+    ``{old key: new key}`` of renamed parameters; old keys keep working with a deprecation message.
+
+A knob that a library function also takes is declared once, in the library's config dataclass
+(:mod:`skinmap.config`); the schema field reads its bounds (and default, description) from there
+with :func:`knob_field`, so a chapter and a direct call of the function accept the same values.
 """
 
 from __future__ import annotations
@@ -20,9 +26,15 @@ import importlib
 from pathlib import Path
 from types import ModuleType
 
-from pydantic import BaseModel, ConfigDict
+from typing import Any
 
-__all__ = ["ChapterParams", "load_schema_module", "RUNNER_INJECTED"]
+from pydantic import BaseModel, ConfigDict, Field
+
+from skinmap.config import knob_bounds, knob_default, knob_description
+
+__all__ = ["ChapterParams", "load_schema_module", "knob_field", "RUNNER_INJECTED"]
+
+_UNSET: Any = object()
 
 # Parameters the runner injects into every chapter besides the validated ones.
 RUNNER_INJECTED = ("profile", "run_dir", "figures_dir", "project_root")
@@ -32,6 +44,22 @@ class ChapterParams(BaseModel):
     """Base class of every chapter's parameter schema: strict, unknown keys rejected."""
 
     model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+
+
+def knob_field(config_cls: type, name: str, *, default: Any = _UNSET, description: str | None = None,
+               **constraints: Any) -> Any:
+    """A pydantic ``Field`` for the knob ``name`` of a library config (:mod:`skinmap.config`).
+
+    Bounds come from the config's declaration; ``default`` (the demo value of the chapter) and
+    ``description`` fall back to the config's. ``constraints`` adds non-range rules
+    (e.g. ``min_length`` of a list).
+    """
+    return Field(
+        knob_default(config_cls, name) if default is _UNSET else default,
+        description=knob_description(config_cls, name) if description is None else description,
+        **knob_bounds(config_cls, name),
+        **constraints,
+    )
 
 
 def load_schema_module(key: str) -> ModuleType:

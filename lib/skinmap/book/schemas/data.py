@@ -22,7 +22,8 @@ class Params(ChapterParams):
         "", description="dataset root (relative to the project root) read when source='directory'"
     )
     datasets: list[str] | None = Field(
-        None, description="datasets to include (registry names); null = every dataset found under the root"
+        None, min_length=1,
+        description="datasets to include (registry names); null = every dataset found under the root",
     )
     synthetic_seed: int = Field(0, ge=0, description="seed of the synthetic atlas (same seed, same bytes)")
     synthetic_n_images: int = Field(1500, ge=200, le=200_000, description="base images of the synthetic atlas")

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from skinmap.book.schemas import ChapterParams
+from skinmap.embed.members.registry import MemberSpec
 
 DEPENDS_ON: tuple[str, ...] = ("data",)
-
-
-class MemberSpec(BaseModel):
-    """One trainable member: its objective, data partition and architecture/optimiser config."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    name: str = Field(..., pattern=r"^[a-z0-9_]+$", description="file-safe member name")
-    kind: Literal["clip", "siglip", "dino", "ibot", "mae"] = Field(..., description="training objective")
-    partition: Literal["all", "third0", "third1", "third2"] = Field(
-        "all", description="images it trains on; thirds mix sources (stratified by dataset)")
-    epochs: float | None = Field(None, gt=0, description="if set, overrides optim.max_steps by epochs over the partition")
-    config: dict[str, Any] = Field(default_factory=dict,
-                                   description="architecture fields and 'optim' (lr, weight_decay, warmup_fraction, "
-                                               "grad_clip, batch_size, max_steps, seed) of the member's config class")
+RENAMED_KEYS: dict[str, str] = {"knn_k": "n_neighbors"}
 
 
 _TINY_OPTIM = {"lr": 1e-3, "batch_size": 32, "max_steps": 6}
@@ -52,7 +40,7 @@ class Params(ChapterParams):
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = Field("cpu", description="Lightning accelerator for training")
     devices: int = Field(1, ge=1, description="devices (DDP when > 1) for member training")
     threads: int = Field(1, ge=1, le=64, description="torch / BLAS / onnxruntime intra-op threads (1 is fastest on a shared, oversubscribed machine)")
-    knn_k: int = Field(10, ge=1, description="neighbours for member agreement (k-NN overlap)")
+    n_neighbors: int = Field(10, ge=1, description="neighbours for member agreement (k-NN overlap)")
     probe_test_fraction: float = Field(0.3, gt=0, lt=1, description="held-out fraction for the diagnosis linear probe")
     umap_neighbors: int = Field(15, ge=2, description="UMAP n_neighbors of the 2-D map")
     umap_min_dist: float = Field(0.1, ge=0, le=1, description="UMAP min_dist")

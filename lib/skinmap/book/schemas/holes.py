@@ -6,9 +6,13 @@ from typing import Literal
 
 from pydantic import Field
 
-from skinmap.book.schemas import ChapterParams
+from skinmap.analysis.topology.holes import BoundaryConfig
+from skinmap.analysis.topology.persistence import NullMethod
+from skinmap.analysis.topology.search import HoleSearchConfig, LandmarkMethod, ResistanceMethod
+from skinmap.book.schemas import ChapterParams, knob_field
 
 DEPENDS_ON: tuple[str, ...] = ("data", "embedding")
+RENAMED_KEYS: dict[str, str] = {"k_graph": "graph_n_neighbors", "k_b": "boundary_n_neighbors"}
 
 
 class Params(ChapterParams):
@@ -26,33 +30,25 @@ class Params(ChapterParams):
     )
     gallery_size: int = Field(12, ge=1, le=200, description="thumbnails per density / boundary gallery")
     # --- holes (section 8)
-    n_landmarks: int = Field(
-        2000, ge=10, le=200_000, description="graph nodes (landmarks); all samples when there are fewer"
-    )
-    landmark_method: Literal["farthest", "stratified", "random"] = Field(
-        "farthest", description="farthest-point (cosine) or dataset-stratified or uniform random landmarks"
-    )
+    # the knobs of skinmap.analysis.topology.search.HoleSearchConfig (seed: below)
+    n_landmarks: int = knob_field(HoleSearchConfig, "n_landmarks", default=2000)
+    landmark_method: LandmarkMethod = knob_field(HoleSearchConfig, "landmark_method")
     landmark_strata: str = Field("dataset", description="catalog column stratified landmarks keep the mix of")
-    k_graph: int = Field(15, ge=2, le=500, description="neighbours of the symmetric k-NN graph (eq. 9)")
-    resistance_method: Literal["dense", "spectral"] = Field(
-        "dense", description="exact dense pseudoinverse or leading-eigenvector approximation (eq. 11)"
-    )
-    n_eigenvectors: int = Field(
-        100, ge=2, le=10_000, description="eigenvectors of the normalised Laplacian for the spectral approximation"
-    )
-    between_factor: float = Field(
-        2.0, gt=1.0, le=100.0, description="resistance between components = factor x largest within-component value"
-    )
-    max_rips_points: int = Field(
-        500, ge=10, le=20_000, description="Ripser runs on a greedy-permutation subsample of at most this many landmarks"
-    )
+    graph_n_neighbors: int = knob_field(HoleSearchConfig, "graph_n_neighbors")
+    resistance_method: ResistanceMethod = knob_field(HoleSearchConfig, "resistance_method")
+    n_eigenvectors: int = knob_field(HoleSearchConfig, "n_eigenvectors")
+    between_factor: float = knob_field(HoleSearchConfig, "between_factor")
+    max_rips_points: int = knob_field(
+        HoleSearchConfig, "max_rips_points", default=500,
+        description="Ripser runs on a greedy-permutation subsample of at most this many landmarks")
     n_holes: int = Field(3, ge=1, le=50, description="top holes (by persistence) described in the chapter")
     null_rounds: int = Field(4, ge=0, le=1000, description="null data sets for the significance of the top bars")
-    null_method: Literal["shuffle", "resample"] = Field(
+    null_method: NullMethod = Field(
         "shuffle", description="null: coordinates shuffled independently, or rows resampled with replacement"
     )
-    k_b: int = Field(10, ge=1, le=1000, description="neighbours per cycle point for boundary samples (eq. 18)")
-    alpha: float = Field(1.5, gt=0.0, le=10.0, description="boundary radius = alpha x median k_b-th neighbour distance (eq. 18)")
+    # the knobs of skinmap.analysis.topology.holes.BoundaryConfig (eq. 18)
+    boundary_n_neighbors: int = knob_field(BoundaryConfig, "boundary_n_neighbors")
+    alpha: float = knob_field(BoundaryConfig, "alpha")
     term_columns: list[str] = Field(
         ["diagnosis", "body_site", "modality", "fst", "dataset"],
         description="catalog columns summarised around each hole (term frequencies, word clouds)",
@@ -65,4 +61,4 @@ class Params(ChapterParams):
     explorer_max_points: int = Field(
         5000, ge=100, le=200_000, description="map points drawn in the explorer (a random subset beyond that; holes always kept)"
     )
-    seed: int = Field(0, ge=0, description="seed of landmarks, mixture fit and nulls")
+    seed: int = knob_field(HoleSearchConfig, "seed", description="seed of landmarks, mixture fit and nulls")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from skinmap.book.schemas import ChapterParams
+from skinmap.analysis.probes import TEST_FRACTION_BOUNDS, ProbeConfig
+from skinmap.analysis.resampling import CI_BOUNDS
+from skinmap.book.schemas import ChapterParams, knob_field
 
 DEPENDS_ON: tuple[str, ...] = ("data", "embedding")
+RENAMED_KEYS: dict[str, str] = {"bootstrap_b": "n_bootstrap"}
 
 
 class Params(ChapterParams):
@@ -24,16 +27,15 @@ class Params(ChapterParams):
         ["SynPhone-Brazil", "SynPeds-Africa"],
         description="datasets excluded from all probe training and scored separately (paper: DDI, PAD-UFES-20)",
     )
-    test_fraction: float = Field(0.2, gt=0.0, lt=0.9, description="share of lesion/patient groups in the internal test split")
-    cv_folds: int = Field(3, ge=2, le=20, description="group-aware CV folds for choosing the regularisation (training rows only)")
-    c_grid: list[float] = Field([0.01, 0.1, 1.0], min_length=1, description="LogisticRegression C values searched")
-    alpha_grid: list[float] = Field([1.0, 10.0, 100.0, 1000.0], min_length=1, description="Ridge alpha values searched")
-    max_iter: int = Field(300, ge=50, le=100_000, description="LogisticRegression iterations")
-    max_probe_dims: int = Field(
-        256, ge=0, description="spaces wider than this are PCA-reduced inside the probe (fitted on training rows); 0 = never"
-    )
-    bootstrap_b: int = Field(1000, ge=10, le=100_000, description="bootstrap resamples B of the score intervals")
-    ci: float = Field(0.95, gt=0.5, lt=1.0, description="central level of the bootstrap intervals")
+    test_fraction: float = Field(0.2, **TEST_FRACTION_BOUNDS, description="share of lesion/patient groups in the internal test split")
+    # the knobs of skinmap.analysis.probes.ProbeConfig
+    cv_folds: int = knob_field(ProbeConfig, "cv_folds")
+    c_grid: list[float] = knob_field(ProbeConfig, "c_grid", default=[0.01, 0.1, 1.0], min_length=1)
+    alpha_grid: list[float] = knob_field(ProbeConfig, "alpha_grid", default=[1.0, 10.0, 100.0, 1000.0], min_length=1)
+    max_iter: int = knob_field(ProbeConfig, "max_iter", default=300)
+    max_probe_dims: int = knob_field(ProbeConfig, "max_dims", default=256)
+    n_bootstrap: int = Field(1000, ge=10, le=100_000, description="bootstrap resamples of the score intervals")
+    ci: float = Field(0.95, **CI_BOUNDS, description="central level of the bootstrap intervals")
     min_class_count: int = Field(5, ge=2, description="classes with fewer training rows are not learnt")
     min_eval_rows: int = Field(10, ge=2, description="eval sets with fewer labelled rows are skipped (noted)")
     evaluate_members: bool = Field(True, description="also score a probe on each ensemble member alone")

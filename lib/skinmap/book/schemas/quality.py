@@ -1,15 +1,35 @@
-"""Parameters of chapter 02-quality (the data-quality audit, methods.md section 10)."""
+"""Parameters of chapter 02-quality (the data-quality audit, methods.md section 10).
+
+The ``verify_<name>`` fields are the library's
+:class:`~skinmap.analysis.quality.verification.CopyVerificationConfig` (``<name>``): their defaults,
+ranges and descriptions come from its declaration, and the chapter builds the config once with
+``CopyVerificationConfig.from_params``.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from skinmap.analysis.quality.verification import CopyVerificationConfig, knob_bounds
 from skinmap.book.schemas import ChapterParams, resolve_path
 
 DEPENDS_ON: tuple[str, ...] = ("data", "embedding")
+
+#: Old parameter names still accepted (with a deprecation message naming the new one).
+RENAMED_KEYS: dict[str, str] = {
+    "knn_k": "n_neighbors",
+    "verify_candidates_k": "verify_n_candidates",
+    "offtopic_k": "offtopic_n_neighbors",
+}
+
+
+def _verify_field(name: str) -> Any:
+    """The pydantic field of the parameter ``verify_<name>``: default, bounds and description of
+    the config's field ``name``."""
+    return Field(**knob_bounds(CopyVerificationConfig, name))
 
 
 class Params(ChapterParams):
@@ -25,7 +45,7 @@ class Params(ChapterParams):
     default_threshold: float = Field(
         0.95, gt=0, le=1, description="threshold whose clusters drive the cleaning (must be one of `thresholds`)"
     )
-    knn_k: int = Field(20, ge=1, le=1000, description="neighbours searched per image for duplicate pairs")
+    n_neighbors: int = Field(20, ge=1, le=1000, description="neighbours searched per image for duplicate pairs")
     mutual_top: int = Field(
         1, ge=0, le=100, description="keep a pair only if each image is among the other's r nearest neighbours (0 = off)"
     )
@@ -37,7 +57,7 @@ class Params(ChapterParams):
     whiten_dims: int = Field(
         256, ge=0, le=4096,
         description="PCA-whitening dimensions fitted on the dataset before the duplicate search (0 = raw cosine, "
-        "the plain rule); must be below the number of images and the vector dimension",
+        "the plain rule); capped below the number of images and the vector dimension (the chapter says so)",
     )
     whiten_power: float = Field(
         0.5, ge=0, le=1, description="exponent of the variances divided out (0.5 = full whitening, <0.5 = shrunk)"
@@ -47,38 +67,25 @@ class Params(ChapterParams):
         description="decide candidate pairs by registered pixel correlation (mirror, crop scale and offset searched "
         "on high-passed luminance thumbnails); False = threshold the embedding similarity itself",
     )
-    verify_candidates_k: int = Field(
-        5, ge=1, le=100, description="candidate pairs per image: its nearest neighbours in the mirror-averaged, "
-        "unwhitened embedding, verified on pixels")
-    verify_candidate_floor: float = Field(
-        0.5, gt=0, le=1, description="embedding similarity below which a neighbour is not even a candidate")
-    verify_size: int = Field(64, ge=16, le=256, description="side (px) of the luminance thumbnails registered")
-    verify_min_crop: float = Field(
-        0.85, gt=0, le=1, description="smallest crop fraction searched (a copy showing 85% of its source's width)")
-    verify_crop_step: float = Field(0.025, gt=0, le=0.5, description="step between the crop fractions searched")
-    verify_sigma: float = Field(
-        1.0, ge=0, le=16, description="Gaussian high-pass scale (thumbnail px) of the correlation; 0 = no filter")
-    verify_refine: bool = Field(
-        True, description="score the best crop hypothesis in the copy's frame (sub-pixel resampling of the source)")
-    verify_refine_gate: float = Field(
-        0.45, ge=-1, le=1, description="coarse grid-search crop score a pair needs before it is refined (saves time)")
-    verify_coarse_factor: int = Field(
-        2, ge=1, le=8, description="crop hypotheses are first searched on thumbnails reduced by this factor "
-        "(must divide verify_size; 1 = search at full size)")
-    verify_blocks: int = Field(
-        4, ge=1, le=16, description="a registered pair is scored tile by tile: the whole-frame correlation capped by "
-        "the median over blocks x blocks tiles (1 = whole frame only); verify_size / verify_blocks must be >= 2")
-    verify_ratio_floor: float = Field(
-        0.65, ge=-1, le=1, description="registered score from which a pair below the threshold is still accepted "
-        "when it passes the ratio test (verify_ratio); >= the threshold: off")
-    verify_ratio: float = Field(
-        0.7, ge=0, le=1, description="ratio test: a pair below the threshold is accepted when 1 - s <= ratio * (1 - c), "
-        "c the best score of either image with any third image outside its duplicate cluster; 0 = off")
-    verify_threads: int = Field(1, ge=1, le=64, description="torch threads for the pair registration (small FFTs: 1 is fastest)")
+    # the copy-verification knobs: default, range and description declared once, by the library's config
+    verify_n_candidates: int = _verify_field("n_candidates")
+    verify_candidate_floor: float = _verify_field("candidate_floor")
+    verify_size: int = _verify_field("size")
+    verify_min_crop: float = _verify_field("min_crop")
+    verify_crop_step: float = _verify_field("crop_step")
+    verify_sigma: float = _verify_field("sigma")
+    verify_subtract_mean: bool = _verify_field("subtract_mean")
+    verify_refine: bool = _verify_field("refine")
+    verify_refine_gate: float = _verify_field("refine_gate")
+    verify_coarse_factor: int = _verify_field("coarse_factor")
+    verify_blocks: int = _verify_field("blocks")
+    verify_ratio_floor: float = _verify_field("ratio_floor")
+    verify_ratio: float = _verify_field("ratio")
+    verify_threads: int = _verify_field("threads")
     conflict_label: str = Field(
         "diagnosis", min_length=1, description="catalog column compared within a duplicate cluster (e.g. icd10_code)"
     )
-    offtopic_k: int = Field(30, ge=1, le=1000, description="neighbours in the off-topic score o(i)")
+    offtopic_n_neighbors: int = Field(30, ge=1, le=1000, description="neighbours in the off-topic score o(i)")
     offtopic_z: float = Field(3.0, gt=0, description="robust z-score of o(i) above which an image is dropped as off-topic")
     split_fractions: tuple[float, float, float] = Field(
         (0.7, 0.1, 0.2), description="train/validation/test fractions (multiples of 0.1)"
@@ -124,10 +131,10 @@ class Params(ChapterParams):
         if self.mirror_invariant and self.embedding_source != "efficientnet_lite0":
             raise ValueError("mirror_invariant re-embeds mirrored images with the frozen member and needs "
                              f"embedding_source 'efficientnet_lite0', got {self.embedding_source!r}")
-        if self.verify_size % self.verify_coarse_factor:
-            raise ValueError(f"verify_coarse_factor {self.verify_coarse_factor} must divide verify_size {self.verify_size}")
-        if self.verify_size // self.verify_blocks < 2:
-            raise ValueError(f"verify_blocks {self.verify_blocks} leaves tiles under 2 px of verify_size {self.verify_size}")
+        CopyVerificationConfig.from_params(self.model_dump())  # the verify_* knobs' joint constraints, named
+        if self.mutual_top > self.n_neighbors:
+            raise ValueError(f"mutual_top {self.mutual_top} exceeds n_neighbors {self.n_neighbors}: each image's "
+                             "neighbours beyond the n_neighbors searched are not known")
         if self.resolution_low >= self.resolution_size:
             raise ValueError("resolution_low must be smaller than resolution_size")
         return self

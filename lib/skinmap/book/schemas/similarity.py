@@ -6,25 +6,27 @@ from typing import Literal
 
 from pydantic import Field
 
-from skinmap.book.schemas import ChapterParams
+from skinmap.analysis.frechet import Covariance
+from skinmap.analysis.similarity import OVERLAP_QUANTILE_BOUNDS, SimilarityConfig
+from skinmap.book.schemas import ChapterParams, knob_field
 
 DEPENDS_ON: tuple[str, ...] = ("data", "embedding")
+RENAMED_KEYS: dict[str, str] = {"bootstrap_b": "n_bootstrap"}
 
 
 class Params(ChapterParams):
-    covariance: Literal["empirical", "ledoit_wolf", "auto"] = Field(
-        "auto",
-        description="covariance estimator (eq. 7): 'auto' = Ledoit-Wolf shrinkage only for datasets with n <= d",
-    )
-    pca_components: int | None = Field(
-        None, ge=1, description="project onto this many pooled principal axes first; None = full dimension"
-    )
-    min_images: int = Field(20, ge=2, description="datasets with fewer embedded images are left out (and listed)")
-    bootstrap_b: int = Field(50, ge=0, le=100_000, description="bootstrap replicates per FD (images resampled within datasets)")
-    ci: float = Field(0.95, gt=0.5, lt=1.0, description="central quantile range of the FD intervals")
-    seed: int = Field(0, ge=0, description="seed of the bootstrap")
+    # the knobs of skinmap.analysis.similarity.SimilarityConfig
+    covariance: Covariance = knob_field(SimilarityConfig, "covariance")
+    pca_components: int | None = knob_field(SimilarityConfig, "pca_components")
+    min_images: int = knob_field(
+        SimilarityConfig, "min_images", default=20,
+        description="datasets with fewer embedded images are left out (and listed)")
+    n_bootstrap: int = knob_field(SimilarityConfig, "n_bootstrap", default=50)
+    ci: float = knob_field(SimilarityConfig, "ci")
+    seed: int = knob_field(SimilarityConfig, "seed", description="seed of the bootstrap")
     high_overlap_quantile: float = Field(
-        0.1, gt=0.0, le=1.0, description="pairs with FD at or below this quantile of all pairs are high-overlap"
+        0.1, **OVERLAP_QUANTILE_BOUNDS,
+        description="pairs with FD at or below this quantile of all pairs are high-overlap"
     )
     high_overlap_fd: float | None = Field(
         None, ge=0.0, description="absolute FD threshold for high-overlap pairs; overrides the quantile when set"

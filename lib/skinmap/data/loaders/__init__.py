@@ -12,7 +12,7 @@ import importlib
 import importlib.util
 from types import ModuleType
 
-from skinmap.data.harmonize import registry
+from skinmap.data.registry import registry
 
 __all__ = ["official_loader", "official_datasets"]
 

@@ -6,12 +6,20 @@ under this root?) and ``load(root, issues=None, index=None) -> DataFrame`` in th
 Files are found by their *official names* anywhere under the root, so both the providers' own
 layouts and the project's mini-atlas layout (``metadata/`` for tables, ``images/<Dataset>/``)
 work. Images are looked up only inside the folders that belong to the dataset, because one ISIC
-image id can appear under several datasets' folders.
+image id can appear under several datasets' folders. Folders reached through symbolic links are
+walked too (a data root of links to datasets stored elsewhere), each real folder once.
+
+Tables are read as UTF-8 (with or without a byte-order mark) or as UTF-16 with a byte-order mark;
+anything else (a Latin-1 export, say) is not guessed: the table is skipped and the issue names the
+first line that is not UTF-8.
 """
 
 from __future__ import annotations
 
+import codecs
+import io
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -19,7 +27,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from skinmap.data.captions import template_captions
-from skinmap.data.harmonize import harmonize_frame, registry_entry
+from skinmap.data.harmonize import harmonize_frame
+from skinmap.data.registry import registry_entry
 from skinmap.data.images import IMAGE_SUFFIXES, probe_image
 from skinmap.data.issues import IssueLog
 
@@ -27,8 +36,22 @@ __all__ = ["FileIndex", "read_table", "finish", "image_lookup", "one_hot_label",
            "table_with_header", "open_table"]
 
 
+def _folder_key(path: str) -> tuple[int, int] | None:
+    """Identity of the folder a path leads to (device, inode), None when it cannot be reached."""
+    try:
+        st = os.stat(path)  # follows symbolic links
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 class FileIndex:
-    """All files under a root, walked once (names compared case-insensitively)."""
+    """All files under a root, walked once (names compared case-insensitively).
+
+    Symbolic links to folders are followed; a folder reached twice (a link back to an ancestor, or
+    two links to one folder) is walked only the first time, so link loops terminate. Paths keep the
+    name they were reached by (a file under a linked folder is listed under the link).
+    """
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root).expanduser().resolve()
@@ -36,11 +59,21 @@ class FileIndex:
             raise FileNotFoundError(f"data root {self.root} does not exist or is not a folder")
         self.files: list[Path] = []
         self.dirs: list[Path] = []
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        self._real_dirs: list[str] = []  # per file: the real path of its folder, with a trailing separator
+        seen = {_folder_key(str(self.root))}
+        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=True):
+            keep = []
+            for d in sorted(dirnames):
+                key = None if d.startswith(".") else _folder_key(os.path.join(dirpath, d))
+                if key is not None and key not in seen:
+                    seen.add(key)
+                    keep.append(d)
+            dirnames[:] = keep
             base = Path(dirpath)
             self.dirs.extend(base / d for d in dirnames)
-            self.files.extend(base / f for f in sorted(filenames) if not f.startswith("."))
+            names = [f for f in sorted(filenames) if not f.startswith(".")]
+            self.files.extend(base / f for f in names)
+            self._real_dirs.extend([os.path.realpath(dirpath) + os.sep] * len(names))
         self._by_name: dict[str, list[Path]] = {}
         for f in self.files:
             self._by_name.setdefault(f.name.lower(), []).append(f)
@@ -61,10 +94,12 @@ class FileIndex:
         return [d for d in self.dirs if d.name.lower() in wanted]
 
     def files_under(self, folder: Path, suffixes: Iterable[str] = IMAGE_SUFFIXES) -> list[Path]:
-        folder = folder.resolve()
+        """Files with one of ``suffixes`` anywhere below ``folder`` (compared by real path, so a
+        folder given through a link and files listed through another name still match)."""
         suffixes = tuple(s.lower() for s in suffixes)
-        prefix = str(folder) + os.sep
-        return [f for f in self.files if str(f).startswith(prefix) and f.suffix.lower() in suffixes]
+        prefix = os.path.realpath(folder) + os.sep
+        return [f for f, real in zip(self.files, self._real_dirs)
+                if real.startswith(prefix) and f.suffix.lower() in suffixes]
 
 
 def image_lookup(index: FileIndex, folders: Iterable[Path]) -> dict[str, Path]:
@@ -74,6 +109,61 @@ def image_lookup(index: FileIndex, folders: Iterable[Path]) -> dict[str, Path]:
         for f in index.files_under(folder):
             out.setdefault(f.stem, f)
     return out
+
+
+class TableTextError(ValueError):
+    """A table whose bytes are not text in a supported encoding; ``line`` is 1-based."""
+
+    def __init__(self, message: str, line: int | None = None):
+        super().__init__(message)
+        self.line = line
+
+
+def table_text(path: Path) -> str:
+    """The text of a table file: UTF-8 (a leading byte-order mark dropped) or UTF-16 with a
+    byte-order mark. Raises :class:`TableTextError` naming the first line that is neither."""
+    data = Path(path).read_bytes()
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise TableTextError(f"{path.name} starts with a UTF-16 byte-order mark but is not valid UTF-16 "
+                                 f"({exc.reason})") from None
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        if b"\x00" in data[:4096]:
+            hint = "it looks like UTF-16 without a byte-order mark"
+        else:
+            hint = "it looks like Latin-1 / Windows-1252"
+        raise TableTextError(f"{path.name} is not UTF-8 text: byte 0x{data[exc.start]:02x} on line {line} "
+                             f"({hint}); re-save the table as UTF-8", line) from None
+
+
+_DELIMITERS = (",", ";", "\t", "|")
+_PARSER_LINE = re.compile(r"\bline (\d+)\b")
+
+
+def _data_row(line: int | None, header: int | None) -> int | None:
+    """1-based data row of a 1-based file line (the header line is not a data row)."""
+    if line is None:
+        return None
+    return line - 1 if header == 0 and line > 1 else line if header is None else None
+
+
+def _delimiter_hint(columns: list[str], sep: str) -> str:
+    """A sentence naming the delimiter a one-column header seems to use, or ``""``."""
+    if len(columns) != 1:
+        return ""
+    counts = {d: columns[0].count(d) for d in _DELIMITERS if d != sep}
+    best = max(counts, key=counts.get)
+    if counts[best] == 0:
+        return ""
+    return (f"; the header looks {best!r}-separated, but this table is read as {sep!r}-separated "
+            f"(re-save it with {sep!r})")
 
 
 def read_table(
@@ -89,23 +179,46 @@ def read_table(
 ) -> pd.DataFrame | None:
     """Read a provider table as strings, exactly as distributed (LF or CRLF).
 
-    Adds ``source_file`` (absolute path) and ``source_row`` (1-based data row). A missing
-    required column is recorded as ``missing_column`` (naming file and column) and returns None
-    so the caller skips the table; a missing optional column is added as NA and recorded once.
+    Adds ``source_file`` (absolute path) and ``source_row`` (1-based data row). A table that
+    cannot be decoded (see :func:`table_text`) or parsed, or that is empty or has no data row, is
+    recorded as ``unreadable_table`` (naming the dataset, the file and, where known, the row) and
+    returns None so the caller skips the table. A missing required column is recorded as
+    ``missing_column`` (naming file and column, and the delimiter when the header looks like
+    another one) and also returns None; a missing optional column is added as NA and recorded once.
     """
+    def skip(reason: str, line: int | None = None) -> None:
+        issues.add("unreadable_table", dataset, str(path), _data_row(line, header),
+                   message=f"{dataset}: {reason}; table skipped")
+
     try:
-        df = pd.read_csv(path, sep=sep, header=header, names=names, dtype=str, keep_default_na=False,
+        text = table_text(path)
+    except OSError as exc:
+        skip(f"cannot read {path.name}: {exc}")
+        return None
+    except TableTextError as exc:
+        skip(str(exc), exc.line)
+        return None
+    if not text.strip():
+        skip(f"{path.name} is empty")
+        return None
+    try:
+        df = pd.read_csv(io.StringIO(text), sep=sep, header=header, names=names, dtype=str, keep_default_na=False,
                          na_values=[], skipinitialspace=True)
-    except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        issues.add("unreadable_table", dataset, str(path), message=f"cannot parse {path.name}: {exc}")
+    except (ValueError, pd.errors.ParserError) as exc:
+        line = _PARSER_LINE.search(str(exc))
+        skip(f"cannot parse {path.name}: {exc}", int(line.group(1)) if line else None)
         return None
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in required if c not in df.columns]
     if missing:
+        hint = _delimiter_hint(list(df.columns), sep)
         for c in missing:
             issues.add("missing_column", dataset, str(path), column=c,
                        message=f"{dataset}: required column {c!r} not found in {path.name} "
-                               f"(columns are {list(df.columns)}); table skipped")
+                               f"(columns are {list(df.columns)}){hint}; table skipped")
+        return None
+    if df.empty:
+        skip(f"{path.name} has a header but no data rows")
         return None
     for c in optional:
         if c not in df.columns:
@@ -152,10 +265,14 @@ def finish(
         has = raw.index[raw["path"].notna()]
         # progress only on a terminal (None) and for large folders; never in rendered chapters
         for i in tqdm(has, desc=f"probe {dataset}", disable=True if len(has) < 2000 else None, leave=False):
-            w, h, problem = probe_image(raw.at[i, "path"], decode=decode)
+            w, h, problem, reason = probe_image(raw.at[i, "path"], decode=decode)
             if problem is not None:
+                # unreadable images name their reason (a decompression bomb says so); truncated ones
+                # keep the kind's standing description
+                message = f"{dataset}: image {raw.at[i, 'path']} {reason}; path set to NA" if problem == \
+                    "unreadable_image" else ""
                 issues.add(problem, dataset, raw.at[i, "source_file"], int(raw.at[i, "source_row"]),
-                           column="path", value=raw.at[i, "path"])
+                           column="path", value=raw.at[i, "path"], message=message)
                 raw.at[i, "path"] = pd.NA
             else:
                 widths[i], heights[i] = w, h
@@ -166,9 +283,13 @@ def finish(
 
 
 def first_line(path: Path) -> str:
-    """The first line of a text file (for sniffing a table's header or delimiter), file closed."""
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        return handle.readline()
+    """The first line of a table (for sniffing its header or delimiter); ``""`` when the file
+    cannot be read or decoded (:func:`read_table` then reports why)."""
+    try:
+        text = table_text(path)
+    except (OSError, TableTextError):
+        return ""
+    return text.split("\n", 1)[0]
 
 
 def table_with_header(index: FileIndex, names, signature, *, skip_generic: bool = False) -> Path | None:

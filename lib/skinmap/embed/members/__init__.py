@@ -3,6 +3,15 @@
 Every image member implements :class:`ImageEncoder`: ``encode_uint8(batch)`` takes decoded
 uint8 pixels (B, H, W, 3) and returns float32 (B, d), and ``identity`` names the encoder
 *and its weights* (a hash), so cached vectors are never reused across different weights.
+
+Modules, each importing only those above it in this list (no cycle; tested):
+
+``base``               optimiser defaults and schedule, ImageNet normalisation (shared by the objectives)
+``clip``, ``dino``,    the trainable objectives (``ibot`` extends ``dino``), one Lightning module each
+``ibot``, ``mae``
+``registry``           the trainable kinds, :class:`~registry.MemberSpec` and the kind -> module table
+``training``           the training loop and the checkpoint format (``TrainedImageEncoder``)
+``efficientnet_onnx``  the frozen ImageNet member; ``minilm`` the frozen caption encoder
 """
 
 from __future__ import annotations

@@ -17,13 +17,13 @@ import lightning as L
 import numpy as np
 import torch
 
-from skinmap.embed.members.common import OptimConfig, configure_adamw, imagenet_normalize
+from skinmap.embed.members.base import MemberConfig, OptimConfig, configure_adamw, imagenet_normalize
 
 __all__ = ["ContrastiveConfig", "ContrastiveMember", "zero_shot_scores"]
 
 
 @dataclass(frozen=True)
-class ContrastiveConfig:
+class ContrastiveConfig(MemberConfig):
     image_size: int = 32
     patch_size: int = 8
     vision_width: int = 64
@@ -35,10 +35,6 @@ class ContrastiveConfig:
     context_length: int = 77
     embed_dim: int = 64
     optim: OptimConfig = field(default_factory=OptimConfig)
-
-    def __post_init__(self):
-        if isinstance(self.optim, dict):
-            object.__setattr__(self, "optim", OptimConfig(**self.optim))
 
 
 class ContrastiveMember(L.LightningModule):

@@ -24,13 +24,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skinmap.embed.members.common import OptimConfig, configure_adamw, imagenet_normalize
+from skinmap.embed.members.base import MemberConfig, OptimConfig, configure_adamw, imagenet_normalize
 
 __all__ = ["SSLConfig", "DINOMember", "DINOHead", "dino_loss", "multi_crop", "build_vit"]
 
 
 @dataclass(frozen=True)
-class SSLConfig:
+class SSLConfig(MemberConfig):
     image_size: int = 32
     local_size: int = 16
     patch_size: int = 8
@@ -48,10 +48,6 @@ class SSLConfig:
     mask_ratio: float = 0.3       # iBOT: fraction of global-crop patches masked for the student
     patch_loss_weight: float = 1.0
     optim: OptimConfig = field(default_factory=OptimConfig)
-
-    def __post_init__(self):
-        if isinstance(self.optim, dict):
-            object.__setattr__(self, "optim", OptimConfig(**self.optim))
 
 
 def build_vit(cfg) -> nn.Module:

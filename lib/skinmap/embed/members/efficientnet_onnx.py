@@ -32,7 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from skinmap.io import atomic_path, file_sha256
+from skinmap.hashing import file_sha256
+from skinmap.io import atomic_path
 
 __all__ = ["EfficientNetLite0", "weights_path", "build_torch_model", "export_onnx"]
 

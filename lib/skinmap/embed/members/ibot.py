@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import torch
 
+from skinmap.embed.members.base import configure_adamw, imagenet_normalize
 from skinmap.embed.members.dino import DINOMember, SSLConfig, dino_loss, multi_crop
-from skinmap.embed.members.common import imagenet_normalize
 
 __all__ = ["IBOTMember", "masked_patch_loss"]
 
@@ -82,8 +82,6 @@ class IBOTMember(DINOMember):
         return loss
 
     def configure_optimizers(self):
-        from skinmap.embed.members.common import configure_adamw
-
         return configure_adamw(_WithToken(self.student, self.student_head, self.mask_token), self.config.optim)
 
 

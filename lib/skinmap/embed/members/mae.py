@@ -20,13 +20,13 @@ import lightning as L
 import torch
 from torch import nn
 
-from skinmap.embed.members.common import OptimConfig, configure_adamw, imagenet_normalize
+from skinmap.embed.members.base import MemberConfig, OptimConfig, configure_adamw, imagenet_normalize
 
 __all__ = ["MAEConfig", "MAEMember", "patchify", "sample_masks"]
 
 
 @dataclass(frozen=True)
-class MAEConfig:
+class MAEConfig(MemberConfig):
     image_size: int = 32
     patch_size: int = 8
     embed_dim: int = 64
@@ -37,10 +37,6 @@ class MAEConfig:
     decoder_heads: int = 2
     mask_ratio: float = 0.75
     optim: OptimConfig = field(default_factory=OptimConfig)
-
-    def __post_init__(self):
-        if isinstance(self.optim, dict):
-            object.__setattr__(self, "optim", OptimConfig(**self.optim))
 
 
 def patchify(x: torch.Tensor, p: int) -> torch.Tensor:

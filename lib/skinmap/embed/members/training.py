@@ -1,76 +1,29 @@
-"""What the trainable members share: optimiser/schedule defaults, preprocessing, data, training.
+"""Training one member with Lightning, and the checkpoint format it leaves.
 
-Paper defaults (section 2): AdamW, lr 5e-6, weight decay 0.01, 10% linear warm-up then linear
-decay, grad-norm clip 1.0, 77 text tokens, FP16 (``16-mixed`` where a CUDA device exists; 32-bit
-on CPU, where half precision is slower and bf16 numerics would differ across machines).
+:func:`train_member` seeds everything, builds the kind's module (:mod:`~skinmap.embed.members.registry`),
+decodes the partition's images into memory (:class:`ImageTextDataset`) and fits; :func:`save_member`
+writes the checkpoint (kind, name, config, weights) that :meth:`TrainedImageEncoder.load` rebuilds
+as an :class:`~skinmap.embed.members.ImageEncoder`.
 """
 
 from __future__ import annotations
 
 import logging
-
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from skinmap.embed.checkpoint import load_checkpoint, save_checkpoint
 from skinmap.embed.images import is_skipped, read_image
-from skinmap.io import atomic_path, file_sha256
+from skinmap.embed.members.base import default_precision, imagenet_normalize
+from skinmap.embed.members.registry import CONTRASTIVE_KINDS, build_module, config_class
+from skinmap.hashing import file_sha256
 
-__all__ = [
-    "OptimConfig", "warmup_linear_decay", "imagenet_normalize", "ImageTextDataset", "default_precision",
-    "save_member", "TrainedImageEncoder", "train_member", "history_callback", "IMAGENET_MEAN", "IMAGENET_STD",
-]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-@dataclass(frozen=True)
-class OptimConfig:
-    lr: float = 5e-6
-    weight_decay: float = 0.01
-    warmup_fraction: float = 0.1
-    grad_clip: float = 1.0
-    batch_size: int = 32
-    max_steps: int = 1000
-    seed: int = 0
-
-
-def warmup_linear_decay(step: int, total: int, warmup_fraction: float) -> float:
-    """LR multiplier: linear 0 -> 1 over the first ``warmup_fraction`` of steps, then linear -> 0."""
-    warm = max(1, int(round(total * warmup_fraction)))
-    if step < warm:
-        return (step + 1) / warm
-    return max(0.0, (total - step) / max(1, total - warm))
-
-
-def configure_adamw(module: torch.nn.Module, cfg: OptimConfig):
-    decay, no_decay = [], []
-    for name, p in module.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if p.ndim < 2 or "logit" in name or "token" in name or "pos" in name else decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: warmup_linear_decay(s, cfg.max_steps, cfg.warmup_fraction))
-    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-
-def default_precision() -> str:
-    return "16-mixed" if torch.cuda.is_available() else "32-true"
-
-
-def imagenet_normalize(pixels: torch.Tensor) -> torch.Tensor:
-    """uint8 (B, H, W, 3) -> float (B, 3, H, W) normalised with ImageNet statistics."""
-    x = pixels.permute(0, 3, 1, 2).float().div(255.0)
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
-    return (x - mean) / std
+__all__ = ["ImageTextDataset", "TrainedImageEncoder", "history_callback", "save_member", "train_member"]
 
 
 class ImageTextDataset(Dataset):
@@ -126,33 +79,7 @@ def save_member(module, path: str | os.PathLike) -> Path:
     """Checkpoint with everything needed to rebuild the image tower: kind, name, config, weights."""
     payload = {"kind": module.kind, "name": module.member_name, "config": asdict(module.config),
                "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()}}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-    return Path(path)
-
-
-def _module_class(kind: str):
-    if kind in ("clip", "siglip"):
-        from skinmap.embed.members.clip import ContrastiveMember
-        return ContrastiveMember
-    if kind == "dino":
-        from skinmap.embed.members.dino import DINOMember
-        return DINOMember
-    if kind == "ibot":
-        from skinmap.embed.members.ibot import IBOTMember
-        return IBOTMember
-    if kind == "mae":
-        from skinmap.embed.members.mae import MAEMember
-        return MAEMember
-    raise ValueError(f"unknown trainable member kind {kind!r}")
-
-
-def config_class(kind: str):
-    return _module_class(kind).config_class
-
-
-def build_module(kind: str, name: str, config):
-    return _module_class(kind)(name=name, config=config, kind=kind)
+    return save_checkpoint(payload, path)
 
 
 class TrainedImageEncoder:
@@ -171,7 +98,8 @@ class TrainedImageEncoder:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "TrainedImageEncoder":
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        """Rebuild the member saved by :func:`save_member`; its identity includes the file's hash."""
+        payload = load_checkpoint(path)
         ccls = config_class(payload["kind"])
         module = build_module(payload["kind"], payload["name"], ccls(**payload["config"]))
         module.load_state_dict(payload["state_dict"])
@@ -193,7 +121,7 @@ def train_member(kind: str, name: str, config, paths, out_path, *, captions=None
 
     L.seed_everything(config.optim.seed, workers=True, verbose=False)
     module = build_module(kind, name, config)
-    tokenizer = module.tokenizer if kind in ("clip", "siglip") else None
+    tokenizer = module.tokenizer if kind in CONTRASTIVE_KINDS else None
     data = ImageTextDataset(list(paths), config.image_size, captions if tokenizer is not None else None, tokenizer)
     if len(data) < 2:
         raise ValueError(f"member '{name}': partition has {len(data)} usable images (need >= 2)")

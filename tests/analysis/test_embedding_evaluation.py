@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from skinmap.embed.evaluation import knn_overlap, linear_probe, zero_shot_accuracy
+from skinmap.analysis.embedding_evaluation import knn_overlap, linear_probe, zero_shot_accuracy
 
 
 def _brute_knn(x, k):

@@ -1,8 +1,11 @@
 """How good and how consistent the members and the fused space are (chapter 03).
 
+Pure evaluation over arrays: the vectors come from the embedding chapter; nothing here embeds.
+
 ``knn_overlap``     agreement of two spaces: mean over points of |N_a(i) & N_b(i)| / k, with
-                    N(i) the k nearest neighbours (cosine, self excluded). 1 = identical
-                    neighbourhoods; the chance level for random spaces is about k / (n - 1).
+                    N(i) the k = ``n_neighbors`` nearest neighbours (cosine, self excluded).
+                    1 = identical neighbourhoods; the chance level for random spaces is about
+                    k / (n - 1).
 ``linear_probe``    diagnosis predictability: a multinomial logistic regression on a stratified
                     held-out split, macro-F1 and accuracy (paper section 3's probe on frozen vectors).
 ``zero_shot``       classification by the contrastive members' text towers: argmax over labels of
@@ -19,11 +22,24 @@ from skinmap.analysis.knn import knn_search
 __all__ = ["knn_overlap", "overlap_matrix", "linear_probe", "zero_shot_accuracy"]
 
 
-def knn_overlap(a: np.ndarray, b: np.ndarray, k: int) -> float:
-    """Mean fraction of shared k-NN (self excluded) between two embeddings of the same rows."""
+def knn_overlap(a: np.ndarray, b: np.ndarray, n_neighbors: int) -> float:
+    """Mean fraction of shared k-NN (self excluded) between two embeddings of the same rows.
+
+    Parameters
+    ----------
+    a, b : ndarray of shape (n, d_a) and (n, d_b)
+        Two embeddings of the same ``n`` rows (any scale: cosine neighbourhoods).
+    n_neighbors : int
+        Neighbours per row, capped at ``n - 1``.
+
+    Returns
+    -------
+    float
+        Mean over rows of ``|N_a(i) & N_b(i)| / k``.
+    """
     if a.shape[0] != b.shape[0]:
         raise ValueError("both spaces must embed the same rows")
-    k = min(k, a.shape[0] - 1)
+    k = min(n_neighbors, a.shape[0] - 1)
     if k < 1:
         raise ValueError("need at least two rows")
     na = knn_search(a, a, k, exclude_self=True).indices
@@ -32,12 +48,13 @@ def knn_overlap(a: np.ndarray, b: np.ndarray, k: int) -> float:
     return float(np.mean(shared) / k)
 
 
-def overlap_matrix(spaces: dict[str, np.ndarray], k: int) -> pd.DataFrame:
+def overlap_matrix(spaces: dict[str, np.ndarray], n_neighbors: int) -> pd.DataFrame:
+    """Symmetric table of :func:`knn_overlap` between every pair of named spaces (1 on the diagonal)."""
     names = list(spaces)
     m = np.eye(len(names))
     for i in range(len(names)):
         for j in range(i + 1, len(names)):
-            m[i, j] = m[j, i] = knn_overlap(spaces[names[i]], spaces[names[j]], k)
+            m[i, j] = m[j, i] = knn_overlap(spaces[names[i]], spaces[names[j]], n_neighbors)
     return pd.DataFrame(m, index=names, columns=names)
 
 

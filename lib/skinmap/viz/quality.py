@@ -1,4 +1,5 @@
-"""The chapter's figures: a Venn-style leakage diagram, pair galleries, resolution side by side."""
+"""The quality chapter's figures: a Venn-style leakage diagram, pair galleries, resolution side by side
+(the analysis itself is :mod:`skinmap.analysis.quality`)."""
 
 from __future__ import annotations
 

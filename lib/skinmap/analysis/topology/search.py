@@ -1,0 +1,114 @@
+"""The hole search: landmarks -> k-NN graph -> corrected resistance -> H1 persistence (eqs. 9-13).
+
+Its knobs travel as one :class:`HoleSearchConfig`, built once (a chapter builds it from its
+parameters) and given whole to :func:`search_holes` and to :func:`max_persistence` (one round of
+the significance null, which must run the same pipeline as the observed search).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from skinmap.analysis.topology.graph import select_landmarks, symmetric_knn_graph
+from skinmap.analysis.topology.persistence import H1Diagram, h1_persistence
+from skinmap.analysis.topology.resistance import corrected_resistance, spectral_corrected_resistance
+from skinmap.config import check_knobs, knob, with_knobs
+
+__all__ = ["HoleSearchConfig", "HoleSearch", "landmark_resistance", "search_holes", "max_persistence"]
+
+LandmarkMethod = Literal["farthest", "stratified", "random"]
+ResistanceMethod = Literal["dense", "spectral"]
+
+
+@dataclass(frozen=True)
+class HoleSearchConfig:
+    """The knobs of the spectral persistent-homology search (eqs. 9-13), defaults and ranges."""
+
+    n_landmarks: int = knob(1000, ge=10, le=200_000,
+                            description="graph nodes (landmarks); all samples when there are fewer")
+    landmark_method: LandmarkMethod = knob(
+        "farthest", description="farthest-point (cosine) or dataset-stratified or uniform random landmarks")
+    graph_n_neighbors: int = knob(15, ge=2, le=500, description="neighbours of the symmetric k-NN graph (eq. 9)")
+    resistance_method: ResistanceMethod = knob(
+        "dense", description="exact dense pseudoinverse or leading-eigenvector approximation (eq. 11)")
+    n_eigenvectors: int = knob(100, ge=2, le=10_000,
+                               description="eigenvectors of the normalised Laplacian for the spectral approximation")
+    between_factor: float = knob(
+        2.0, gt=1.0, le=100.0, description="resistance between components = factor x largest within-component value")
+    max_rips_points: int | None = knob(
+        1000, ge=10, le=20_000,
+        description="Ripser runs on a greedy-permutation subsample of at most this many landmarks (None: all)")
+    seed: int = knob(0, ge=0, description="seed of the landmarks")
+
+    def __post_init__(self) -> None:
+        check_knobs(self)
+
+
+def landmark_resistance(
+    z: np.ndarray,
+    landmarks: np.ndarray,
+    config: HoleSearchConfig | None = None,
+    **knobs,
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Symmetric k-NN graph on ``z[landmarks]`` and its corrected resistance (eqs. 9-11).
+
+    ``config.resistance_method``: "dense" (exact) or "spectral" (leading-eigenvector approximation).
+    """
+    cfg = with_knobs(HoleSearchConfig, config, knobs)
+    adjacency = symmetric_knn_graph(z[landmarks], cfg.graph_n_neighbors)
+    if cfg.resistance_method == "dense":
+        dist = corrected_resistance(adjacency, between_factor=cfg.between_factor)
+    else:
+        dist = spectral_corrected_resistance(adjacency, cfg.n_eigenvectors, between_factor=cfg.between_factor)
+    return adjacency, dist
+
+
+@dataclass(frozen=True)
+class HoleSearch:
+    """Everything one spectral-persistence run produced (rows refer to ``z``)."""
+
+    landmarks: np.ndarray
+    adjacency: sp.csr_matrix
+    diagram: H1Diagram
+
+    @property
+    def rips_rows(self) -> np.ndarray:
+        """Rows of ``z`` the Rips filtration ran on (diagram positions -> data rows)."""
+        return self.landmarks[self.diagram.points]
+
+
+def search_holes(
+    z: np.ndarray,
+    config: HoleSearchConfig | None = None,
+    *,
+    strata: Sequence | None = None,
+    **knobs,
+) -> HoleSearch:
+    """Landmarks -> k-NN graph -> corrected resistance -> H1 persistence (eqs. 9-13).
+
+    ``strata`` (one label per row of ``z``) is needed by ``landmark_method="stratified"`` only.
+    Single knobs of ``config`` may also be given as keyword arguments.
+    """
+    cfg = with_knobs(HoleSearchConfig, config, knobs)
+    landmarks = select_landmarks(z, cfg.n_landmarks, cfg.landmark_method, strata=strata, seed=cfg.seed)
+    adjacency, dist = landmark_resistance(z, landmarks, cfg)
+    diagram = h1_persistence(dist, max_points=cfg.max_rips_points)
+    return HoleSearch(landmarks, adjacency, diagram)
+
+
+def max_persistence(x: np.ndarray, config: HoleSearchConfig | None = None, **knobs) -> float:
+    """Largest H1 persistence of ``x`` with every row a landmark (one null round's statistic).
+
+    Resistance scales with graph size, so give it as many rows as the observed run's landmarks
+    (e.g. the shuffled ``z[search.landmarks]``) and the observed search's config (graph, resistance
+    and Rips knobs are used; the landmark knobs are not).
+    """
+    cfg = with_knobs(HoleSearchConfig, config, knobs)
+    _, dist = landmark_resistance(x, np.arange(len(x)), cfg)
+    diagram = h1_persistence(dist, max_points=cfg.max_rips_points)
+    return float(diagram.persistence[0]) if len(diagram) else 0.0
