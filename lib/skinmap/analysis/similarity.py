@@ -1,11 +1,25 @@
-"""Dataset similarity: all-pairs Fréchet distances with bootstrap intervals, uniqueness, clustering.
+"""Dataset similarity: all-pairs Fréchet distances with intervals, uniqueness, clustering.
 
 Built on :mod:`skinmap.analysis.frechet` (the distance of paper eqs. 7-8 between Gaussian fits).
 Low FD = homologous datasets (subsets, re-releases, shared lineage); the *uniqueness* of a dataset
-is its mean FD to all others. With fewer images than dimensions ``covariance="auto"`` shrinks a
-dataset's covariance (Ledoit-Wolf); ``pca_components`` instead projects every dataset onto the
-leading principal components of the pooled embeddings first. The estimator and shrinkage used per
-dataset are reported.
+is its mean FD to all others. Two estimators:
+
+:func:`dataset_similarity` (raw, the paper's)
+    FD between the Gaussian fits of whole datasets, with a with-replacement bootstrap. With fewer
+    images than dimensions ``covariance="auto"`` shrinks a dataset's covariance (Ledoit-Wolf);
+    ``pca_components`` instead projects every dataset onto the leading principal components of the
+    pooled embeddings first. The estimator and shrinkage used per dataset are reported.
+:func:`size_fair_similarity` (size-fair)
+    The plug-in FD is biased upwards by about ``c / n`` (estimation noise in both Gaussians), so the
+    raw FD of a 200-image dataset is inflated against a 10,000-image one and small datasets look
+    unique. Here every dataset is subsampled *without* replacement to the same sizes
+    ``m_1 < ... < m_K``, FD is averaged over ``R`` draws per size, and the line
+    ``FD(m) = FD_inf + k / m`` fitted over the sizes is extrapolated to ``m -> infinity``
+    (Chong & Forsyth, CVPR 2020, "Effectively unbiased FID", eq. 4 and section 3). Every dataset
+    uses the same (empirical) covariance estimator, in the leading principal axes of the pooled
+    datasets weighted equally (the 1/m law needs more images than dimensions). Intervals come from
+    m-out-of-n subsampling without replacement
+    (:func:`skinmap.analysis.resampling.subsampling_interval`).
 """
 
 from __future__ import annotations
@@ -17,24 +31,40 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from skinmap.analysis.frechet import Covariance, GaussianStats, fit_gaussians, pairwise_frechet
+from threadpoolctl import threadpool_limits
+
+from skinmap.analysis.frechet import (Covariance, GaussianStats, fit_gaussians, frechet_distance, gaussian_stats,
+                                      pairwise_frechet)
 from skinmap.analysis.knn import l2_normalize
-from skinmap.analysis.resampling import CI_BOUNDS, bootstrap_weights, percentile_interval
+from skinmap.analysis.resampling import (CI_BOUNDS, SUBSAMPLE_FRACTION_BOUNDS, bootstrap_weights,
+                                         percentile_interval, subsampling_interval)
 from skinmap.config import check_knobs, check_range, knob, with_knobs
 
 __all__ = [
     "FRECHET_COLUMNS",
     "OVERLAP_QUANTILE_BOUNDS",
+    "SIZE_FAIR_COLUMNS",
     "SimilarityConfig",
     "DatasetSimilarity",
     "dataset_similarity",
+    "SizeFairConfig",
+    "SizeFairFrechet",
+    "subsample_sizes",
+    "extrapolation_weights",
+    "size_fair_frechet",
+    "size_fair_similarity",
     "uniqueness",
+    "size_fair_uniqueness",
     "high_overlap_pairs",
     "cluster_order",
     "known_pair_ranks",
 ]
 
 FRECHET_COLUMNS = ("dataset_a", "dataset_b", "n_a", "n_b", "fd", "ci_low", "ci_high")
+#: Columns of the size-fair pair table (:func:`size_fair_similarity`): the extrapolated FD and its
+#: interval, the mean FD at the largest common subsample size and the fitted 1/m slope.
+SIZE_FAIR_COLUMNS = ("dataset_a", "dataset_b", "n_a", "n_b", "fd_size_fair", "ci_low", "ci_high",
+                     "fd_at_largest_size", "slope")
 #: Allowed quantiles of the high-overlap rule (:func:`high_overlap_pairs`).
 OVERLAP_QUANTILE_BOUNDS = {"gt": 0.0, "le": 1.0}
 
@@ -144,6 +174,198 @@ def dataset_similarity(
                              stats=stats, replicates=reps)
 
 
+@dataclass(frozen=True)
+class SizeFairConfig:
+    """The knobs of :func:`size_fair_frechet` / :func:`size_fair_similarity`, defaults and ranges."""
+
+    n_components: int | None = knob(
+        32, ge=1, description="pooled principal axes (datasets weighted equally) of the size-fair FD; None = full dimension")
+    n_sizes: int = knob(4, ge=2, le=50, description="common subsample sizes m in the fit of FD against 1/m")
+    min_size_fraction: float = knob(
+        0.25, gt=0.0, lt=1.0, description="smallest subsample size as a share of the largest one")
+    n_draws: int = knob(5, ge=1, le=10_000, description="R: subsample draws (without replacement) per size")
+    subsample_fraction: float = knob(
+        0.5, **SUBSAMPLE_FRACTION_BOUNDS,
+        description="share of every dataset in one m-out-of-n interval replicate (also caps the largest size)")
+    n_subsamples: int = knob(50, ge=0, le=100_000, description="m-out-of-n interval replicates; 0 = no interval")
+    ci: float = knob(0.95, **CI_BOUNDS, description="central coverage of the size-fair intervals")
+    seed: int = knob(0, ge=0, description="seed of the subsample draws")
+
+    def __post_init__(self) -> None:
+        check_knobs(self)
+
+
+@dataclass(frozen=True)
+class SizeFairFrechet:
+    """Result of :func:`size_fair_frechet` (datasets in input order).
+
+    ``fd``: (m, m) extrapolated FD (eq. 8 at infinite sample size; may dip below 0 by estimation
+    noise when two datasets share a distribution); ``ci_low`` / ``ci_high``: its interval (NaN
+    without replicates); ``sizes``: the common subsample sizes ``m_k``; ``curve``: (K, m, m) FD
+    averaged over the draws at each size; ``slope``: (m, m) fitted coefficient of ``1/m``;
+    ``replicates``: (B, m, m) the estimate on each m-out-of-n subsample.
+    """
+
+    fd: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    sizes: np.ndarray
+    curve: np.ndarray
+    slope: np.ndarray
+    replicates: np.ndarray
+
+
+def subsample_sizes(n_min: int, config: SizeFairConfig) -> np.ndarray:
+    """The common subsample sizes ``m_1 < ... < m_K``, evenly spaced in ``1/m``.
+
+    The largest is ``floor(subsample_fraction * n_min)`` (``n_min`` = the smallest dataset), so the
+    estimate and every m-out-of-n replicate use the same sizes; the smallest is
+    ``max(2, min_size_fraction * m_K)``. Sizes that round to the same integer are merged; fewer than
+    two distinct sizes is a ``ValueError``.
+    """
+    largest = int(np.floor(config.subsample_fraction * n_min))
+    smallest = max(2, int(round(config.min_size_fraction * largest)))
+    if largest <= smallest:
+        raise ValueError(f"the smallest dataset ({n_min} rows) is too small for size-fair FD: the largest "
+                         f"common size {largest} must exceed the smallest {smallest}")
+    inverse = np.linspace(1.0 / largest, 1.0 / smallest, config.n_sizes)
+    return np.unique(np.round(1.0 / inverse).astype(np.int64))
+
+
+def extrapolation_weights(sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares weights of the intercept and the slope of ``FD(m) = FD_inf + k / m``.
+
+    ``FD_inf = w_0 @ FD(m_1..m_K)`` and ``k = w_1 @ FD(m_1..m_K)`` (rows of the pseudo-inverse of the
+    design ``[1, 1/m_k]``), so the intercept of the mean curve is the mean of per-draw intercepts.
+    """
+    design = np.column_stack([np.ones(len(sizes)), 1.0 / np.asarray(sizes, dtype=np.float64)])
+    w = np.linalg.pinv(design)
+    return w[0], w[1]
+
+
+def _size_fair_draws(xs: Sequence[np.ndarray], pools: Sequence[np.ndarray], sizes: np.ndarray, n_draws: int,
+                     rng: np.random.Generator) -> np.ndarray:
+    """(R, K, m, m) FD of ``n_draws`` nested subsamples of every size, drawn from ``pools``.
+
+    Draw ``r``: per dataset (in order) ``rng.permutation(len(pool))``; the size-``m_k`` subsample is
+    the first ``m_k`` rows of that permutation (nested, which lowers the variance of the fit).
+    """
+    m = len(xs)
+    fd = np.zeros((n_draws, len(sizes), m, m))
+    for r in range(n_draws):
+        perms = [pool[rng.permutation(len(pool))] for pool in pools]
+        for k, size in enumerate(sizes):
+            stats = [gaussian_stats(x[p[:size]], covariance="empirical", normalize=False) for x, p in zip(xs, perms)]
+            for i in range(m):
+                for j in range(i + 1, m):
+                    fd[r, k, i, j] = fd[r, k, j, i] = frechet_distance(stats[i], stats[j])
+    return fd
+
+
+def _intercepts(draws: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over draws of the per-draw intercepts and its Monte Carlo variance (variance / R)."""
+    per_draw = np.tensordot(draws, weights, axes=([1], [0]))  # (R, m, m)
+    r = per_draw.shape[0]
+    noise = per_draw.var(axis=0, ddof=1) / r if r > 1 else np.zeros(per_draw.shape[1:])
+    return per_draw.mean(axis=0), noise
+
+
+def size_fair_frechet(xs: Sequence[np.ndarray], config: SizeFairConfig | None = None, *, progress: bool = False,
+                      **knobs) -> SizeFairFrechet:
+    """Size-fair all-pairs FD: common-size subsamples, extrapolated to infinite size, m-out-of-n CIs.
+
+    Parameters
+    ----------
+    xs : sequence of ndarray
+        One (n_a, d) array per dataset, used as given (no normalisation, no projection; see
+        :func:`size_fair_similarity`). Every dataset needs at least ``2 / subsample_fraction`` rows.
+    config : SizeFairConfig, optional
+        The knobs; single knobs may also be given as keyword arguments (``n_components`` is not
+        used here).
+    progress : bool
+        Show a progress bar over the interval replicates.
+
+    The estimate: for each common size ``m_k`` (:func:`subsample_sizes`) and each of ``R = n_draws``
+    draws, every dataset is subsampled to ``m_k`` rows without replacement, fitted with the
+    empirical covariance (eq. 7, the same estimator for all) and all pairs compared (eq. 8); the
+    line ``FD(m) = FD_inf + k/m`` fitted to the draw-averaged FDs gives ``FD_inf``
+    (Chong & Forsyth 2020, eq. 4). Interval: ``n_subsamples`` replicates each first keep a share
+    ``s = subsample_fraction`` of every dataset (``ceil(s n_a)`` rows without replacement, drawn
+    dataset after dataset with ``rng.choice``), rerun the estimate on them, and
+    :func:`skinmap.analysis.resampling.subsampling_interval` turns the deviations into the
+    interval. One generator, ``default_rng(seed)``, serves the estimate first, then the replicates.
+    """
+    cfg = with_knobs(SizeFairConfig, config, knobs)
+    xs = [np.asarray(x, dtype=np.float64) for x in xs]
+    if len(xs) < 2:
+        raise ValueError(f"need at least 2 datasets to compare, got {len(xs)}")
+    if len({x.shape[1] for x in xs}) != 1:
+        raise ValueError("every dataset needs the same dimension")
+    n = np.array([len(x) for x in xs])
+    sizes = subsample_sizes(int(n.min()), cfg)
+    w_icpt, w_slope = extrapolation_weights(sizes)
+    rng = np.random.default_rng(cfg.seed)
+    reps = np.empty((cfg.n_subsamples, len(xs), len(xs)))
+    # Many small problems (m_k x d fits, d x d pairs): one BLAS thread, set once (threadpoolctl
+    # calls cost milliseconds each).
+    reps_noise = np.zeros((len(xs), len(xs)))
+    with threadpool_limits(1):
+        draws = _size_fair_draws(xs, [np.arange(k) for k in n], sizes, cfg.n_draws, rng)
+        for b in tqdm(range(cfg.n_subsamples), desc="size-fair FD subsamples", unit="rep", disable=not progress):
+            pools = [np.sort(rng.choice(k, int(np.ceil(cfg.subsample_fraction * k)), replace=False)) for k in n]
+            reps[b], noise_b = _intercepts(_size_fair_draws(xs, pools, sizes, cfg.n_draws, rng), w_icpt)
+            reps_noise += noise_b / cfg.n_subsamples
+    curve = draws.mean(axis=0)
+    fd, noise = _intercepts(draws, w_icpt)
+    slope = np.tensordot(w_slope, curve, axes=1)
+    if cfg.n_subsamples:
+        low, high = subsampling_interval(fd, reps, cfg.ci, cfg.subsample_fraction, noise_variance=noise,
+                                         replicate_noise_variance=reps_noise)
+    else:
+        low, high = np.full_like(fd, np.nan), np.full_like(fd, np.nan)
+    for a in (fd, low, high, slope):
+        np.fill_diagonal(a, 0.0)
+    return SizeFairFrechet(fd=fd, ci_low=low, ci_high=high, sizes=sizes, curve=curve, slope=slope, replicates=reps)
+
+
+def _balanced_principal_axes(xs: Sequence[np.ndarray], n_components: int) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and leading ``n_components`` axes of the datasets pooled with equal weight per dataset.
+
+    The pooled second moment weights every row by ``1 / n_a``, so a 10,000-image dataset does not
+    choose the axes alone: ``C = mean_a Cov_a + Cov(mu_a)`` (within plus between datasets).
+    """
+    d = xs[0].shape[1]
+    if not 1 <= n_components <= d:
+        raise ValueError(f"n_components must be in [1, {d}], got {n_components}")
+    means = np.array([x.mean(axis=0) for x in xs])
+    centre = means.mean(axis=0)
+    second = sum(((x - centre).T @ (x - centre)) / len(x) for x in xs) / len(xs)
+    w, v = np.linalg.eigh(second)
+    return centre, v[:, ::-1][:, :n_components]
+
+
+def size_fair_similarity(groups: Mapping[str, np.ndarray], config: SizeFairConfig | None = None, *,
+                         progress: bool = True, **knobs) -> tuple[pd.DataFrame, SizeFairFrechet]:
+    """:func:`size_fair_frechet` of named datasets: l2-normalised, projected, as a pair table.
+
+    Rows are l2-normalised (as for the raw FD), then projected onto the ``n_components`` leading
+    principal axes of all datasets pooled with equal weight per dataset (fitted once on all rows;
+    ``None`` keeps the full dimension). Returns the pair table (:data:`SIZE_FAIR_COLUMNS`) and the
+    full result (its matrices in the order of ``groups``).
+    """
+    cfg = with_knobs(SizeFairConfig, config, knobs)
+    names = list(groups)
+    xs = [np.asarray(l2_normalize(groups[k]), dtype=np.float64) for k in names]
+    if cfg.n_components is not None:
+        centre, axes = _balanced_principal_axes(xs, cfg.n_components)
+        xs = [(x - centre) @ axes for x in xs]
+    res = size_fair_frechet(xs, cfg, progress=progress)
+    largest = res.curve[-1]  # sizes are increasing
+    rows = [(names[i], names[j], len(xs[i]), len(xs[j]), res.fd[i, j], res.ci_low[i, j], res.ci_high[i, j],
+             largest[i, j], res.slope[i, j]) for i in range(len(names)) for j in range(i + 1, len(names))]
+    return pd.DataFrame(rows, columns=list(SIZE_FAIR_COLUMNS)), res
+
+
 def uniqueness(matrix: pd.DataFrame) -> pd.DataFrame:
     """Uniqueness of each dataset = its mean FD to all other datasets, most unique first."""
     fd = matrix.to_numpy(dtype=np.float64)
@@ -152,6 +374,30 @@ def uniqueness(matrix: pd.DataFrame) -> pd.DataFrame:
         raise ValueError("uniqueness needs at least 2 datasets")
     score = (fd.sum(axis=1) - np.diag(fd)) / (m - 1)
     out = pd.DataFrame({"dataset": list(matrix.index), "uniqueness": score})
+    return out.sort_values("uniqueness", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def size_fair_uniqueness(names: Sequence[str], result: SizeFairFrechet, *, ci: float = 0.95,
+                         subsample_fraction: float = 0.5) -> pd.DataFrame:
+    """Uniqueness (mean FD to all others) from the size-fair FD, with its m-out-of-n interval.
+
+    The interval applies :func:`skinmap.analysis.resampling.subsampling_interval` to the mean of
+    each replicate's FD row (pass the ``ci`` and ``subsample_fraction`` the result was computed
+    with). Columns ``dataset``, ``uniqueness``, ``ci_low``, ``ci_high``; most unique first.
+    """
+    m = result.fd.shape[0]
+    if m < 2 or len(names) != m:
+        raise ValueError(f"need at least 2 datasets and one name per dataset, got {len(names)} for {m}")
+
+    def score(fd: np.ndarray) -> np.ndarray:
+        return (fd.sum(axis=-1) - np.diagonal(fd, axis1=-2, axis2=-1)) / (m - 1)
+
+    value = score(result.fd)
+    if len(result.replicates):
+        low, high = subsampling_interval(value, score(result.replicates), ci, subsample_fraction)
+    else:
+        low, high = np.full(m, np.nan), np.full(m, np.nan)
+    out = pd.DataFrame({"dataset": list(names), "uniqueness": value, "ci_low": low, "ci_high": high})
     return out.sort_values("uniqueness", ascending=False, kind="stable").reset_index(drop=True)
 
 
