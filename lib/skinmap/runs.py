@@ -118,6 +118,8 @@ EXPORTS: dict[str, str] = {
     "novelty.orphan_codes": "novelty/orphan_codes.csv",
     # similarity
     "similarity.frechet": "similarity/frechet.csv",
+    "similarity.frechet_size_fair": "similarity/frechet_size_fair.csv",
+    "similarity.size_fair_curve": "similarity/size_fair_curve.csv",
     "similarity.uniqueness": "similarity/uniqueness.csv",
     "similarity.high_overlap_pairs": "similarity/high_overlap_pairs.csv",
     "similarity.dataset_gaussians": "similarity/dataset_gaussians.csv",

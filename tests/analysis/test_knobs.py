@@ -12,17 +12,23 @@ import pytest
 
 from skinmap.analysis.novelty import NoveltyConfig
 from skinmap.analysis.probes import ProbeConfig
-from skinmap.analysis.similarity import SimilarityConfig
+from skinmap.analysis.similarity import SimilarityConfig, SizeFairConfig
 from skinmap.analysis.topology.holes import BoundaryConfig
 from skinmap.analysis.topology.search import HoleSearchConfig
 from skinmap.config import check_choice, check_range, knob_bounds, with_knobs
 
-CONFIGS = [NoveltyConfig, SimilarityConfig, HoleSearchConfig, BoundaryConfig, ProbeConfig]
+CONFIGS = [NoveltyConfig, SimilarityConfig, SizeFairConfig, HoleSearchConfig, BoundaryConfig, ProbeConfig]
 
 # chapter schema -> {schema field: (config, config knob)} for every field derived from a config
 DERIVED = {
     "novelty": {n: (NoveltyConfig, n) for n in ("n_neighbors", "n_bootstrap", "ci", "seed", "duplicate_similarity")},
-    "similarity": {n: (SimilarityConfig, n) for n in ("pca_components", "min_images", "n_bootstrap", "ci", "seed")},
+    "similarity": {
+        **{n: (SimilarityConfig, n) for n in ("pca_components", "min_images", "n_bootstrap", "ci", "seed")},
+        "size_fair_components": (SizeFairConfig, "n_components"), "size_fair_n_sizes": (SizeFairConfig, "n_sizes"),
+        "size_fair_min_size_fraction": (SizeFairConfig, "min_size_fraction"),
+        "size_fair_n_draws": (SizeFairConfig, "n_draws"), "subsample_fraction": (SizeFairConfig, "subsample_fraction"),
+        "n_subsamples": (SizeFairConfig, "n_subsamples"),
+    },
     "holes": {
         **{n: (HoleSearchConfig, n) for n in ("n_landmarks", "graph_n_neighbors", "n_eigenvectors", "between_factor",
                                               "max_rips_points", "seed")},

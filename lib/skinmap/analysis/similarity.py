@@ -183,7 +183,7 @@ class SizeFairConfig:
     n_sizes: int = knob(4, ge=2, le=50, description="common subsample sizes m in the fit of FD against 1/m")
     min_size_fraction: float = knob(
         0.25, gt=0.0, lt=1.0, description="smallest subsample size as a share of the largest one")
-    n_draws: int = knob(5, ge=1, le=10_000, description="R: subsample draws (without replacement) per size")
+    n_draws: int = knob(20, ge=1, le=10_000, description="R: subsample draws (without replacement) per size")
     subsample_fraction: float = knob(
         0.5, **SUBSAMPLE_FRACTION_BOUNDS,
         description="share of every dataset in one m-out-of-n interval replicate (also caps the largest size)")
@@ -350,13 +350,13 @@ def size_fair_similarity(groups: Mapping[str, np.ndarray], config: SizeFairConfi
 
     Rows are l2-normalised (as for the raw FD), then projected onto the ``n_components`` leading
     principal axes of all datasets pooled with equal weight per dataset (fitted once on all rows;
-    ``None`` keeps the full dimension). Returns the pair table (:data:`SIZE_FAIR_COLUMNS`) and the
+    ``None``, or at least the dimension, keeps the full dimension). Returns the pair table (:data:`SIZE_FAIR_COLUMNS`) and the
     full result (its matrices in the order of ``groups``).
     """
     cfg = with_knobs(SizeFairConfig, config, knobs)
     names = list(groups)
     xs = [np.asarray(l2_normalize(groups[k]), dtype=np.float64) for k in names]
-    if cfg.n_components is not None:
+    if cfg.n_components is not None and cfg.n_components < xs[0].shape[1]:
         centre, axes = _balanced_principal_axes(xs, cfg.n_components)
         xs = [(x - centre) @ axes for x in xs]
     res = size_fair_frechet(xs, cfg, progress=progress)

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from skinmap.analysis.frechet import Covariance
-from skinmap.analysis.similarity import OVERLAP_QUANTILE_BOUNDS, SimilarityConfig
+from skinmap.analysis.similarity import OVERLAP_QUANTILE_BOUNDS, SimilarityConfig, SizeFairConfig
 from skinmap.book.schemas import ChapterParams, knob_field
 
 DEPENDS_ON: tuple[str, ...] = ("data", "embedding")
@@ -23,7 +23,14 @@ class Params(ChapterParams):
         description="datasets with fewer embedded images are left out (and listed)")
     n_bootstrap: int = knob_field(SimilarityConfig, "n_bootstrap", default=50)
     ci: float = knob_field(SimilarityConfig, "ci")
-    seed: int = knob_field(SimilarityConfig, "seed", description="seed of the bootstrap")
+    seed: int = knob_field(SimilarityConfig, "seed", description="seed of the bootstrap and of the subsample draws")
+    # the knobs of skinmap.analysis.similarity.SizeFairConfig (the size-fair FD; ci and seed shared)
+    size_fair_components: int | None = knob_field(SizeFairConfig, "n_components")
+    size_fair_n_sizes: int = knob_field(SizeFairConfig, "n_sizes")
+    size_fair_min_size_fraction: float = knob_field(SizeFairConfig, "min_size_fraction")
+    size_fair_n_draws: int = knob_field(SizeFairConfig, "n_draws", default=10)
+    subsample_fraction: float = knob_field(SizeFairConfig, "subsample_fraction")
+    n_subsamples: int = knob_field(SizeFairConfig, "n_subsamples")
     high_overlap_quantile: float = Field(
         0.1, **OVERLAP_QUANTILE_BOUNDS,
         description="pairs with FD at or below this quantile of all pairs are high-overlap"
