@@ -74,7 +74,12 @@ def test_chapters_run_and_export(tmp_path):
     fd = pd.read_csv(run / "similarity" / "frechet.csv")
     assert list(fd.columns) == ["dataset_a", "dataset_b", "n_a", "n_b", "fd", "ci_low", "ci_high"]
     assert len(fd) == 6 and fd["fd"].notna().all()
-    assert list(pd.read_csv(run / "similarity" / "uniqueness.csv").columns) == ["dataset", "uniqueness"]
+    # issue 21: uniqueness.csv gains the size-fair columns beside the raw ones
+    assert list(pd.read_csv(run / "similarity" / "uniqueness.csv").columns) == [
+        "dataset", "n", "uniqueness", "rank", "size_fair_uniqueness", "size_fair_ci_low", "size_fair_ci_high",
+        "size_fair_rank"]
+    fair = pd.read_csv(run / "similarity" / "frechet_size_fair.csv")
+    assert len(fair) == 6 and fair["fd_size_fair"].notna().all()
     known = pd.read_csv(run / "similarity" / "known_pairs.csv")
     assert known.iloc[0]["rank"] == 1 and bool(known.iloc[0]["parent_is_nearest"])
     assert (tmp_path / "fig" / "novelty-yearly-novelty.png").is_file()
