@@ -128,6 +128,8 @@ EXPORTS: dict[str, str] = {
     "holes.density": "holes/density.parquet",
     "holes.holes": "holes/holes.json",
     "holes.terms": "holes/hole-{rank}-terms.parquet",
+    "holes.null_draws": "holes/null_draws.csv",
+    "holes.stability": "holes/stability.csv",
     "holes.planted_overlap": "holes/planted_overlap.parquet",
     "holes.planted_overlap_latent": "holes/planted_overlap_latent.parquet",
     "holes.explorer": "holes/hole_explorer.html",

@@ -109,18 +109,35 @@ def test_geometry_of_square_loop():
 
 
 def test_boundary_samples_brute_force(rng):
-    z = rng.normal(size=(120, 6))
+    # Eq. 18 in Euclidean distance (the paper's; issue 21 changed it from cosine).
+    z = rng.normal(size=(120, 6)) * rng.uniform(0.5, 3.0, size=(120, 1))  # norms differ: cosine != Euclidean
     cyc = np.array([3, 40, 77])
     got = boundary_samples(z, cyc, boundary_n_neighbors=4, alpha=1.5)
-    zn = z / np.linalg.norm(z, axis=1, keepdims=True)
-    dist = 1 - zn[cyc] @ zn.T
+    dist = np.sqrt(((z[cyc][:, None, :] - z[None, :, :]) ** 2).sum(-1))
     dist[np.arange(3), cyc] = np.inf
     order = np.argsort(dist, axis=1)[:, :4]
     kth = np.median(np.take_along_axis(dist, order, 1)[:, -1])
     expected = set(cyc.tolist())
     for i in range(3):
-        expected |= {int(j) for j in order[i] if dist[i, j] <= 1.5 * kth + 1e-6}
+        expected |= {int(j) for j in order[i] if dist[i, j] <= 1.5 * kth + 1e-9}
     assert set(got.tolist()) == expected
+    # The cosine rule of the old code picks other rows on this data (the test can tell them apart).
+    zn = z / np.linalg.norm(z, axis=1, keepdims=True)
+    cos = 1 - zn[cyc] @ zn.T
+    cos[np.arange(3), cyc] = np.inf
+    corder = np.argsort(cos, axis=1)[:, :4]
+    ckth = np.median(np.take_along_axis(cos, corder, 1)[:, -1])
+    cosine_rows = set(cyc.tolist()) | {int(j) for i in range(3) for j in corder[i] if cos[i, j] <= 1.5 * ckth}
+    assert cosine_rows != expected
+
+
+def test_boundary_samples_in_chunks_and_with_duplicates():
+    # A duplicate of a loop point is its nearest neighbour (distance 0); chunking changes nothing.
+    z = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [0.0, 2.0], [5.0, 5.0]])
+    from skinmap.analysis.topology.holes import _euclidean_neighbours
+
+    idx, dist = _euclidean_neighbours(z, np.array([0, 2]), 2, chunk=2)
+    assert idx.tolist() == [[1, 2], [0, 1]] and dist.tolist() == [[0.0, 1.0], [1.0, 1.0]]
 
 
 def test_term_frequencies_and_word_cloud():

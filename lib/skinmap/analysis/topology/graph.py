@@ -4,9 +4,12 @@ Spectral persistent homology works on a graph, not on the raw embedding: the eff
 resistance of a k-NN graph is robust to the high-dimensional noise that drowns Euclidean or
 cosine Vietoris-Rips filtrations (Damrich, Berens & Kobak 2024). The dense resistance and the
 Rips filtration are quadratic in memory, so for large collections the graph is built on a
-subset of *landmarks* chosen either by farthest-point sampling (covers the space evenly, keeps
-sparse regions, which is where holes are) or by stratified random sampling (keeps the mix of a
-metadata column such as ``dataset``).
+subset of *landmarks* chosen by farthest-point sampling (covers the space evenly, keeps sparse
+regions, which is where holes are), by *trimmed* farthest-point sampling (the same after dropping
+the lowest-density tail: plain farthest-point sampling picks the most isolated rows first, i.e.
+off-topic images and artefacts, which then sit in the graph as long shortcut edges or as tiny
+components), or by stratified random sampling (keeps the mix of a metadata column such as
+``dataset``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from skinmap.analysis.knn import knn_search, l2_normalize
 
 __all__ = [
     "farthest_point_landmarks",
+    "knn_sparsity",
+    "trimmed_farthest_landmarks",
     "stratified_landmarks",
     "select_landmarks",
     "symmetric_knn_graph",
@@ -55,6 +60,48 @@ def farthest_point_landmarks(
         np.minimum(nearest, 1.0 - xn @ xn[nxt], out=nearest)
         nearest[chosen[: step + 1]] = -np.inf  # duplicates of a landmark also have distance 0
     return np.sort(chosen)
+
+
+def knn_sparsity(x: np.ndarray, n_neighbors: int) -> np.ndarray:
+    """Cosine distance of each row to its ``n_neighbors``-th nearest other row, shape ``(n,)``.
+
+    A k-NN density proxy: large values are rows in the lowest-density tail (isolated points).
+    """
+    n = len(x)
+    if not 1 <= n_neighbors < n:
+        raise ValueError(f"n_neighbors must be in [1, n-1] = [1, {n - 1}], got {n_neighbors}")
+    res = knn_search(x, x, n_neighbors, exclude_self=True)
+    return res.distances[:, n_neighbors - 1].astype(np.float64)
+
+
+def trimmed_farthest_landmarks(
+    x: np.ndarray,
+    n_landmarks: int,
+    *,
+    trim_fraction: float = 0.025,
+    n_neighbors: int = 10,
+    seed: int = 0,
+) -> np.ndarray:
+    """Farthest-point landmarks among the rows left after dropping the lowest-density tail.
+
+    The ``ceil(trim_fraction * n)`` rows with the largest :func:`knn_sparsity` are removed (never
+    so many that fewer than ``n_landmarks`` rows remain), then :func:`farthest_point_landmarks`
+    runs on the rest: even coverage of the bulk, without spending landmarks on isolated outliers.
+    Returns sorted row indices of ``x``; at least ``n`` landmarks asked for returns every row.
+    """
+    n = len(x)
+    if n_landmarks < 1:
+        raise ValueError(f"n_landmarks must be >= 1, got {n_landmarks}")
+    if not 0.0 <= trim_fraction < 1.0:
+        raise ValueError(f"trim_fraction must be in [0, 1), got {trim_fraction}")
+    if n_landmarks >= n:
+        return np.arange(n)
+    n_trim = min(int(np.ceil(trim_fraction * n)), n - n_landmarks)
+    if n_trim <= 0:
+        return farthest_point_landmarks(x, n_landmarks, seed=seed)
+    sparsity = knn_sparsity(x, min(n_neighbors, n - 1))
+    keep = np.sort(np.argsort(-sparsity, kind="stable")[n_trim:])
+    return keep[farthest_point_landmarks(x[keep], n_landmarks, seed=seed)]
 
 
 def stratified_landmarks(strata: Sequence, n_landmarks: int, *, seed: int = 0) -> np.ndarray:
@@ -106,16 +153,23 @@ def select_landmarks(
     *,
     strata: Sequence | None = None,
     seed: int = 0,
+    trim_fraction: float = 0.025,
+    density_n_neighbors: int = 10,
 ) -> np.ndarray:
-    """Landmark rows by ``method`` in {"farthest", "stratified", "random", "all"}.
+    """Landmark rows by ``method`` in {"farthest", "trimmed_farthest", "stratified", "random", "all"}.
 
-    Returns every row when ``n_landmarks >= len(x)`` whatever the method.
+    ``trim_fraction`` and ``density_n_neighbors`` are used by "trimmed_farthest" only (see
+    :func:`trimmed_farthest_landmarks`). Returns every row when ``n_landmarks >= len(x)``
+    whatever the method.
     """
     n = len(x)
     if method == "all" or n_landmarks >= n:
         return np.arange(n)
     if method == "farthest":
         return farthest_point_landmarks(x, n_landmarks, seed=seed)
+    if method == "trimmed_farthest":
+        return trimmed_farthest_landmarks(x, n_landmarks, trim_fraction=trim_fraction,
+                                          n_neighbors=density_n_neighbors, seed=seed)
     if method == "stratified":
         if strata is None:
             raise ValueError("method='stratified' needs `strata` (one label per row)")
@@ -124,7 +178,7 @@ def select_landmarks(
         return stratified_landmarks(strata, n_landmarks, seed=seed)
     if method == "random":
         return np.sort(np.random.default_rng(seed).choice(n, size=n_landmarks, replace=False))
-    raise ValueError(f"unknown landmark method {method!r} (farthest, stratified, random, all)")
+    raise ValueError(f"unknown landmark method {method!r} (farthest, trimmed_farthest, stratified, random, all)")
 
 
 def symmetric_knn_graph(x: np.ndarray, k: int) -> sp.csr_matrix:

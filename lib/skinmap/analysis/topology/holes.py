@@ -13,8 +13,16 @@ median distance of its points to the center (eq. 16), the volume of the d-ball o
 a logarithm (eq. 17; ``d = 1024`` would overflow a float otherwise), and boundary samples: each
 loop point's ``k_b`` nearest neighbours that lie within ``alpha`` times the median ``k_b``-th
 neighbour distance of the loop points (eq. 18, ``alpha = 1.5``; ``k_b`` is the knob
-``boundary_n_neighbors`` of :class:`BoundaryConfig`). Term frequencies of the boundary samples'
-metadata say what borders the hole. The search that finds the bars is :mod:`.search`.
+``boundary_n_neighbors`` of :class:`BoundaryConfig`). Eq. 18 uses Euclidean distances in the
+embedding, as in the paper (on unit vectors the Euclidean distance is ``sqrt(2 x cosine
+distance)``, so the cosine version used before needed ``alpha**2`` to select the same rows).
+Term frequencies of the boundary samples' metadata say what borders the hole. The search that
+finds the bars is :mod:`.search`.
+
+Stability (:func:`hole_stability`): the search is rerun on several landmark draws (random
+subsamples of the rows, then the configured landmark method); each reference hole is matched to
+the draw's hole whose boundary rows overlap it most (Jaccard index) and the matched hole's
+persistence is kept.
 """
 
 from __future__ import annotations
@@ -29,13 +37,13 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import dijkstra
 from scipy.special import gammaln
 
-from skinmap.analysis.knn import knn_search
-from skinmap.analysis.topology.persistence import empirical_p_value, ratio_to_next
-from skinmap.analysis.topology.search import HoleSearch
+from skinmap.analysis.topology.persistence import max_statistic_p_values, rank_p_values, ratio_to_next
+from skinmap.analysis.topology.search import HoleSearch, HoleSearchConfig, search_holes
 from skinmap.config import check_knobs, knob, with_knobs
 
 __all__ = [
     "BoundaryConfig",
+    "StabilityConfig",
     "Hole",
     "representative_cycle",
     "log_ball_volume",
@@ -43,6 +51,9 @@ __all__ = [
     "boundary_samples",
     "describe_holes",
     "planted_overlap",
+    "jaccard",
+    "match_holes",
+    "hole_stability",
     "term_frequencies",
 ]
 
@@ -55,6 +66,18 @@ class BoundaryConfig:
                                      description="neighbours per cycle point for boundary samples (k_b of eq. 18)")
     alpha: float = knob(1.5, gt=0.0, le=10.0,
                         description="boundary radius = alpha x median k_b-th neighbour distance (eq. 18)")
+
+    def __post_init__(self) -> None:
+        check_knobs(self)
+
+
+@dataclass(frozen=True)
+class StabilityConfig:
+    """The knobs of the landmark-draw stability of the top holes (:func:`hole_stability`)."""
+
+    n_draws: int = knob(5, ge=0, le=100, description="landmark draws the top holes are searched again on")
+    fraction: float = knob(0.8, gt=0.0, le=1.0,
+                           description="share of the rows each draw subsamples before choosing its landmarks")
 
     def __post_init__(self) -> None:
         check_knobs(self)
@@ -155,33 +178,52 @@ def hole_geometry(z: np.ndarray, cycle_rows: np.ndarray) -> dict:
     }
 
 
+def _euclidean_neighbours(
+    z: np.ndarray, rows: np.ndarray, k: int, *, chunk: int = 65_536
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest other rows of ``z[rows]`` in Euclidean distance, nearest first.
+
+    Returns ``(indices, distances)``, each ``(len(rows), min(k, n - 1))``; a row is never its own
+    neighbour (by identity: exact duplicates stay neighbours at distance 0). Brute force over
+    chunks of ``z``; memory ``O(len(rows) * (chunk + k))``.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    q = z[rows]
+    k = min(k, len(z) - 1)
+    q_sq = np.einsum("ij,ij->i", q, q)
+    best_d = np.full((len(rows), 0), np.inf)
+    best_i = np.zeros((len(rows), 0), dtype=np.int64)
+    for start in range(0, len(z), chunk):
+        block = z[start : start + chunk]
+        d2 = q_sq[:, None] + np.einsum("ij,ij->i", block, block)[None, :] - 2.0 * (q @ block.T)
+        np.maximum(d2, 0.0, out=d2)
+        idx = np.broadcast_to(np.arange(start, start + len(block)), d2.shape)
+        d2 = np.where(idx == rows[:, None], np.inf, d2)  # not itself
+        cand_d = np.concatenate([best_d, d2], axis=1)
+        cand_i = np.concatenate([best_i, idx], axis=1)
+        keep = np.argsort(cand_d, axis=1, kind="stable")[:, :k]
+        best_d = np.take_along_axis(cand_d, keep, axis=1)
+        best_i = np.take_along_axis(cand_i, keep, axis=1)
+    return best_i, np.sqrt(best_d)
+
+
 def boundary_samples(
     z: np.ndarray, cycle_rows: np.ndarray, config: BoundaryConfig | None = None, **knobs
 ) -> np.ndarray:
     """Rows bordering a hole (eq. 18): the loop points and their close neighbours.
 
-    For each loop point its ``k_b`` (``boundary_n_neighbors``) nearest neighbours (cosine, itself
-    excluded) are kept when closer than ``alpha`` times the median, over the loop points, of their
-    ``k_b``-th neighbour distance. Returns sorted unique rows including the loop points themselves.
+    For each loop point its ``k_b`` (``boundary_n_neighbors``) nearest neighbours in Euclidean
+    distance (itself excluded) are kept when closer than ``alpha`` times the median, over the
+    loop points, of their ``k_b``-th neighbour distance. Returns sorted unique rows including the
+    loop points themselves.
     """
     cfg = with_knobs(BoundaryConfig, config, knobs)
-    k_b, alpha = cfg.boundary_n_neighbors, cfg.alpha
     cycle_rows = np.unique(np.asarray(cycle_rows, dtype=np.int64))
-    k_search = min(k_b + 1, len(z))
-    res = knn_search(z[cycle_rows], z, k_search)
-    idx, dist = res.indices, res.distances
-    not_self = idx != cycle_rows[:, None]
-    kept_idx, kept_dist = [], []
-    for r in range(idx.shape[0]):
-        sel = np.flatnonzero(not_self[r] & (idx[r] >= 0))[:k_b]
-        kept_idx.append(idx[r, sel])
-        kept_dist.append(dist[r, sel])
-    kth = np.array([d[-1] for d in kept_dist if d.size])
-    if kth.size == 0:
+    if len(z) < 2 or cycle_rows.size == 0:
         return cycle_rows
-    radius = alpha * float(np.median(kth))
-    near = [i[d <= radius] for i, d in zip(kept_idx, kept_dist)]
-    return np.unique(np.concatenate([cycle_rows, *near]))
+    idx, dist = _euclidean_neighbours(z, cycle_rows, cfg.boundary_n_neighbors)
+    radius = cfg.alpha * float(np.median(dist[:, -1]))
+    return np.unique(np.concatenate([cycle_rows, idx[dist <= radius]]))
 
 
 # ----------------------------------------------------------------------------- holes
@@ -197,6 +239,7 @@ class Hole:
     persistence: float
     ratio_to_next: float
     p_value: float | None
+    p_value_adjusted: float | None
     cycle: list[int]
     center: list[float]
     size: int
@@ -207,7 +250,7 @@ class Hole:
     def to_json(self) -> dict:
         """A JSON-ready dict (``-inf`` log-volume and infinite ratios written as ``null``)."""
         out = asdict(self)
-        for key in ("ratio_to_next", "log_volume", "p_value"):
+        for key in ("ratio_to_next", "log_volume", "p_value", "p_value_adjusted"):
             v = out[key]
             if v is not None and not np.isfinite(v):
                 out[key] = None
@@ -220,17 +263,24 @@ def describe_holes(
     boundary: BoundaryConfig | None = None,
     *,
     n_holes: int = 3,
-    null_max: np.ndarray | None = None,
+    null_draws: np.ndarray | None = None,
     **boundary_knobs,
 ) -> list[Hole]:
     """The ``n_holes`` most persistent holes with cycles, geometry and boundary samples (eqs. 14-18).
 
-    ``boundary`` (single knobs also as keyword arguments) sets the boundary samples;
-    ``null_max`` (the largest persistence of null data sets) gives each hole its p-value.
+    ``boundary`` (single knobs also as keyword arguments) sets the boundary samples.
+    ``null_draws`` (``(n_rounds, n_top)`` from
+    :func:`~skinmap.analysis.topology.persistence.null_persistence_draws`, or 1-D null maxima)
+    gives each hole its rank-matched p-value (``p_value``) and its max-statistic adjusted
+    p-value (``p_value_adjusted``); without it both are ``None``.
     """
     boundary = with_knobs(BoundaryConfig, boundary, boundary_knobs)
     diag = search.diagram
     ratios = ratio_to_next(diag.persistence)
+    n_top = min(n_holes, len(diag))
+    if null_draws is not None:
+        p_rank = rank_p_values(diag.persistence[:n_top], null_draws)
+        p_adj = max_statistic_p_values(diag.persistence[:n_top], null_draws)
     rows_of = search.rips_rows
     holes = []
     for rank in range(min(n_holes, len(diag))):
@@ -249,7 +299,8 @@ def describe_holes(
                 death=float(diag.deaths[rank]),
                 persistence=pers,
                 ratio_to_next=float(ratios[rank]),
-                p_value=None if null_max is None else empirical_p_value(pers, null_max),
+                p_value=None if null_draws is None or np.isnan(p_rank[rank]) else float(p_rank[rank]),
+                p_value_adjusted=None if null_draws is None else float(p_adj[rank]),
                 cycle=[int(r) for r in cycle],
                 center=[float(c) for c in geom["center"]],
                 size=geom["size"],
@@ -280,6 +331,85 @@ def planted_overlap(holes: Sequence[Hole], planted_rows: Sequence[int]) -> pd.Da
             "cycle_on_ring": len(ring & c) / max(len(c), 1),
         })
     return pd.DataFrame(out)
+
+
+# ----------------------------------------------------------------------------- stability
+
+
+def jaccard(a: Sequence[int], b: Sequence[int]) -> float:
+    """``|a & b| / |a | b|`` of two row sets (1 for two empty sets)."""
+    sa, sb = set(int(i) for i in a), set(int(i) for i in b)
+    union = sa | sb
+    return 1.0 if not union else len(sa & sb) / len(union)
+
+
+def match_holes(
+    reference: Sequence[Sequence[int]], candidates: Sequence[Sequence[int]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each reference boundary, the candidate with the largest Jaccard index.
+
+    Returns ``(index, jaccard)``, each of shape ``(len(reference),)``; index -1 and Jaccard 0
+    when there is no candidate. Matching is per reference hole (two may pick the same candidate).
+    """
+    idx = np.full(len(reference), -1, dtype=np.int64)
+    jac = np.zeros(len(reference))
+    for i, ref in enumerate(reference):
+        scores = [jaccard(ref, c) for c in candidates]
+        if scores:
+            idx[i] = int(np.argmax(scores))
+            jac[i] = scores[idx[i]]
+    return idx, jac
+
+
+def hole_stability(
+    z: np.ndarray,
+    holes: Sequence[Hole],
+    search_config: HoleSearchConfig,
+    boundary: BoundaryConfig | None = None,
+    stability: StabilityConfig | None = None,
+    *,
+    strata: Sequence | None = None,
+    seed: int = 0,
+    **stability_knobs,
+) -> pd.DataFrame:
+    """The reference holes searched again on ``n_draws`` landmark draws (boundary Jaccard, persistence).
+
+    Draw ``i`` keeps a random ``fraction`` of the rows (seeded by ``seed + i``, without
+    replacement), picks its landmarks among them with ``search_config``, searches and describes
+    ``len(holes)`` holes (boundary samples among all rows of ``z``), and matches each reference
+    hole to the draw's hole with the most similar boundary rows (:func:`match_holes`).
+
+    Returns
+    -------
+    DataFrame
+        One row per (draw, reference hole): ``draw, rank, matched_rank, jaccard, persistence``
+        (the reference's) and ``matched_persistence`` (NaN when the draw found no hole).
+    """
+    stab = with_knobs(StabilityConfig, stability, stability_knobs)
+    boundary = boundary if boundary is not None else BoundaryConfig()
+    reference = [h.boundary for h in holes]
+    out = []
+    n = len(z)
+    for draw in range(stab.n_draws):
+        rng = np.random.default_rng(seed + draw)
+        size = max(int(round(stab.fraction * n)), 3)
+        rows = np.arange(n) if size >= n else np.sort(rng.choice(n, size=size, replace=False))
+        sub_strata = None if strata is None else [strata[r] for r in rows]
+        found = search_holes(z[rows], search_config, strata=sub_strata)
+        found = HoleSearch(rows[found.landmarks], found.adjacency, found.diagram)  # rows of z
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            draw_holes = describe_holes(z, found, boundary, n_holes=len(holes))
+        idx, jac = match_holes(reference, [h.boundary for h in draw_holes])
+        for h, i, j in zip(holes, idx, jac):
+            out.append({
+                "draw": draw, "rank": h.rank,
+                "matched_rank": int(draw_holes[i].rank) if i >= 0 else -1,
+                "jaccard": float(j), "persistence": h.persistence,
+                "matched_persistence": float(draw_holes[i].persistence) if i >= 0 else np.nan,
+            })
+    cols = ["draw", "rank", "matched_rank", "jaccard", "persistence", "matched_persistence"]
+    return pd.DataFrame(out, columns=cols)
 
 
 # ----------------------------------------------------------------------------- metadata

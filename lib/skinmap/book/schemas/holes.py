@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from skinmap.analysis.topology.holes import BoundaryConfig
-from skinmap.analysis.topology.persistence import NullMethod
+from skinmap.analysis.topology.holes import BoundaryConfig, StabilityConfig
+from skinmap.analysis.topology.persistence import LEVEL_BOUNDS, NullMethod
 from skinmap.analysis.topology.search import HoleSearchConfig, LandmarkMethod, ResistanceMethod
 from skinmap.book.schemas import ChapterParams, knob_field
 
@@ -32,7 +32,9 @@ class Params(ChapterParams):
     # --- holes (section 8)
     # the knobs of skinmap.analysis.topology.search.HoleSearchConfig (seed: below)
     n_landmarks: int = knob_field(HoleSearchConfig, "n_landmarks", default=2000)
-    landmark_method: LandmarkMethod = knob_field(HoleSearchConfig, "landmark_method")
+    landmark_method: LandmarkMethod = knob_field(HoleSearchConfig, "landmark_method", default="trimmed_farthest")
+    landmark_trim_fraction: float = knob_field(HoleSearchConfig, "landmark_trim_fraction")
+    landmark_density_n_neighbors: int = knob_field(HoleSearchConfig, "landmark_density_n_neighbors")
     landmark_strata: str = Field("dataset", description="catalog column stratified landmarks keep the mix of")
     graph_n_neighbors: int = knob_field(HoleSearchConfig, "graph_n_neighbors")
     resistance_method: ResistanceMethod = knob_field(HoleSearchConfig, "resistance_method")
@@ -42,10 +44,17 @@ class Params(ChapterParams):
         HoleSearchConfig, "max_rips_points", default=500,
         description="Ripser runs on a greedy-permutation subsample of at most this many landmarks")
     n_holes: int = Field(3, ge=1, le=50, description="top holes (by persistence) described in the chapter")
-    null_rounds: int = Field(4, ge=0, le=1000, description="null data sets for the significance of the top bars")
+    null_rounds: int = Field(
+        99, ge=0, le=10_000,
+        description="null data sets for the significance of the top bars (p >= 1/(1+null_rounds): 99 reach 0.01)")
     null_method: NullMethod = Field(
         "shuffle", description="null: coordinates shuffled independently, or rows resampled with replacement"
     )
+    significance_level: float = Field(
+        0.05, **LEVEL_BOUNDS, description="family-wise level at which the chapter calls a hole significant")
+    # the knobs of skinmap.analysis.topology.holes.StabilityConfig
+    stability_draws: int = knob_field(StabilityConfig, "n_draws")
+    stability_fraction: float = knob_field(StabilityConfig, "fraction")
     # the knobs of skinmap.analysis.topology.holes.BoundaryConfig (eq. 18)
     boundary_n_neighbors: int = knob_field(BoundaryConfig, "boundary_n_neighbors")
     alpha: float = knob_field(BoundaryConfig, "alpha")
