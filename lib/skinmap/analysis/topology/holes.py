@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -370,6 +371,7 @@ def hole_stability(
     *,
     strata: Sequence | None = None,
     seed: int = 0,
+    blas_threads: int | None = 1,
     **stability_knobs,
 ) -> pd.DataFrame:
     """The reference holes searched again on ``n_draws`` landmark draws (boundary Jaccard, persistence).
@@ -377,7 +379,10 @@ def hole_stability(
     Draw ``i`` keeps a random ``fraction`` of the rows (seeded by ``seed + i``, without
     replacement), picks its landmarks among them with ``search_config``, searches and describes
     ``len(holes)`` holes (boundary samples among all rows of ``z``), and matches each reference
-    hole to the draw's hole with the most similar boundary rows (:func:`match_holes`).
+    hole to the draw's hole with the most similar boundary rows (:func:`match_holes`). A draw's
+    graph has fewer nodes when ``fraction < 1`` and every row is a landmark, and resistances grow
+    with graph size, so matched persistences compare within a draw better than across draws.
+    ``blas_threads`` as in :func:`~skinmap.analysis.topology.search.search_holes`.
 
     Returns
     -------
@@ -387,27 +392,31 @@ def hole_stability(
     """
     stab = with_knobs(StabilityConfig, stability, stability_knobs)
     boundary = boundary if boundary is not None else BoundaryConfig()
+    from threadpoolctl import threadpool_limits
+
     reference = [h.boundary for h in holes]
     out = []
     n = len(z)
-    for draw in range(stab.n_draws):
-        rng = np.random.default_rng(seed + draw)
-        size = max(int(round(stab.fraction * n)), 3)
-        rows = np.arange(n) if size >= n else np.sort(rng.choice(n, size=size, replace=False))
-        sub_strata = None if strata is None else [strata[r] for r in rows]
-        found = search_holes(z[rows], search_config, strata=sub_strata)
-        found = HoleSearch(rows[found.landmarks], found.adjacency, found.diagram)  # rows of z
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            draw_holes = describe_holes(z, found, boundary, n_holes=len(holes))
-        idx, jac = match_holes(reference, [h.boundary for h in draw_holes])
-        for h, i, j in zip(holes, idx, jac):
-            out.append({
-                "draw": draw, "rank": h.rank,
-                "matched_rank": int(draw_holes[i].rank) if i >= 0 else -1,
-                "jaccard": float(j), "persistence": h.persistence,
-                "matched_persistence": float(draw_holes[i].persistence) if i >= 0 else np.nan,
-            })
+    limits = threadpool_limits(limits=blas_threads, user_api="blas") if blas_threads else nullcontext()
+    with limits:
+        for draw in range(stab.n_draws):
+            rng = np.random.default_rng(seed + draw)
+            size = max(int(round(stab.fraction * n)), 3)
+            rows = np.arange(n) if size >= n else np.sort(rng.choice(n, size=size, replace=False))
+            sub_strata = None if strata is None else [strata[r] for r in rows]
+            found = search_holes(z[rows], search_config, strata=sub_strata, blas_threads=blas_threads)
+            found = HoleSearch(rows[found.landmarks], found.adjacency, found.diagram)  # rows of z
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                draw_holes = describe_holes(z, found, boundary, n_holes=len(holes))
+            idx, jac = match_holes(reference, [h.boundary for h in draw_holes])
+            for h, i, j in zip(holes, idx, jac):
+                out.append({
+                    "draw": draw, "rank": h.rank,
+                    "matched_rank": int(draw_holes[i].rank) if i >= 0 else -1,
+                    "jaccard": float(j), "persistence": h.persistence,
+                    "matched_persistence": float(draw_holes[i].persistence) if i >= 0 else np.nan,
+                })
     cols = ["draw", "rank", "matched_rank", "jaccard", "persistence", "matched_persistence"]
     return pd.DataFrame(out, columns=cols)
 

@@ -233,10 +233,8 @@ def null_persistence_draws(
     method : {"shuffle", "resample"}
         As in :func:`null_max_persistence`; the same seeded stream of null data sets.
     blas_threads : int or None
-        BLAS threads during the rounds (``None``: leave as is). One thread is the default: on a
-        shared machine multi-threaded OpenBLAS spins against other jobs, and a round's dense
-        Cholesky ran 2x (n = 4,000) to 200x (n = 100) slower with two threads than with one
-        (measured on this project's 2-core machine under load). Results do not depend on it.
+        BLAS threads during the rounds (``None``: leave as is); the holes pipeline sets its own
+        (see :mod:`~skinmap.analysis.topology.search`), this guards other callables.
 
     Returns
     -------
