@@ -232,7 +232,11 @@ def boundary_samples(
 
 @dataclass(frozen=True)
 class Hole:
-    """One described hole; every row index refers to ``z`` (the fused embedding's rows)."""
+    """One described hole; every row index refers to ``z`` (the fused embedding's rows).
+
+    ``p_value`` is max-statistic adjusted (against each null round's largest persistence);
+    ``p_value_unadjusted`` is rank-matched (against each null round's bar of the same rank).
+    """
 
     rank: int
     birth: float
@@ -240,7 +244,7 @@ class Hole:
     persistence: float
     ratio_to_next: float
     p_value: float | None
-    p_value_adjusted: float | None
+    p_value_unadjusted: float | None
     cycle: list[int]
     center: list[float]
     size: int
@@ -251,7 +255,7 @@ class Hole:
     def to_json(self) -> dict:
         """A JSON-ready dict (``-inf`` log-volume and infinite ratios written as ``null``)."""
         out = asdict(self)
-        for key in ("ratio_to_next", "log_volume", "p_value", "p_value_adjusted"):
+        for key in ("ratio_to_next", "log_volume", "p_value", "p_value_unadjusted"):
             v = out[key]
             if v is not None and not np.isfinite(v):
                 out[key] = None
@@ -272,8 +276,8 @@ def describe_holes(
     ``boundary`` (single knobs also as keyword arguments) sets the boundary samples.
     ``null_draws`` (``(n_rounds, n_top)`` from
     :func:`~skinmap.analysis.topology.persistence.null_persistence_draws`, or 1-D null maxima)
-    gives each hole its rank-matched p-value (``p_value``) and its max-statistic adjusted
-    p-value (``p_value_adjusted``); without it both are ``None``.
+    gives each hole its max-statistic adjusted p-value (``p_value``) and its rank-matched,
+    unadjusted one (``p_value_unadjusted``); without it both are ``None``.
     """
     boundary = with_knobs(BoundaryConfig, boundary, boundary_knobs)
     diag = search.diagram
@@ -300,8 +304,8 @@ def describe_holes(
                 death=float(diag.deaths[rank]),
                 persistence=pers,
                 ratio_to_next=float(ratios[rank]),
-                p_value=None if null_draws is None or np.isnan(p_rank[rank]) else float(p_rank[rank]),
-                p_value_adjusted=None if null_draws is None else float(p_adj[rank]),
+                p_value=None if null_draws is None else float(p_adj[rank]),
+                p_value_unadjusted=None if null_draws is None or np.isnan(p_rank[rank]) else float(p_rank[rank]),
                 cycle=[int(r) for r in cycle],
                 center=[float(c) for c in geom["center"]],
                 size=geom["size"],
