@@ -15,17 +15,34 @@ that holds ``R`` other items labelled ``c`` (the query itself is never in its ow
 * AP@k        = (1/min(k, R)) Σ_{i≤k} P@i · rel_i.
 
 Queries with ``R = 0`` (nothing relevant in the pool) are left out of the means and counted.
+
+Evaluation protocol (issue 15). Images of one lesion, of one patient, or of one near-duplicate
+cluster are not independent cases: retrieving a second photograph of the query's own lesion is not
+evidence that the atlas finds *similar cases*. Every row therefore carries a group id (rows sharing
+a lesion, a patient or a near-duplicate cluster share it, :func:`union_groups`), and
+
+* ``strict``: a query's whole group is removed from its candidates (and from ``R``);
+* ``legacy (query only excluded)``: only the query row itself is removed, as before issue 15.
+
+The benchmark (:func:`retrieval_curves`) reports P@k, R@k and AP@k for ``k = 1..K`` under both
+protocols, each with a percentile interval from a bootstrap over query *groups*
+(:func:`group_bootstrap_means`, the cluster bootstrap of :mod:`skinmap.analysis.resampling`),
+and the paired difference strict − legacy: how much leakage inflated the score.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from skinmap.analysis.knn import build_index, knn_search, l2_normalize
+from skinmap.analysis.resampling import CI_BOUNDS, bootstrap_weights, percentile_interval
+from skinmap.config import check_choice, check_knobs, knob, with_knobs
 
 __all__ = [
     "FILTERABLE",
@@ -34,7 +51,31 @@ __all__ = [
     "ranking_metrics",
     "neighbours_excluding",
     "retrieval_benchmark",
+    "Protocol",
+    "PROTOCOLS",
+    "PROTOCOL_LABELS",
+    "METRICS",
+    "RetrievalConfig",
+    "RetrievalCurves",
+    "union_groups",
+    "excluded_from_candidates",
+    "neighbours_outside_group",
+    "relevant_counts",
+    "ranking_curves",
+    "group_bootstrap_means",
+    "retrieval_curves",
 ]
+
+#: Which rows a query may not retrieve: its whole group (``strict``) or only itself (``legacy``).
+Protocol = Literal["strict", "legacy"]
+PROTOCOLS: tuple[str, ...] = ("strict", "legacy")
+#: How the book names each protocol.
+PROTOCOL_LABELS = {
+    "strict": "strict (own lesion, patient and near-duplicate cluster excluded)",
+    "legacy": "legacy (query only excluded)",
+}
+#: The per-query metrics of the benchmark, in column order.
+METRICS: tuple[str, ...] = ("precision", "recall", "ap")
 
 #: Metadata columns the atlas offers as filters (any other column also works in ``filter_mask``).
 FILTERABLE = ("body_site", "fst", "modality", "dataset")
@@ -68,12 +109,18 @@ class CaseIndex:
     """Exact cosine search over atlas vectors with metadata filters.
 
     ``vectors`` (n, d) are l2-normalised here; ``metadata`` has one row per vector in the same
-    order and must contain ``uid``. Searches are read-only and safe to run from several threads.
+    order and must contain ``uid``. ``groups`` (n,), optional, gives each row's group id (rows of
+    one lesion, patient or near-duplicate cluster share it, :func:`union_groups`); without it every
+    row is its own group. Searches are read-only and safe to run from several threads.
     """
 
-    def __init__(self, vectors: np.ndarray, metadata: pd.DataFrame, *, use_gpu: bool | None = False):
+    def __init__(self, vectors: np.ndarray, metadata: pd.DataFrame, *, groups: np.ndarray | None = None,
+                 use_gpu: bool | None = False):
         if len(metadata) != len(vectors):
             raise ValueError(f"{len(vectors)} vectors but {len(metadata)} metadata rows")
+        if groups is not None and len(groups) != len(vectors):
+            raise ValueError(f"{len(vectors)} vectors but {len(groups)} group ids")
+        self.groups = _group_codes(groups, len(vectors))
         if "uid" not in metadata:
             raise ValueError("metadata needs a 'uid' column")
         self.vectors = l2_normalize(vectors)
@@ -127,10 +174,18 @@ class CaseIndex:
         keep = idx[0] >= 0
         return self._frame(idx[0][keep], sims[0][keep])
 
-    def search_uid(self, uid: str, k: int = 10, *, filters: Mapping[str, object] | None = None) -> pd.DataFrame:
-        """Neighbours of a catalog case (the case itself excluded by identity)."""
+    def search_uid(self, uid: str, k: int = 10, *, filters: Mapping[str, object] | None = None,
+                   protocol: Protocol = "strict") -> pd.DataFrame:
+        """Neighbours of a catalog case.
+
+        ``protocol="strict"`` leaves out every row of the case's group (its own lesion, patient and
+        near-duplicate cluster); ``"legacy"`` only the case itself, by identity (an exact duplicate
+        in another group, or in the same group under legacy, stays a neighbour).
+        """
+        check_choice("protocol", protocol, Protocol)
         row = self.row_of(uid)
-        return self.search(self.vectors[row], k, filters=filters, exclude_rows=[row])
+        exclude = np.flatnonzero(self.groups == self.groups[row]) if protocol == "strict" else [row]
+        return self.search(self.vectors[row], k, filters=filters, exclude_rows=exclude)
 
     def search_image(
         self, path: str | os.PathLike, embed_fn, k: int = 10, *, filters: Mapping[str, object] | None = None
@@ -165,18 +220,13 @@ def ranking_metrics(relevance: np.ndarray, n_relevant: np.ndarray, k: int) -> pd
     ``n_relevant`` the number of relevant items in each query's pool (the query excluded).
     Recall and AP are NaN where ``n_relevant == 0``.
     """
-    rel = np.zeros((relevance.shape[0], k), dtype=np.float64)
+    rel = np.zeros((relevance.shape[0], k), dtype=bool)
     width = min(k, relevance.shape[1])
     rel[:, :width] = relevance[:, :width]
-    n_relevant = np.asarray(n_relevant, dtype=np.float64)
-    hits = rel.sum(axis=1)
-    precision_at_i = np.cumsum(rel, axis=1) / np.arange(1, k + 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        recall = np.where(n_relevant > 0, hits / n_relevant, np.nan)
-        ap = np.where(
-            n_relevant > 0, (precision_at_i * rel).sum(axis=1) / np.minimum(k, n_relevant), np.nan
-        )
-    return pd.DataFrame({"precision": hits / k, "recall": recall, "ap": ap, "n_relevant": n_relevant})
+    curves = ranking_curves(rel, n_relevant)
+    out = pd.DataFrame({m: curves[m][:, k - 1] for m in METRICS})
+    out["n_relevant"] = np.asarray(n_relevant, dtype=np.float64)
+    return out
 
 
 def neighbours_excluding(
@@ -208,56 +258,435 @@ def retrieval_benchmark(
     *,
     n_neighbors: int = 10,
     settings: Sequence[str] = ("same_dataset", "whole_atlas"),
+    groups: np.ndarray | None = None,
+    protocol: Protocol = "strict",
 ) -> pd.DataFrame:
-    """Diagnosis-match retrieval quality of held-out datasets (paper §9).
+    """Diagnosis-match retrieval quality of held-out datasets at one cutoff (paper §9), no intervals.
 
     Each labelled image of an evaluation dataset queries (``same_dataset``) only the other images
     of its dataset, or (``whole_atlas``) every other image of the atlas. An item is relevant when
     its label equals the query's (NA labels are never relevant; unlabelled queries are skipped).
-    Returns one row per (eval_set, setting) with ``n_neighbors`` (the cutoff ``k`` of the metrics),
-    mean ``precision``, ``recall``, ``ap``, ``n_queries`` and ``n_no_relevant`` (queries left out for
-    having nothing relevant).
+    ``groups`` and ``protocol`` decide which rows a query may not retrieve (module docstring;
+    without ``groups`` both protocols exclude only the query). Returns one row per
+    (eval_set, setting) with ``protocol``, ``n_neighbors`` (the cutoff ``k``), mean ``precision``,
+    ``recall``, ``ap``, ``n_queries`` and ``n_no_relevant`` (queries left out for having nothing
+    relevant). :func:`retrieval_curves` adds k = 1..K, both protocols and bootstrap intervals.
     """
+    check_choice("protocol", protocol, Protocol)
     k = n_neighbors
     vectors = l2_normalize(vectors)
-    labels = pd.Series(np.asarray(labels, dtype=object)).astype("string")
+    codes = _label_codes(labels)
     datasets = pd.Series(np.asarray(datasets, dtype=object)).astype("string")
-    lab = labels.fillna("\x00<NA>").to_numpy(dtype=object)
-    known = labels.notna().to_numpy()
+    group_ids = _group_codes(groups, len(codes))
     rows = []
     for name in eval_datasets:
         in_ds = (datasets == name).fillna(False).to_numpy()
-        q_rows = np.flatnonzero(in_ds & known)
+        q_rows = np.flatnonzero(in_ds & (codes >= 0))
         if q_rows.size == 0:
             continue
         for setting in settings:
-            if setting == "same_dataset":
-                pool = np.flatnonzero(in_ds)
-            elif setting == "whole_atlas":
-                pool = np.arange(len(labels))
-            else:
-                raise ValueError(f"unknown setting {setting!r} (same_dataset or whole_atlas)")
-            pos_in_pool = np.searchsorted(pool, q_rows)
-            nn = neighbours_excluding(vectors[q_rows], vectors[pool], pos_in_pool, k)
-            nn_labels = np.where(nn >= 0, lab[pool][np.maximum(nn, 0)], None)
-            relevance = (nn >= 0) & (nn_labels == lab[q_rows][:, None])
-            pool_counts = pd.Series(lab[pool][known[pool]]).value_counts()
-            n_rel = pool_counts.reindex(lab[q_rows]).fillna(0).to_numpy() - 1  # minus the query
-            per_query = ranking_metrics(relevance, n_rel, k)
+            pool = _pool(setting, in_ds)
+            per_query = _per_query_curves(vectors, codes, group_ids, q_rows, pool, k, protocol)
             ok = per_query["n_relevant"] > 0
             rows.append(
                 {
                     "eval_set": name,
                     "setting": setting,
+                    "protocol": protocol,
                     "n_neighbors": k,
-                    "precision": per_query["precision"][ok].mean(),
-                    "recall": per_query["recall"][ok].mean(),
-                    "ap": per_query["ap"][ok].mean(),
+                    **{m: float(per_query[m][ok, k - 1].mean()) if ok.any() else np.nan for m in METRICS},
                     "n_queries": int(ok.sum()),
                     "n_no_relevant": int((~ok).sum()),
                 }
             )
-    return pd.DataFrame(
-        rows,
-        columns=["eval_set", "setting", "n_neighbors", "precision", "recall", "ap", "n_queries", "n_no_relevant"],
-    )
+    return pd.DataFrame(rows, columns=["eval_set", "setting", "protocol", "n_neighbors", *METRICS, "n_queries",
+                                       "n_no_relevant"])
+
+
+# --------------------------------------------------------------------------- leak-free protocol
+
+
+def _group_codes(groups: np.ndarray | None, n: int) -> np.ndarray:
+    """Dense int64 codes of ``groups`` (missing ids become singletons); ``arange(n)`` for None."""
+    if groups is None:
+        return np.arange(n, dtype=np.int64)
+    values = pd.Series(np.asarray(groups, dtype=object))
+    codes, _ = pd.factorize(values, use_na_sentinel=True)
+    codes = codes.astype(np.int64)
+    missing = codes < 0
+    codes[missing] = codes.max(initial=-1) + 1 + np.arange(int(missing.sum()))
+    return codes
+
+
+def _label_codes(labels: Sequence) -> np.ndarray:
+    """Integer codes of ``labels`` compared as strings; -1 for NA (never relevant)."""
+    values = pd.Series(np.asarray(labels, dtype=object)).astype("string")
+    return pd.factorize(values, use_na_sentinel=True)[0].astype(np.int64)
+
+
+def _pool(setting: str, in_dataset: np.ndarray) -> np.ndarray:
+    if setting == "same_dataset":
+        return np.flatnonzero(in_dataset)
+    if setting == "whole_atlas":
+        return np.arange(in_dataset.size)
+    raise ValueError(f"unknown setting {setting!r} (same_dataset or whole_atlas)")
+
+
+def union_groups(*keys: Sequence) -> np.ndarray:
+    """One group id per row: rows sharing a value of any key are one group (union-find).
+
+    Parameters
+    ----------
+    *keys : array-likes of shape (n,)
+        Identifier columns, e.g. ``lesion_id``, ``patient_id`` (scoped to their dataset by the
+        caller: ``"HAM10000/HAM_0001"``) and a near-duplicate cluster label. A missing value
+        (None, NaN, NA) links nothing. Groups are the connected components of the graph joining
+        every row to each of its key values, so ``lesion_id`` and ``patient_id`` chain: two
+        lesions of one patient are one group, and so are images of two patients that are near
+        duplicates of each other.
+
+    Returns
+    -------
+    ndarray of shape (n,), int64
+        Group ids ``0..n_groups-1`` numbered by first row; a row with no key is its own group.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if not keys:
+        raise ValueError("union_groups needs at least one key column")
+    n = len(keys[0])
+    if any(len(key) != n for key in keys):
+        raise ValueError(f"key columns have different lengths: {[len(key) for key in keys]}")
+    rows, nodes, offset = [], [], n
+    for key in keys:
+        codes, uniques = pd.factorize(pd.Series(np.asarray(key, dtype=object)), use_na_sentinel=True)
+        has = codes >= 0
+        rows.append(np.flatnonzero(has))
+        nodes.append(offset + codes[has])
+        offset += len(uniques)
+    i, j = np.concatenate(rows), np.concatenate(nodes)
+    graph = coo_matrix((np.ones(i.size), (i, j)), shape=(offset, offset))
+    _, labels = connected_components(graph, directed=False)
+    return pd.factorize(labels[:n])[0].astype(np.int64)  # renumbered by first row
+
+
+def excluded_from_candidates(query_rows: np.ndarray, candidate_rows: np.ndarray, groups: np.ndarray | None,
+                             protocol: Protocol = "strict") -> np.ndarray:
+    """Which candidates each query may not retrieve.
+
+    Parameters
+    ----------
+    query_rows : ndarray of shape (n_queries,)
+        Rows of the atlas that query.
+    candidate_rows : ndarray of shape (n_candidates,)
+        Rows of the atlas in the searched pool.
+    groups : ndarray of shape (n_atlas,) or None
+        Group id of every atlas row (None: every row its own group).
+    protocol : {"strict", "legacy"}
+        ``strict``: the query's whole group; ``legacy``: the query row only.
+
+    Returns
+    -------
+    ndarray of shape (n_queries, n_candidates), bool
+    """
+    check_choice("protocol", protocol, Protocol)
+    query_rows, candidate_rows = np.asarray(query_rows), np.asarray(candidate_rows)
+    if protocol == "legacy" or groups is None:
+        return query_rows[:, None] == candidate_rows[None, :]
+    g = _group_codes(groups, len(groups))
+    return g[query_rows][:, None] == g[candidate_rows][None, :]
+
+
+def neighbours_outside_group(
+    vectors: np.ndarray,
+    query_rows: np.ndarray,
+    pool_rows: np.ndarray,
+    n_neighbors: int,
+    *,
+    groups: np.ndarray | None = None,
+    protocol: Protocol = "strict",
+) -> np.ndarray:
+    """The ``n_neighbors`` nearest allowed pool rows of each query, nearest first.
+
+    Exact cosine search (:func:`knn_search`) asked for ``n_neighbors`` plus the largest number of
+    pool rows any query must skip, then each query's excluded rows
+    (:func:`excluded_from_candidates`) are dropped in rank order; the result equals a search of
+    the allowed rows alone.
+
+    Parameters
+    ----------
+    vectors : ndarray of shape (n_atlas, d)
+        The atlas, l2-normalised.
+    query_rows : ndarray of shape (n_queries,)
+    pool_rows : ndarray of shape (n_pool,)
+        Rows of ``vectors`` that may be retrieved (the query's own rows among them are excluded).
+    n_neighbors : int
+        List length ``K``.
+    groups, protocol
+        As in :func:`excluded_from_candidates`.
+
+    Returns
+    -------
+    ndarray of shape (n_queries, n_neighbors), int64
+        Rows of ``vectors``; -1 where fewer allowed rows exist.
+    """
+    check_choice("protocol", protocol, Protocol)
+    query_rows, pool_rows = np.asarray(query_rows, dtype=np.int64), np.asarray(pool_rows, dtype=np.int64)
+    g = _group_codes(groups, len(vectors)) if protocol == "strict" else np.arange(len(vectors), dtype=np.int64)
+    pool_group_size = np.bincount(g[pool_rows], minlength=int(g.max(initial=-1)) + 1)
+    n_skip = int(pool_group_size[g[query_rows]].max(initial=0))
+    out = np.full((query_rows.size, n_neighbors), -1, dtype=np.int64)
+    k_search = min(n_neighbors + n_skip, pool_rows.size)
+    if query_rows.size == 0 or k_search == 0:
+        return out
+    res = knn_search(vectors[query_rows], vectors[pool_rows], k_search, normalize=False)
+    found = np.where(res.indices >= 0, pool_rows[np.maximum(res.indices, 0)], -1)
+    keep = (found >= 0) & (g[np.maximum(found, 0)] != g[query_rows][:, None])
+    order = np.argsort(~keep, axis=1, kind="stable")  # allowed rows first, in rank order
+    found = np.where(np.take_along_axis(keep, order, axis=1), np.take_along_axis(found, order, axis=1), -1)
+    width = min(n_neighbors, found.shape[1])
+    out[:, :width] = found[:, :width]
+    return out
+
+
+def relevant_counts(label_codes: np.ndarray, query_rows: np.ndarray, pool_rows: np.ndarray, *,
+                    groups: np.ndarray | None = None, protocol: Protocol = "strict") -> np.ndarray:
+    """``R`` of each query: pool rows with the query's label that the protocol lets it retrieve.
+
+    ``label_codes`` (n_atlas,) are integer labels with -1 for unknown (never relevant).
+    Returns (n_queries,) int64.
+    """
+    check_choice("protocol", protocol, Protocol)
+    label_codes = np.asarray(label_codes, dtype=np.int64)
+    query_rows, pool_rows = np.asarray(query_rows, dtype=np.int64), np.asarray(pool_rows, dtype=np.int64)
+    g = _group_codes(groups, len(label_codes)) if protocol == "strict" else np.arange(len(label_codes))
+    labelled = pool_rows[label_codes[pool_rows] >= 0]
+    per_label = pd.Series(label_codes[labelled]).value_counts()
+    per_label_group = pd.Series(1, index=pd.MultiIndex.from_arrays(
+        [label_codes[labelled], g[labelled]])).groupby(level=[0, 1]).sum()
+    q_lab, q_grp = label_codes[query_rows], g[query_rows]
+    total = per_label.reindex(q_lab).fillna(0).to_numpy(dtype=np.int64)
+    own = per_label_group.reindex(pd.MultiIndex.from_arrays([q_lab, q_grp])).fillna(0).to_numpy(dtype=np.int64)
+    return np.where(q_lab >= 0, total - own, 0)
+
+
+def ranking_curves(relevance: np.ndarray, n_relevant: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-query P@k, R@k and AP@k for every cutoff ``k = 1..K`` (module docstring).
+
+    Parameters
+    ----------
+    relevance : ndarray of shape (n_queries, K), bool
+        ``rel_i`` in rank order (a missing neighbour is False).
+    n_relevant : ndarray of shape (n_queries,)
+        ``R`` of each query.
+
+    Returns
+    -------
+    dict
+        ``"precision"``, ``"recall"``, ``"ap"``: float arrays of shape (n_queries, K), column
+        ``k - 1`` holding the metric at cutoff ``k``; recall and AP are NaN where ``R = 0``.
+    """
+    rel = np.asarray(relevance, dtype=np.float64)
+    n_relevant = np.asarray(n_relevant, dtype=np.float64)[:, None]
+    ks = np.arange(1, rel.shape[1] + 1, dtype=np.float64)[None, :]
+    hits = np.cumsum(rel, axis=1)
+    precision = hits / ks
+    ap_sum = np.cumsum(precision * rel, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        recall = np.where(n_relevant > 0, hits / n_relevant, np.nan)
+        ap = np.where(n_relevant > 0, ap_sum / np.minimum(ks, n_relevant), np.nan)
+    return {"precision": precision, "recall": recall, "ap": ap}
+
+
+def _per_query_curves(vectors, codes, groups, q_rows, pool, max_neighbors, protocol) -> dict[str, np.ndarray]:
+    nn = neighbours_outside_group(vectors, q_rows, pool, max_neighbors, groups=groups, protocol=protocol)
+    relevance = (nn >= 0) & (codes[np.maximum(nn, 0)] == codes[q_rows][:, None])
+    n_rel = relevant_counts(codes, q_rows, pool, groups=groups, protocol=protocol)
+    return {**ranking_curves(relevance, n_rel), "n_relevant": n_rel}
+
+
+def group_bootstrap_means(values: np.ndarray, groups: np.ndarray | None, *, n_bootstrap: int,
+                          rng: np.random.Generator, chunk: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Column means of ``values`` and their cluster-bootstrap replicates over ``groups``.
+
+    Each replicate draws as many groups as there are, with replacement, and keeps every row of
+    each drawn group (:func:`skinmap.analysis.resampling.bootstrap_weights`); a column's mean
+    leaves out its non-finite rows (queries with ``R = 0``). All columns share the same draws, so
+    a difference of two columns' replicates is a paired bootstrap of the difference.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n, m)
+        One row per query, one column per statistic (e.g. P@1..P@K of two protocols).
+    groups : ndarray of shape (n,) or None
+        The query's group (None: one group per row, the ordinary bootstrap).
+    n_bootstrap : int
+        Replicates ``B``.
+    rng : numpy.random.Generator
+    chunk : int
+        Replicates drawn per call (fixed: the draws depend on it).
+
+    Returns
+    -------
+    means : ndarray of shape (m,)
+    replicates : ndarray of shape (n_bootstrap, m)
+        NaN where a replicate holds no finite row of that column.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 1:
+        values = values[:, None]
+    finite = np.isfinite(values)
+    filled = np.where(finite, values, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        means = filled.sum(axis=0) / finite.sum(axis=0)
+        reps = [w @ filled / (w @ finite) for w in
+                bootstrap_weights(len(values), n_bootstrap, rng, groups=groups, chunk=chunk)]
+    replicates = np.vstack(reps) if reps else np.empty((0, values.shape[1]))
+    return means, replicates
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """The knobs of :func:`retrieval_curves`, their defaults and ranges."""
+
+    n_neighbors: int = knob(10, ge=1, le=1000, description="cutoff k of the benchmark table (P@k, R@k, AP@k)")
+    max_neighbors: int = knob(50, ge=1, le=1000, description="longest list K of the curves k = 1..K")
+    n_bootstrap: int = knob(200, ge=1, le=100_000, description="bootstrap replicates over query groups")
+    ci: float = knob(0.95, **CI_BOUNDS, description="central quantile range of the intervals")
+    seed: int = knob(0, ge=0, description="seed of the bootstrap (one stream per eval set and setting)")
+
+    def __post_init__(self) -> None:
+        check_knobs(self)
+        if self.n_neighbors > self.max_neighbors:
+            raise ValueError(f"n_neighbors ({self.n_neighbors}) must be <= max_neighbors ({self.max_neighbors})")
+
+
+#: Columns of :attr:`RetrievalCurves.curves` (and of the table at one cutoff).
+CURVE_COLUMNS = ["eval_set", "setting", "protocol", "n_neighbors",
+                 *[f"{m}{s}" for m in METRICS for s in ("", "_ci_low", "_ci_high")],
+                 "n_queries", "n_no_relevant", "n_query_groups"]
+
+
+@dataclass(frozen=True)
+class RetrievalCurves:
+    """Result of :func:`retrieval_curves`.
+
+    ``curves``: one row per (eval_set, setting, protocol, n_neighbors = 1..K) with
+    :data:`CURVE_COLUMNS` (each metric's mean over the queries with ``R > 0`` and its interval).
+    ``differences``: the paired strict − legacy difference of each metric per (eval_set, setting,
+    n_neighbors): ``metric``, ``difference``, ``ci_low``, ``ci_high`` (same bootstrap draws).
+    ``config``: the knobs used.
+    """
+
+    curves: pd.DataFrame
+    differences: pd.DataFrame
+    config: RetrievalConfig
+
+    def table(self, n_neighbors: int | None = None) -> pd.DataFrame:
+        """The curves at one cutoff (default ``config.n_neighbors``)."""
+        k = self.config.n_neighbors if n_neighbors is None else n_neighbors
+        return self.curves[self.curves["n_neighbors"] == k].reset_index(drop=True)
+
+    def difference_table(self, n_neighbors: int | None = None) -> pd.DataFrame:
+        """The strict − legacy differences at one cutoff (default ``config.n_neighbors``)."""
+        k = self.config.n_neighbors if n_neighbors is None else n_neighbors
+        return self.differences[self.differences["n_neighbors"] == k].reset_index(drop=True)
+
+
+def retrieval_curves(
+    vectors: np.ndarray,
+    labels: Sequence,
+    datasets: Sequence[str],
+    eval_datasets: Sequence[str],
+    *,
+    groups: np.ndarray | None = None,
+    config: RetrievalConfig | None = None,
+    settings: Sequence[str] = ("same_dataset", "whole_atlas"),
+    protocols: Sequence[str] = PROTOCOLS,
+    **knobs,
+) -> RetrievalCurves:
+    """Diagnosis-match retrieval of held-out datasets: curves, intervals, strict versus legacy.
+
+    Parameters
+    ----------
+    vectors : ndarray of shape (n, d)
+        The atlas (l2-normalised here).
+    labels : array-like of shape (n,)
+        The label a match must share (compared as strings; NA never matches, never queries).
+    datasets : array-like of shape (n,)
+        Dataset of each row.
+    eval_datasets : sequence of str
+        Datasets whose labelled images query (absent names are skipped).
+    groups : array-like of shape (n,), optional
+        Group id of each row (:func:`union_groups` of lesion, patient and near-duplicate cluster,
+        or the evaluation split's groups). None: every row its own group, so strict = legacy.
+    config : RetrievalConfig, optional
+        Knobs; any field may also be passed as a keyword (``max_neighbors=20``).
+    settings : sequence of {"same_dataset", "whole_atlas"}
+        The searched pool: the query's own dataset, or the whole atlas.
+    protocols : sequence of {"strict", "legacy"}
+        Exclusion rules (module docstring); the differences need both.
+
+    Returns
+    -------
+    RetrievalCurves
+        Per (eval_set, setting, protocol) and k = 1..K the mean P@k, R@k and AP@k over queries
+        with ``R > 0``, with ``ci`` percentile intervals from ``n_bootstrap`` resamples of the
+        query groups (the query's group under ``groups``; draws shared by both protocols).
+    """
+    cfg = with_knobs(RetrievalConfig, config, knobs)
+    for protocol in protocols:
+        check_choice("protocol", protocol, Protocol)
+    vectors = l2_normalize(vectors)
+    codes = _label_codes(labels)
+    group_ids = _group_codes(groups, len(codes))
+    datasets = pd.Series(np.asarray(datasets, dtype=object)).astype("string")
+    K = cfg.max_neighbors
+    ks = np.arange(1, K + 1)
+    curve_rows, diff_rows = [], []
+    for e, name in enumerate(eval_datasets):
+        in_ds = (datasets == name).fillna(False).to_numpy()
+        q_rows = np.flatnonzero(in_ds & (codes >= 0))
+        if q_rows.size == 0:
+            continue
+        for s, setting in enumerate(settings):
+            pool = _pool(setting, in_ds)
+            per = {p: _per_query_curves(vectors, codes, group_ids, q_rows, pool, K, p) for p in protocols}
+            blocks = []
+            for p in protocols:
+                ok = per[p]["n_relevant"] > 0
+                blocks += [np.where(ok[:, None], per[p][m], np.nan) for m in METRICS]
+            rng = np.random.default_rng([cfg.seed, e, s])
+            means, reps = group_bootstrap_means(np.hstack(blocks), group_ids[q_rows],
+                                                n_bootstrap=cfg.n_bootstrap, rng=rng)
+            means, reps = means.reshape(len(protocols), len(METRICS), K), reps.reshape(-1, len(protocols),
+                                                                                        len(METRICS), K)
+            n_groups = int(np.unique(group_ids[q_rows]).size)
+            for i, p in enumerate(protocols):
+                ok = per[p]["n_relevant"] > 0
+                frame = {"eval_set": name, "setting": setting, "protocol": p, "n_neighbors": ks}
+                for j, m in enumerate(METRICS):
+                    low, high = _intervals(reps[:, i, j, :], cfg.ci)
+                    frame.update({m: means[i, j], f"{m}_ci_low": low, f"{m}_ci_high": high})
+                frame.update(n_queries=int(ok.sum()), n_no_relevant=int((~ok).sum()), n_query_groups=n_groups)
+                curve_rows.append(pd.DataFrame(frame))
+            if {"strict", "legacy"} <= set(protocols):
+                a, b = list(protocols).index("strict"), list(protocols).index("legacy")
+                for j, m in enumerate(METRICS):
+                    low, high = _intervals(reps[:, a, j, :] - reps[:, b, j, :], cfg.ci)
+                    diff_rows.append(pd.DataFrame({
+                        "eval_set": name, "setting": setting, "n_neighbors": ks, "metric": m,
+                        "difference": means[a, j] - means[b, j], "ci_low": low, "ci_high": high}))
+    curves = pd.concat(curve_rows, ignore_index=True) if curve_rows else pd.DataFrame(columns=CURVE_COLUMNS)
+    diff_cols = ["eval_set", "setting", "n_neighbors", "metric", "difference", "ci_low", "ci_high"]
+    differences = pd.concat(diff_rows, ignore_index=True) if diff_rows else pd.DataFrame(columns=diff_cols)
+    return RetrievalCurves(curves=curves[CURVE_COLUMNS], differences=differences[diff_cols], config=cfg)
+
+
+def _intervals(replicates: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column percentile intervals of (B, K) replicates, non-finite replicates left out."""
+    bounds = np.array([percentile_interval(replicates[:, c], ci) for c in range(replicates.shape[1])])
+    if bounds.size == 0:
+        return np.full(replicates.shape[1], np.nan), np.full(replicates.shape[1], np.nan)
+    return bounds[:, 0], bounds[:, 1]
