@@ -222,3 +222,13 @@ def test_load_atlas_with_map_positions(tmp_path):
     runs.write_export(tmp_path, "embedding.map2d", pd.DataFrame({"uid": ["a/1"], "x": [1.0], "y": [3.0]}))
     with pytest.raises(ValueError, match="1 of 2 rows have no position"):
         runs.load_atlas(tmp_path, with_map=True)
+
+
+def test_load_duplicate_clusters_maps_each_uid(tmp_path):
+    import pandas as pd
+
+    runs.write_export(tmp_path, "quality.clusters", pd.DataFrame(
+        {"cluster": [0, 1], "size": [2, 3], "uids": ["a/1;b/2", "a/3;a/4;c/9"]}))
+    got = runs.load_duplicate_clusters(tmp_path, ["a/1", "a/3", "x/0", "c/9", "b/2"])
+    assert got.tolist() == [0, 1, pd.NA, 1, 0]
+    assert runs.load_duplicate_clusters(tmp_path / "nope", ["a/1"], missing_ok=True) is None

@@ -57,6 +57,7 @@ __all__ = [
     "load_imputed",
     "load_holes",
     "load_density",
+    "load_duplicate_clusters",
 ]
 
 #: Every chapter export, keyed ``"<chapter>.<name>"``, as a path template relative to the run
@@ -135,6 +136,8 @@ EXPORTS: dict[str, str] = {
     "holes.explorer": "holes/hole_explorer.html",
     # atlas (the assess report files live in a report folder, see ``FOLDERS["atlas.assess"]``)
     "atlas.retrieval": "atlas/retrieval.csv",
+    "atlas.retrieval_curves": "atlas/retrieval_curves.csv",
+    "atlas.retrieval_differences": "atlas/retrieval_differences.csv",
     "assess.per_image": "atlas/assess/{cohort}/per_image.csv",
     "assess.frechet": "atlas/assess/{cohort}/frechet.csv",
     "assess.holes": "atlas/assess/{cohort}/holes.csv",
@@ -565,3 +568,25 @@ def load_density(run_dir: str | os.PathLike, *, missing_ok: bool = False) -> pd.
     """Per-sample log density and region of the holes chapter (``row``, ``uid``, ``log_density``,
     ``region``, ``component``); None when absent and ``missing_ok``."""
     return _optional(run_dir, "holes.density", missing_ok)
+
+
+def load_duplicate_clusters(run_dir: str | os.PathLike, uids: Sequence[str], *,
+                            missing_ok: bool = False) -> pd.Series | None:
+    """The quality chapter's near-duplicate cluster of each of ``uids`` (NA: in no cluster).
+
+    ``quality/clusters.csv`` lists each cluster of two or more images with its ``;``-joined
+    ``uids``; the result is a nullable integer Series aligned with ``uids`` (index reset). None
+    when the file is absent and ``missing_ok``. A uid listed in two clusters is a ``ValueError``.
+    """
+    table = _optional(run_dir, "quality.clusters", missing_ok)
+    if table is None:
+        return None
+    members = (table.assign(uid=table["uids"].astype(str).str.split(";"))[["cluster", "uid"]]
+               .explode("uid"))
+    members = members[members["uid"].astype(str).str.len() > 0]
+    if members["uid"].duplicated().any():
+        raise ValueError(f"{export_path(run_dir, 'quality.clusters')} lists "
+                         f"{int(members['uid'].duplicated().sum())} uid(s) in more than one cluster")
+    cluster_of = members.set_index("uid")["cluster"]
+    wanted = pd.Series(uids).astype(str)
+    return wanted.map(cluster_of).astype("Int64").reset_index(drop=True)

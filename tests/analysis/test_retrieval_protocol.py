@@ -266,3 +266,15 @@ def test_planted_leak_legacy_is_perfect_and_strict_is_at_chance():
     assert t.loc["strict", "precision_ci_high"] < 0.6
     diff = out.difference_table().set_index("metric")
     assert diff.loc["precision", "ci_high"] < 0  # leakage inflated P@1, and the interval says so
+
+
+def test_catalog_groups_scope_ids_to_their_dataset():
+    datasets = ["D7", "D7", "PAD", "PAD", "HAM", "ISIC"]
+    lesion = ["1", "1", "1", None, "H1", None]
+    patient = [None, None, "P1", "P1", None, None]
+    cluster = pd.array([pd.NA, pd.NA, pd.NA, pd.NA, 4, 4], dtype="Int64")
+    g = retrieval.catalog_groups(datasets, lesion_ids=lesion, patient_ids=patient, duplicate_clusters=cluster)
+    # lesion "1" of D7 is not lesion "1" of PAD; PAD rows join by patient; clusters cross datasets
+    assert g[0] == g[1] and g[2] == g[3] and g[4] == g[5]
+    assert len({g[0], g[2], g[4]}) == 3
+    assert retrieval.catalog_groups(datasets).tolist() == list(range(6))

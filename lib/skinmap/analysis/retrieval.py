@@ -58,6 +58,7 @@ __all__ = [
     "RetrievalConfig",
     "RetrievalCurves",
     "union_groups",
+    "catalog_groups",
     "excluded_from_candidates",
     "neighbours_outside_group",
     "relevant_counts",
@@ -369,6 +370,34 @@ def union_groups(*keys: Sequence) -> np.ndarray:
     graph = coo_matrix((np.ones(i.size), (i, j)), shape=(offset, offset))
     _, labels = connected_components(graph, directed=False)
     return pd.factorize(labels[:n])[0].astype(np.int64)  # renumbered by first row
+
+
+def catalog_groups(
+    datasets: Sequence[str],
+    *,
+    lesion_ids: Sequence | None = None,
+    patient_ids: Sequence | None = None,
+    duplicate_clusters: Sequence | None = None,
+) -> np.ndarray:
+    """Group ids from what a catalog knows: lesion, patient and near-duplicate cluster.
+
+    Lesion and patient ids are local to their dataset (Derm7pt and PAD-UFES-20 both number
+    lesions 1, 2, ...), so they are scoped by ``datasets`` before :func:`union_groups`; the
+    near-duplicate cluster labels (e.g. the quality chapter's, which span datasets) are global.
+    Every argument is an array of shape (n,); missing values link nothing. Returns (n,) int64.
+    """
+    ds = pd.Series(np.asarray(datasets, dtype=object)).astype("string")
+    keys = []
+    for ids in (lesion_ids, patient_ids):
+        if ids is not None:
+            values = pd.Series(np.asarray(ids, dtype=object)).astype("string")
+            keys.append((ds.fillna("") + "\x1f" + values).astype(object).where(values.notna(), None))
+    if duplicate_clusters is not None:
+        clusters = pd.Series(np.asarray(duplicate_clusters, dtype=object))
+        keys.append(clusters.astype(object).where(clusters.notna(), None))
+    if not keys:
+        return np.arange(len(ds), dtype=np.int64)
+    return union_groups(*keys)
 
 
 def excluded_from_candidates(query_rows: np.ndarray, candidate_rows: np.ndarray, groups: np.ndarray | None,

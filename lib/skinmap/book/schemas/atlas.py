@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from skinmap.analysis.frechet import Covariance
+from skinmap.analysis.retrieval import RetrievalConfig
 from skinmap.atlas.assess import AssessConfig
 from skinmap.book.schemas import ChapterParams, knob_field
 
@@ -19,7 +20,8 @@ RENAMED_KEYS: dict[str, str] = {
 class Params(ChapterParams):
     n_neighbors: int = knob_field(
         AssessConfig, "n_neighbors",
-        description="cases retrieved per query (precision/recall/AP at k); neighbours of the assessed cohort's novelty")
+        description="cutoff k of the retrieval table (precision/recall/AP at k); neighbours of the assessed cohort's novelty")
+    max_neighbors: int = knob_field(RetrievalConfig, "max_neighbors")
     held_out_datasets: list[str] = Field(
         ["SynPhone-Brazil", "SynPeds-Africa"],
         description="datasets whose images query the atlas (paper: DDI, PAD-UFES-20)",
@@ -33,8 +35,16 @@ class Params(ChapterParams):
         "SynPeds-Africa", description="dataset assessed as if it were a new cohort (left out of the atlas); '' to skip"
     )
     n_bootstrap: int = knob_field(AssessConfig, "n_bootstrap",
-                                  description="bootstrap pseudo-cohorts of the assessed cohort's novelty null")
+                                  description="bootstrap replicates: retrieval intervals (over query groups) and "
+                                              "pseudo-cohorts of the assessed cohort's novelty null")
+    ci: float = knob_field(RetrievalConfig, "ci")
     near_duplicate_similarity: float = knob_field(AssessConfig, "near_duplicate_similarity")
     duplicate_share: float = knob_field(AssessConfig, "duplicate_share")
     fd_covariance: Covariance = knob_field(AssessConfig, "fd_covariance")
-    seed: int = Field(0, ge=0, description="seed of example picks and the bootstrap")
+    seed: int = Field(0, ge=0, description="seed of example picks and the bootstraps")
+
+    @model_validator(mode="after")
+    def _cutoff_within_curves(self):
+        if self.n_neighbors > self.max_neighbors:
+            raise ValueError(f"n_neighbors ({self.n_neighbors}) must be <= max_neighbors ({self.max_neighbors})")
+        return self
