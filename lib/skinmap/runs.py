@@ -49,6 +49,7 @@ __all__ = [
     "load_ground_truth",
     "load_synthetic_latent",
     "load_embedding",
+    "load_roles",
     "embedding_sources",
     "load_vectors",
     "load_atlas",
@@ -86,6 +87,7 @@ EXPORTS: dict[str, str] = {
     "quality.cleaned_split": "quality/cleaned_split.csv",
     "quality.resolution_probe": "quality/resolution_probe.csv",
     # embedding
+    "embedding.roles": "embedding/roles.parquet",
     "embedding.fused": "embedding/fused.npy",
     "embedding.fused_ids": "embedding/fused_ids.parquet",
     "embedding.member": "embedding/members/{member}.npy",
@@ -355,6 +357,25 @@ def load_synthetic_latent(run_dir: str | os.PathLike) -> np.ndarray | None:
 
 
 # ------------------------------------------------------------------------------------- embedding
+
+
+def load_roles(run_dir: str | os.PathLike, uids: Sequence[str] | None = None) -> pd.DataFrame:
+    """The evaluation split (``uid``, ``dataset``, ``image_id``, ``group``, ``role``, ``split_seed``,
+    ``group_rule``, ``evaluation_protocol``) written by the embedding chapter before any training.
+
+    With ``uids`` the rows come back in that order, one per uid (index reset); a uid without a role
+    is a ``ValueError`` (the split is older than the embedding: rerun the 'embedding' chapter).
+    """
+    table = read_export(run_dir, "embedding.roles")
+    if uids is None:
+        return table
+    name = export_path(run_dir, "embedding.roles")
+    wanted = pd.Index(pd.Series(uids).astype(str))
+    pos = pd.Index(table["uid"].astype(str)).get_indexer(wanted)
+    if (pos < 0).any():
+        raise ValueError(f"{int((pos < 0).sum())} of {len(wanted)} rows have no role in {name}, e.g. "
+                         f"{list(wanted[pos < 0][:3])}: rerun the 'embedding' chapter")
+    return table.iloc[pos].reset_index(drop=True)
 
 
 def _uids(ids: pd.DataFrame) -> pd.Series:

@@ -171,14 +171,17 @@ def impute_catalog(
     *,
     continuous: Sequence[str] = ("age",),
     progress: bool = True,
+    groups: np.ndarray | None = None,
     **kwargs,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Imputed columns for every catalog row (``imputed.parquet`` layout) and notes.
 
     One row per catalog ``uid`` in catalog order. Rows without a vector (metadata-only) keep
     their observed values and are never imputed. A field that cannot be learnt is written with
-    its observed values only (flag all False) and a note. ``kwargs`` (imputation knobs, ``probe``
-    or single probe knobs) go to :func:`impute_field`.
+    its observed values only (flag all False) and a note. ``groups`` (one per catalog row; default
+    :func:`~skinmap.analysis.probes.leakage_groups`) keep the CV folds of model selection and of the
+    conformal residuals group-aware; pass the evaluation split's groups. ``kwargs`` (imputation
+    knobs, ``probe`` or single probe knobs) go to :func:`impute_field`.
     """
     from tqdm.auto import tqdm
 
@@ -187,7 +190,9 @@ def impute_catalog(
     has_vector = pos >= 0
     X = np.zeros((len(catalog), vectors.shape[1]), dtype=np.float32)
     X[has_vector] = vectors[pos[has_vector]]
-    groups = leakage_groups(catalog)
+    groups = leakage_groups(catalog) if groups is None else np.asarray(groups)
+    if groups.shape != (len(catalog),):
+        raise ValueError(f"groups has shape {groups.shape}, the catalog {len(catalog)} rows")
     out = pd.DataFrame({"uid": catalog["uid"].to_numpy()})
     notes = []
     for name in tqdm(list(fields), desc="imputation", disable=not progress):

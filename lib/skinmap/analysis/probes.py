@@ -403,6 +403,7 @@ def evaluate_attribute(
     ci: float = 0.95,
     seed: int = 0,
     probe: ProbeConfig | None = None,
+    roles: Sequence[str] | None = None,
     **probe_knobs,
 ) -> ProbeEvaluation:
     """Train each embedding's probe once and score it internally and on held-out datasets.
@@ -415,7 +416,20 @@ def evaluate_attribute(
     fewer than ``min_eval_rows`` rows are skipped with a note. The model ``random`` is
     :func:`random_baseline`. Probes are fitted with ``probe`` (:class:`ProbeConfig`; single knobs
     also as keyword arguments). Returns scores in the ``probe_scores.csv`` layout.
+
+    With ``roles`` (one of ``"train"``, ``"test"``, ``"holdout"`` per row: the evaluation split of
+    :mod:`skinmap.analysis.evaluation_split`, decided before the embedding was trained) the split is
+    not drawn here: the probe and its CV model selection see ``train`` rows only, eval set ``"test"``
+    is the observed ``test`` rows (of the classes the probe could learn) and each held-out dataset's
+    eval set is its observed ``holdout`` rows; ``test_fraction`` is unused. ``groups`` should then be
+    the split's groups (lesion, patient and near-duplicate), so CV folds and bootstrap resamples follow
+    the same rule.
     """
+    if roles is not None:
+        return _evaluate_by_roles(attribute, y, kind, embeddings, groups, datasets, roles,
+                                  held_out_datasets=held_out_datasets, min_class_count=min_class_count,
+                                  min_eval_rows=min_eval_rows, n_bootstrap=n_bootstrap, ci=ci, seed=seed,
+                                  probe=with_knobs(ProbeConfig, probe, probe_knobs))
     probe = with_knobs(ProbeConfig, probe, probe_knobs)
     y = pd.Series(y).reset_index(drop=True)
     datasets = pd.Series(np.asarray(datasets, dtype=object)).astype("string")
@@ -446,7 +460,50 @@ def evaluate_attribute(
             continue
         eval_sets[name] = rows
 
-    # 3. one probe per embedding and the random baseline, each scored on every eval set
+    return _score_eval_sets(result, attribute, kind, embeddings, target, groups, train_idx, eval_sets,
+                            len(y), n_bootstrap=n_bootstrap, ci=ci, seed=seed, probe=probe)
+
+
+def _evaluate_by_roles(attribute: str, y: pd.Series, kind: Kind, embeddings: Mapping[str, np.ndarray],
+                       groups: np.ndarray, datasets: Sequence[str], roles: Sequence[str], *,
+                       held_out_datasets: Sequence[str], min_class_count: int, min_eval_rows: int,
+                       n_bootstrap: int, ci: float, seed: int, probe: ProbeConfig) -> ProbeEvaluation:
+    """:func:`evaluate_attribute` on a given evaluation split (train / test / holdout roles)."""
+    y = pd.Series(y).reset_index(drop=True)
+    roles = np.asarray(roles, dtype=object)
+    if roles.shape != (len(y),):
+        raise ValueError(f"roles has shape {roles.shape}, labels have {len(y)} rows")
+    datasets = pd.Series(np.asarray(datasets, dtype=object)).astype("string")
+    groups = np.asarray(groups)
+    observed = y.notna().to_numpy()
+    result = ProbeEvaluation(scores=pd.DataFrame(columns=SCORE_COLUMNS))
+    target, train = probe_target(y, kind, observed & (roles == "train"), min_class_count)
+    train_idx = np.flatnonzero(train)
+    if train_idx.size < min_eval_rows or (kind == "categorical" and np.unique(target[train_idx]).size < 2):
+        result.notes.append(f"{attribute}: only {train_idx.size} usable train rows"
+                            + (" or fewer than two classes" if kind == "categorical" else "") + "; skipped")
+        return result
+    test = observed & (roles == "test")
+    if kind == "categorical":  # as the internal split: classes the probe could learn
+        test &= pd.Series(target).isin(set(target[train_idx])).to_numpy()
+    eval_sets: dict[str, np.ndarray] = {}
+    candidates = {"test": np.flatnonzero(test)}
+    for name in held_out_datasets:
+        candidates[str(name)] = np.flatnonzero(observed & (roles == "holdout") & (datasets == name).to_numpy())
+    for name, rows in candidates.items():
+        if rows.size < min_eval_rows:
+            result.notes.append(f"{attribute}: eval set {name!r} has {rows.size} labelled rows; skipped")
+            continue
+        eval_sets[name] = rows
+    return _score_eval_sets(result, attribute, kind, embeddings, target, groups, train_idx, eval_sets,
+                            len(y), n_bootstrap=n_bootstrap, ci=ci, seed=seed, probe=probe)
+
+
+def _score_eval_sets(result: ProbeEvaluation, attribute: str, kind: Kind, embeddings: Mapping[str, np.ndarray],
+                     target: np.ndarray, groups: np.ndarray, train_idx: np.ndarray,
+                     eval_sets: dict[str, np.ndarray], n_rows: int, *, n_bootstrap: int, ci: float, seed: int,
+                     probe: ProbeConfig) -> ProbeEvaluation:
+    """One probe per embedding (fitted on ``train_idx``) and the random baseline, scored on every eval set."""
     rows_out = []
 
     def score(model_name: str, preds: dict[str, np.ndarray]) -> None:
@@ -460,8 +517,8 @@ def evaluate_attribute(
 
     for model_name, X in embeddings.items():
         X = np.asarray(X)
-        if X.shape[0] != len(y):
-            raise ValueError(f"embedding {model_name!r} has {X.shape[0]} rows, labels have {len(y)}")
+        if X.shape[0] != n_rows:
+            raise ValueError(f"embedding {model_name!r} has {X.shape[0]} rows, labels have {n_rows}")
         fitted = fit_probe(X[train_idx], target[train_idx], groups[train_idx], kind, probe, seed=seed)
         result.best_params[model_name] = fitted.best_params_
         score(model_name, {name: fitted.predict(X[rows]) for name, rows in eval_sets.items()})
@@ -515,17 +572,19 @@ def evaluate_probes(
     *,
     continuous: Sequence[str] = ("age",),
     progress: bool = True,
+    groups: np.ndarray | None = None,
     **kwargs,
 ) -> ProbeReport:
     """:func:`evaluate_attribute` for every attribute, with lesion/patient groups from ``metadata``.
 
     ``metadata`` has one row per embedding row (``dataset`` plus the attribute columns and,
-    where known, ``lesion_id``/``patient_id``). ``kwargs`` (evaluation knobs, ``probe`` or single
-    probe knobs) go to :func:`evaluate_attribute`.
+    where known, ``lesion_id``/``patient_id``). ``groups`` (default :func:`leakage_groups`) are the
+    evaluation split's groups when ``roles`` is given. ``kwargs`` (evaluation knobs, ``roles``,
+    ``probe`` or single probe knobs) go to :func:`evaluate_attribute`.
     """
     from tqdm.auto import tqdm
 
-    groups = leakage_groups(metadata)
+    groups = leakage_groups(metadata) if groups is None else np.asarray(groups)
     datasets = metadata["dataset"].astype("string").to_numpy(dtype=object)
     evaluations, frames, notes = {}, [], []
     for attribute in tqdm(list(attributes), desc="probes", disable=not progress):

@@ -41,7 +41,7 @@ __all__ = [
     "FusedEmbedder",
     "image_rows", "build_member", "extract_members", "aligned_rows", "write_member", "write_fused",
     "save_fusion", "load_fusion", "embed_paths", "umap_map", "ID_COLUMNS", "partition_mask",
-    "train_members", "train_fusion", "member_specs_for_manifest", "projector_payload", "projector_from_payload",
+    "train_members", "train_fusion", "split_digest", "member_specs_for_manifest", "projector_payload", "projector_from_payload",
 ]
 
 ID_COLUMNS = ["uid", "dataset", "image_id"]
@@ -185,6 +185,17 @@ def umap_map(fused: np.ndarray, ids: pd.DataFrame, *, n_neighbors: int = 15, min
     return pd.DataFrame({"uid": ids["uid"].to_numpy(), "x": xy[:, 0], "y": xy[:, 1]})
 
 
+# --- the evaluation split ----------------------------------------------------------------------
+
+def split_digest(uids, roles, protocol: str) -> str:
+    """SHA-256 of the evaluation split (every ``(uid, role)`` pair, sorted) and the protocol: the
+    part of the training cache keys that makes a changed split retrain."""
+    from skinmap.hashing import canonical_hash
+
+    pairs = sorted(zip(map(str, uids), map(str, roles)))
+    return canonical_hash({"what": "evaluation_split", "protocol": str(protocol), "roles": pairs})
+
+
 # --- trainable members -------------------------------------------------------------------------
 
 def partition_mask(datasets: pd.Series, partition: str, seed: int = 0) -> np.ndarray:
@@ -215,14 +226,20 @@ def _world_size(trainer_kwargs: dict | None) -> int:
         return 1
 
 
-def _training_data(spec: dict, images: pd.DataFrame, hashes: list[str | None], seed: int):
+def _training_data(spec: dict, images: pd.DataFrame, hashes: list[str | None], seed: int,
+                   train_rows: np.ndarray | None = None):
     """A member's partition in training order: (paths, content hashes, captions or ``None``).
 
+    The partition is drawn over all ``images`` (so a row's third does not depend on the split) and
+    then restricted to ``train_rows`` (the evaluation split's training mask; ``None`` = every row).
     The order is canonical -- sorted by image content hash, then caption -- so the weights depend on
     the data, not on the catalog's row order. Only the contrastive kinds read captions: a caption
     edit must not retrain the others.
     """
-    rows = np.flatnonzero(partition_mask(images["dataset"], spec["partition"], seed))
+    mask = partition_mask(images["dataset"], spec["partition"], seed)
+    if train_rows is not None:
+        mask &= np.asarray(train_rows, dtype=bool)
+    rows = np.flatnonzero(mask)
     part = images.iloc[rows]
     paths = part["path"].tolist()
     part_hashes = [hashes[i] for i in rows]
@@ -235,8 +252,14 @@ def _training_data(spec: dict, images: pd.DataFrame, hashes: list[str | None], s
 
 def train_members(specs: list[MemberSpec | dict], images: pd.DataFrame, embedding_dir, *, seed: int = 0,
                   trainer_kwargs: dict | None = None, cache_dir=None, reuse: bool = True,
-                  hashes: list[str | None] | None = None, progress: bool = True) -> tuple[pd.DataFrame, dict]:
+                  hashes: list[str | None] | None = None, progress: bool = True,
+                  train_rows: np.ndarray | None = None, split: str | None = None) -> tuple[pd.DataFrame, dict]:
     """Train every member spec on its partition of ``images`` and save its ``embedding.model`` checkpoint.
+
+    ``train_rows`` (bool, one per image; the evaluation split's
+    :func:`~skinmap.analysis.evaluation_split.training_mask`) restricts every partition to the rows
+    a model may learn from: no other row's pixels or caption reach a training batch. ``split`` (a
+    digest of the roles and the protocol) enters the cache key.
 
     A member trains on its partition in a canonical order -- sorted by image content hash (then
     caption) -- so its weights depend on the data, not on the catalog's row order. With a
@@ -253,15 +276,17 @@ def train_members(specs: list[MemberSpec | dict], images: pd.DataFrame, embeddin
         hashes = hash_files([None if p is None or p is pd.NA else str(p) for p in images["path"]], progress=progress)
     if len(hashes) != len(images):
         raise ValueError(f"{len(hashes)} hashes for {len(images)} images")
+    if train_rows is not None and len(train_rows) != len(images):
+        raise ValueError(f"{len(train_rows)} training flags for {len(images)} images")
     curves, report = [], {}
     for spec in tqdm(specs, desc="members", disable=not progress, leave=False):
         spec = spec if isinstance(spec, dict) else spec.model_dump()
         name, kind = spec["name"], spec["kind"]
         checkpoint = runs.chapter_export_path(embedding_dir, "embedding.model", member=name)
-        paths, part_hashes, captions = _training_data(spec, images, hashes, seed)
+        paths, part_hashes, captions = _training_data(spec, images, hashes, seed, train_rows)
         info = {"kind": kind, "partition": spec["partition"], "n_partition": len(paths)}
         config = member_config(spec, len(paths), _world_size(trainer_kwargs))
-        key = tc.member_key(kind, name, config, part_hashes, captions, trainer_kwargs, default_precision())
+        key = tc.member_key(kind, name, config, part_hashes, captions, trainer_kwargs, default_precision(), split)
         hit = tc.lookup_member(cache_dir, name, key) if cache_dir is not None and reuse else None
         if hit is not None:
             tc.link_or_copy(hit["checkpoint"], checkpoint)
@@ -286,13 +311,24 @@ def train_members(specs: list[MemberSpec | dict], images: pd.DataFrame, embeddin
 
 def train_fusion(members: list[np.ndarray], config: FusionConfig, *, text: np.ndarray | None = None,
                  cache_dir=None, reuse: bool = True, trainer_kwargs: dict | None = None,
-                 progress: bool = True) -> FusionResult:
+                 progress: bool = True, train_rows: np.ndarray | None = None,
+                 split: str | None = None) -> FusionResult:
     """:func:`~skinmap.embed.fusion.fit_fusion`, cached by the member and caption vectors (bytes), the
-    config and the fusion code (:func:`skinmap.embed.training_cache.fusion_key`) when ``cache_dir``
-    is given; ``result.status`` says "cached" or "trained"."""
+    config, the fusion code and the split digest ``split`` (:func:`skinmap.embed.training_cache.fusion_key`)
+    when ``cache_dir`` is given; ``result.status`` says "cached" or "trained".
+
+    ``train_rows`` (bool, one per row of the member arrays) selects the rows the projector is fitted
+    on (the evaluation split's training rows with a caption); ``None`` = every row. The fitted
+    projector is a fixed function afterwards and may embed every row."""
+    if train_rows is not None:
+        train_rows = np.asarray(train_rows, dtype=bool)
+        if any(len(m) != len(train_rows) for m in members):
+            raise ValueError(f"{len(train_rows)} training flags for member arrays of {[len(m) for m in members]} rows")
+        members = [np.asarray(m)[train_rows] for m in members]
+        text = None if text is None else np.asarray(text)[train_rows]
     if cache_dir is None:
         return fit_fusion(members, config, text=text, progress=progress, trainer_kwargs=trainer_kwargs)
-    key = tc.fusion_key(members, text, config, trainer_kwargs)
+    key = tc.fusion_key(members, text, config, trainer_kwargs, split)
     hit = tc.lookup_fusion(cache_dir, key) if reuse else None
     if hit is not None:
         return FusionResult(projector_from_payload(hit), list(hit["history"]), status="cached")

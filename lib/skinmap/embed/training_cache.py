@@ -9,10 +9,11 @@ member
     of the partition's image files in training order (with the captions for CLIP/SigLIP), the source
     of the member's modules (``members/base.py``, ``members/training.py``, ``images.py``, the
     objective's module and its bases), the deep-learning library versions and the hardware setup (accelerator, devices, nodes, precision:
-    numerics and the per-device batch depend on them).
+    numerics and the per-device batch depend on them), and the evaluation split's digest (which rows
+    may be learnt from: a changed split retrains even where the partition happens to be unchanged).
 fusion
     the member and caption vectors (dtype, shape, bytes), the :class:`FusionConfig`, the source of
-    ``fusion.py``, the library versions and the hardware setup.
+    ``fusion.py``, the library versions, the hardware setup and the evaluation split's digest.
 
 Layout under ``<cache_dir>/models/``: ``<name>-<key16>.pt`` (the member checkpoint) with
 ``<name>-<key16>.json`` (full key, training history, unreadable-image count; written last, so its
@@ -72,10 +73,12 @@ def canonical_order(hashes: Sequence[str | None], captions: Sequence[str | None]
 
 
 def member_key(kind: str, name: str, config, hashes: Sequence[str | None], captions: Sequence[str | None] | None,
-               trainer_kwargs: dict | None, default_precision: str) -> str:
-    """Cache key of a trained member (see the module doc); ``hashes``/``captions`` in training order."""
+               trainer_kwargs: dict | None, default_precision: str, split: str | None = None) -> str:
+    """Cache key of a trained member (see the module doc); ``hashes``/``captions`` in training order,
+    ``split`` the digest of the evaluation split (roles and protocol) the rows were chosen by."""
     data = [[h, c] for h, c in zip(hashes, captions)] if captions is not None else list(hashes)
-    return canonical_hash({
+    extra = {} if split is None else {"split": split}
+    return canonical_hash({**extra,
         "what": "member", "kind": kind, "name": name, "config": asdict(config), "data": data,
         "code": source_hash(member_source_modules(kind)),
         "libraries": library_versions(_LIBRARIES, keep_missing=True),
@@ -84,9 +87,10 @@ def member_key(kind: str, name: str, config, hashes: Sequence[str | None], capti
 
 
 def fusion_key(members: Sequence[np.ndarray], text: np.ndarray | None, config,
-               trainer_kwargs: dict | None) -> str:
-    """Cache key of a trained fusion projector (see the module doc)."""
-    return canonical_hash({
+               trainer_kwargs: dict | None, split: str | None = None) -> str:
+    """Cache key of a trained fusion projector (see the module doc); ``split`` as in :func:`member_key`."""
+    extra = {} if split is None else {"split": split}
+    return canonical_hash({**extra,
         "what": "fusion", "members": [array_digest(np.asarray(m)) for m in members], "text": array_digest(text),
         "config": asdict(config), "code": source_hash(["skinmap.embed.fusion"]),
         "libraries": library_versions(_LIBRARIES, keep_missing=True),

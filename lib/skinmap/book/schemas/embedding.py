@@ -6,11 +6,14 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from skinmap.book.schemas import ChapterParams
+from skinmap.analysis.evaluation_split import EvaluationSplitConfig, Protocol
+from skinmap.analysis.probes import ProbeConfig
+from skinmap.analysis.resampling import CI_BOUNDS
+from skinmap.book.schemas import ChapterParams, knob_field
 from skinmap.embed.members.registry import MemberSpec
 
 DEPENDS_ON: tuple[str, ...] = ("data",)
-RENAMED_KEYS: dict[str, str] = {"knn_k": "n_neighbors"}
+RENAMED_KEYS: dict[str, str] = {"knn_k": "n_neighbors", "probe_test_fraction": "test_fraction"}
 
 
 _TINY_OPTIM = {"lr": 1e-3, "batch_size": 32, "max_steps": 6}
@@ -41,7 +44,20 @@ class Params(ChapterParams):
     devices: int = Field(1, ge=1, description="devices (DDP when > 1) for member training")
     threads: int = Field(1, ge=1, le=64, description="torch / BLAS / onnxruntime intra-op threads (1 is fastest on a shared, oversubscribed machine)")
     n_neighbors: int = Field(10, ge=1, description="neighbours for member agreement (k-NN overlap)")
-    probe_test_fraction: float = Field(0.3, gt=0, lt=1, description="held-out fraction for the diagnosis linear probe")
+    # the evaluation split (skinmap.analysis.evaluation_split), decided before any training
+    evaluation_protocol: Protocol = Field(
+        "strict", description="strict: members, captions and projector learn from train rows only; legacy: from every "
+                              "row (exists only for the leak test; the book always runs strict)")
+    held_out_datasets: list[str] = knob_field(
+        EvaluationSplitConfig, "held_out_datasets", default=["SynPhone-Brazil", "SynPeds-Africa"],
+        description="whole datasets kept out of all training (paper: DDI, PAD-UFES-20); role 'holdout'")
+    test_fraction: float = knob_field(EvaluationSplitConfig, "test_fraction")
+    duplicate_threshold: float | None = knob_field(EvaluationSplitConfig, "duplicate_threshold")
+    duplicate_n_neighbors: int = knob_field(EvaluationSplitConfig, "duplicate_n_neighbors")
+    duplicate_mutual_top: int = knob_field(EvaluationSplitConfig, "duplicate_mutual_top")
+    max_probe_dims: int = knob_field(ProbeConfig, "max_dims", default=256)
+    n_bootstrap: int = Field(1000, ge=10, le=100_000, description="bootstrap resamples (over split groups) of the probe and zero-shot intervals")
+    ci: float = Field(0.95, **CI_BOUNDS, description="central level of the bootstrap intervals")
     umap_neighbors: int = Field(15, ge=2, description="UMAP n_neighbors of the 2-D map")
     umap_min_dist: float = Field(0.1, ge=0, le=1, description="UMAP min_dist")
     cache_dir: str = Field("", description="vector/ONNX/trained-model cache (empty: runs/<profile>/embedding/cache)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from skinmap.analysis.probes import TEST_FRACTION_BOUNDS, ProbeConfig
+from skinmap.analysis.probes import ProbeConfig
 from skinmap.analysis.resampling import CI_BOUNDS
 from skinmap.book.schemas import ChapterParams, knob_field
 
@@ -23,11 +23,6 @@ class Params(ChapterParams):
         ["fst", "age", "sex", "body_site", "origin_continent"],
         description="fields written to imputed.parquet as <field>_imputed / _prob or _lo,_hi / _is_imputed",
     )
-    held_out_datasets: list[str] = Field(
-        ["SynPhone-Brazil", "SynPeds-Africa"],
-        description="datasets excluded from all probe training and scored separately (paper: DDI, PAD-UFES-20)",
-    )
-    test_fraction: float = Field(0.2, **TEST_FRACTION_BOUNDS, description="share of lesion/patient groups in the internal test split")
     # the knobs of skinmap.analysis.probes.ProbeConfig
     cv_folds: int = knob_field(ProbeConfig, "cv_folds")
     c_grid: list[float] = knob_field(ProbeConfig, "c_grid", default=[0.01, 0.1, 1.0], min_length=1)
