@@ -6,8 +6,8 @@ Pure evaluation over arrays: the vectors come from the embedding chapter; nothin
                     N(i) the k = ``n_neighbors`` nearest neighbours (cosine, self excluded).
                     1 = identical neighbourhoods; the chance level for random spaces is about
                     k / (n - 1).
-``linear_probe``    diagnosis predictability: a multinomial logistic regression on a stratified
-                    held-out split, macro-F1 and accuracy (paper section 3's probe on frozen vectors).
+``linear_probe``    diagnosis predictability: a multinomial logistic regression on a stratified,
+                    ungrouped held-out split (superseded in the book by the evaluation split).
 ``zero_shot``       classification by the contrastive members' text towers: argmax over labels of
                     cos(image, text("a photo of {label}")), against chance 1/L and the majority rate.
 """
@@ -59,7 +59,12 @@ def overlap_matrix(spaces: dict[str, np.ndarray], n_neighbors: int) -> pd.DataFr
 
 
 def linear_probe(x: np.ndarray, y, *, test_fraction: float = 0.3, seed: int = 0, min_class: int = 5) -> dict:
-    """Held-out macro-F1/accuracy of a logistic-regression probe; classes rarer than ``min_class`` dropped."""
+    """Held-out macro-F1/accuracy of a logistic-regression probe; classes rarer than ``min_class`` dropped.
+
+    The split is an ungrouped ``train_test_split``: images of one lesion can sit on both sides. The
+    book no longer uses it (issue 15); the embedding chapter scores its diagnosis probe with
+    :func:`skinmap.analysis.probes.evaluate_attribute` on the evaluation split's test and holdout rows.
+    """
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score, f1_score
     from sklearn.model_selection import train_test_split

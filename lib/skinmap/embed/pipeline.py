@@ -11,7 +11,9 @@ checkpoints) and project a new image exactly like the catalog images were. The c
 of the members because it encodes the metadata the later chapters try to predict) and a report
 of converted/skipped inputs.
 
-Training (members in :func:`train_members`, the projector in :func:`train_fusion`) runs through
+Training sees the evaluation split's training rows only (``train_rows``: see
+:mod:`skinmap.analysis.evaluation_split`; the chapter writes the roles as ``embedding.roles``
+before anything is trained). Training (members in :func:`train_members`, the projector in :func:`train_fusion`) runs through
 Lightning and, given a ``cache_dir``, is cached by data + config + code
 (:mod:`skinmap.embed.training_cache`): a rerun with unchanged inputs copies the cached weights and
 training history instead of training, and reports ``status: "cached"``.
