@@ -265,14 +265,7 @@ class RunStore:
         Path
             The new generation folder.
         """
-        gen = self.book_dir / _GENERATIONS / _new_id()
-        current = self.current()
-        if current is not None:
-            _clone(current, gen)
-        else:
-            gen.mkdir(parents=True)
-        (gen / _STATE).mkdir(exist_ok=True)
-        (gen / _NOTEBOOKS).mkdir(exist_ok=True)
+        gen = self._next_generation()
         for key, state in (states or {}).items():
             write_json(dict(state), gen / RUN_FILES["state"].format(chapter=key))
         for name, source in (notebooks or {}).items():
@@ -354,8 +347,8 @@ class RunStore:
                 if target.is_dir() and self.book_dir in target.parents:
                     os.rename(target, link)
 
-    def _adopt_legacy(self) -> None:
-        """Turn bookkeeping written before generations existed (real files) into the first generation."""
+    def _next_generation(self) -> Path:
+        """A new generation folder holding a copy of the current bookkeeping (or empty folders)."""
         gen = self.book_dir / _GENERATIONS / _new_id()
         current = self.current()
         if current is not None:
@@ -364,6 +357,11 @@ class RunStore:
             gen.mkdir(parents=True)
         (gen / _STATE).mkdir(exist_ok=True)
         (gen / _NOTEBOOKS).mkdir(exist_ok=True)
+        return gen
+
+    def _adopt_legacy(self) -> None:
+        """Turn bookkeeping written before generations existed (real files) into the first generation."""
+        gen = self._next_generation()
         legacy_state, legacy_nbs = self.run_dir / _STATE, self.run_dir / _NOTEBOOKS
         if legacy_state.is_dir() and not legacy_state.is_symlink():
             for path in legacy_state.glob("*.json"):
