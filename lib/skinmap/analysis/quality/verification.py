@@ -14,12 +14,14 @@ from __future__ import annotations
 import dataclasses
 import operator
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from skinmap.analysis.quality.duplicates import distinct_pairs
+from skinmap.config import knob, knob_default, knob_description
+from skinmap.config import knob_bounds as declared_bounds
 
 __all__ = ["CopyVerificationConfig", "accepted_pairs", "knob_bounds"]
 
@@ -28,21 +30,19 @@ _TYPES = {"int": (int,), "float": (int, float), "bool": (bool,)}
 
 
 def _knob(default: Any, description: str, **bounds: float):
-    """A config field with its range (``gt``/``ge``/``lt``/``le``, pydantic's names) and description."""
-    unknown = set(bounds) - set(_BOUNDS)
-    if unknown:
-        raise TypeError(f"unknown bound(s) {sorted(unknown)}")
-    return field(default=default, metadata={"description": description, **bounds})
+    """A config field declared through :func:`skinmap.config.knob` (the one declaration of its range)."""
+    return knob(default, description=description, **bounds)
 
 
 def knob_bounds(config: type, name: str) -> dict[str, Any]:
     """``{"default": ..., "description": ..., "ge": ..., ...}`` of the field ``name`` of a config
-    dataclass declared with ranges (e.g. :class:`CopyVerificationConfig`): the keyword arguments of
-    a ``pydantic.Field`` with the same default, bounds and description."""
-    declared = {f.name: f for f in dataclasses.fields(config)}
+    dataclass declared with :func:`skinmap.config.knob`: the keyword arguments of a ``pydantic.Field``
+    with the same default, bounds and description."""
+    declared = {f.name for f in dataclasses.fields(config)}
     if name not in declared:
         raise KeyError(f"{config.__name__} has no field {name!r}; fields: {sorted(declared)}")
-    return {"default": declared[name].default, **declared[name].metadata}
+    return {"default": knob_default(config, name), "description": knob_description(config, name),
+            **declared_bounds(config, name)}
 
 
 @dataclass(frozen=True)
@@ -120,9 +120,9 @@ class CopyVerificationConfig:
             if isinstance(value, bool) != (kinds == (bool,)) or not isinstance(value, kinds):
                 out.append(f"{prefix}{f.name} must be a {f.type}, got {value!r}")
                 continue
-            for bound, holds in _BOUNDS.items():
-                if bound in f.metadata and not holds(value, f.metadata[bound]):
-                    out.append(f"{prefix}{f.name} = {value!r} violates {bound} {f.metadata[bound]}")
+            for bound, limit in f.metadata["bounds"].items():
+                if not _BOUNDS[bound](value, limit):
+                    out.append(f"{prefix}{f.name} = {value!r} violates {bound} {limit}")
         if out:
             return out
         size, factor, blocks = (values.get(k, cls.__dataclass_fields__[k].default)
