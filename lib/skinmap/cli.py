@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import warnings
 from pathlib import Path
 
 __all__ = ["main", "build_parser", "find_project_root"]
@@ -336,11 +337,18 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     return (LookupError, FileNotFoundError, *loaded)
 
 
+def _show_user_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=sys.stderr if file is None else file)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns its exit code (2 for bad input, with a one-line message)."""
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            # A renamed parameter or flag is a message for the user, not a Python source line.
+            warnings.showwarning = _show_user_warning
+            return int(args.func(args) or 0)
     except Exception as exc:
         if not isinstance(exc, _user_error_types()):
             raise
