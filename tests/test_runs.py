@@ -232,3 +232,18 @@ def test_load_duplicate_clusters_maps_each_uid(tmp_path):
     got = runs.load_duplicate_clusters(tmp_path, ["a/1", "a/3", "x/0", "c/9", "b/2"])
     assert got.tolist() == [0, 1, pd.NA, 1, 0]
     assert runs.load_duplicate_clusters(tmp_path / "nope", ["a/1"], missing_ok=True) is None
+
+
+def test_load_groups_joins_split_groups_and_quality_clusters(tmp_path):
+    # rows u0-u1 share a split group (one lesion); u2-u3 are a quality-chapter cluster found later;
+    # u4 is alone. Order of the uids asked for differs from the file's.
+    roles = pd.DataFrame({"uid": [f"u{i}" for i in range(5)], "dataset": ["A", "A", "A", "B", "B"],
+                          "image_id": list("abcde"), "group": [0, 0, 1, 2, 3],
+                          "role": ["train"] * 5})
+    runs.write_export(tmp_path, "embedding.roles", roles)
+    asked = ["u4", "u3", "u2", "u1", "u0"]
+    g = runs.load_groups(tmp_path, asked)
+    assert g[3] == g[4] and len({g[0], g[1], g[3]}) == 3 and g[1] != g[2]  # no clusters yet
+    runs.write_export(tmp_path, "quality.clusters", pd.DataFrame({"cluster": [7], "uids": ["u2;u3"]}))
+    g = runs.load_groups(tmp_path, asked)
+    assert g[3] == g[4] and g[1] == g[2] and len({g[0], g[1], g[3]}) == 3

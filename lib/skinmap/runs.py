@@ -59,6 +59,7 @@ __all__ = [
     "load_holes",
     "load_density",
     "load_duplicate_clusters",
+    "load_groups",
 ]
 
 #: Every chapter export, keyed ``"<chapter>.<name>"``, as a path template relative to the run
@@ -589,6 +590,22 @@ def load_density(run_dir: str | os.PathLike, *, missing_ok: bool = False) -> pd.
     """Per-sample log density and region of the holes chapter (``row``, ``uid``, ``log_density``,
     ``region``, ``component``); None when absent and ``missing_ok``."""
     return _optional(run_dir, "holes.density", missing_ok)
+
+
+def load_groups(run_dir: str | os.PathLike, uids: Sequence[str]) -> np.ndarray:
+    """The group of each of ``uids`` that retrieval and every score must respect.
+
+    The evaluation split's groups (lesion, patient and near-duplicate of the frozen pretrained member,
+    ``embedding/roles.parquet``) joined with the quality chapter's near-duplicate clusters when that
+    chapter has run (found later, in the trained space; more exclusions never make a score leak).
+    Returns an int64 array aligned with ``uids`` (labels ``0..G-1``).
+    """
+    from skinmap.analysis.evaluation_split import group_ids
+
+    roles = load_roles(run_dir, uids)
+    clusters = load_duplicate_clusters(run_dir, uids, missing_ok=True)
+    labels = [roles["group"].to_numpy()] + ([clusters.to_numpy(dtype=object)] if clusters is not None else [])
+    return group_ids(roles["dataset"].to_numpy(), clusters=labels)
 
 
 def load_duplicate_clusters(run_dir: str | os.PathLike, uids: Sequence[str], *,

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from skinmap.analysis import retrieval
+from skinmap.analysis.evaluation_split import group_ids
 from skinmap.analysis.resampling import percentile_interval
 
 
@@ -89,23 +90,28 @@ def brute_benchmark(X, labels, datasets, eval_set, groups, setting, protocol, K)
 # ----------------------------------------------------------------------------------- groups
 
 
-def test_union_groups_chains_lesion_patient_and_cluster():
+def one_dataset_groups(*keys):
+    """Retrieval's groups for rows of one dataset, each key a global label column."""
+    return group_ids(["D"] * len(keys[0]), clusters=keys)
+
+
+def test_groups_chain_lesion_patient_and_cluster():
     lesion = ["L1", "L1", "L2", None, None, "L3", None]
     patient = [None, "P1", "P1", "P2", None, None, None]
     cluster = [None, None, None, "C1", "C1", None, None]
-    g = retrieval.union_groups(lesion, patient, cluster)
+    g = group_ids(["D"] * 7, lesion_ids=lesion, patient_ids=patient, clusters=[cluster])
     # rows 0-2: lesion L1 chains to patient P1 chains to lesion L2; rows 3-4: patient P2 + cluster C1
     assert g[0] == g[1] == g[2] and g[3] == g[4]
     assert len({g[0], g[3], g[5], g[6]}) == 4
-    assert g.tolist() == pd.factorize(g)[0].tolist()  # numbered by first row
+    assert sorted(set(g.tolist())) == list(range(4))  # labels 0..G-1
 
 
-def test_union_groups_matches_closure_on_random_keys(rng):
+def test_groups_match_closure_on_random_keys(rng):
     for _ in range(20):
         n = int(rng.integers(2, 15))
         keys = [[None if rng.random() < 0.4 else f"{name}{rng.integers(0, 4)}" for _ in range(n)]
                 for name in ("l", "p", "c")]
-        assert same_partition(retrieval.union_groups(*keys), closure_groups(*keys))
+        assert same_partition(one_dataset_groups(*keys), closure_groups(*keys))
 
 
 # ----------------------------------------------------------------------------------- exclusions
@@ -124,7 +130,7 @@ def hand_atlas():
 
 def test_own_lesion_is_not_a_candidate_by_hand():
     X, labels, lesion, datasets = hand_atlas()
-    groups = retrieval.union_groups(lesion)
+    groups = one_dataset_groups(lesion)
     nn_strict = retrieval.neighbours_outside_group(X, np.array([0]), np.arange(6), 3, groups=groups)
     nn_legacy = retrieval.neighbours_outside_group(X, np.array([0]), np.arange(6), 3, groups=groups,
                                                    protocol="legacy")
@@ -154,7 +160,7 @@ def test_exclusions_and_benchmark_match_brute_force(rng):
     X = rng.normal(size=(n, 4))
     lesion = [f"L{rng.integers(0, 25)}" if rng.random() < 0.8 else None for _ in range(n)]
     patient = [f"P{rng.integers(0, 12)}" if rng.random() < 0.3 else None for _ in range(n)]
-    groups = retrieval.union_groups(lesion, patient)
+    groups = one_dataset_groups(lesion, patient)
     labels = [None if rng.random() < 0.1 else str(rng.integers(0, 3)) for _ in range(n)]
     datasets = [("Q" if i % 3 else "A") for i in range(n)]
     Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
@@ -253,7 +259,7 @@ def test_planted_leak_legacy_is_perfect_and_strict_is_at_chance():
     lesion = np.repeat([f"L{i}" for i in range(n_lesions)], 2)
     labels = np.repeat(rng.integers(0, n_classes, n_lesions).astype(str), 2)
     datasets = np.array(["Q"] * (2 * n_lesions))
-    groups = retrieval.union_groups(lesion)
+    groups = one_dataset_groups(lesion)
     out = retrieval.retrieval_curves(X, labels, datasets, ["Q"], groups=groups, max_neighbors=5, n_neighbors=1,
                                      n_bootstrap=300, settings=("same_dataset",))
     t = out.table().set_index("protocol")
@@ -268,13 +274,13 @@ def test_planted_leak_legacy_is_perfect_and_strict_is_at_chance():
     assert diff.loc["precision", "ci_high"] < 0  # leakage inflated P@1, and the interval says so
 
 
-def test_catalog_groups_scope_ids_to_their_dataset():
+def test_groups_scope_ids_to_their_dataset():
     datasets = ["D7", "D7", "PAD", "PAD", "HAM", "ISIC"]
     lesion = ["1", "1", "1", None, "H1", None]
     patient = [None, None, "P1", "P1", None, None]
     cluster = pd.array([pd.NA, pd.NA, pd.NA, pd.NA, 4, 4], dtype="Int64")
-    g = retrieval.catalog_groups(datasets, lesion_ids=lesion, patient_ids=patient, duplicate_clusters=cluster)
+    g = group_ids(datasets, lesion_ids=lesion, patient_ids=patient, clusters=[cluster])
     # lesion "1" of D7 is not lesion "1" of PAD; PAD rows join by patient; clusters cross datasets
     assert g[0] == g[1] and g[2] == g[3] and g[4] == g[5]
     assert len({g[0], g[2], g[4]}) == 3
-    assert retrieval.catalog_groups(datasets).tolist() == list(range(6))
+    assert group_ids(datasets).tolist() == list(range(6))

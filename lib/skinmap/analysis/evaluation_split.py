@@ -97,8 +97,12 @@ def group_ids(
     lesion_ids: Sequence | None = None,
     patient_ids: Sequence | None = None,
     pairs: tuple[np.ndarray, np.ndarray] | None = None,
+    clusters: Sequence[Sequence] = (),
 ) -> np.ndarray:
     """Group label per row: connected components of the lesion, patient and near-duplicate relations.
+
+    This is the one definition of "group" in the book: the evaluation split, the probes' folds and
+    bootstraps, and retrieval's exclusions (a query's own group never counts as a hit) all use it.
 
     Parameters
     ----------
@@ -109,6 +113,9 @@ def group_ids(
         Provider ids (NA = unknown: the row joins no group through that relation).
     pairs : (ndarray, ndarray) of row numbers, optional
         Near-duplicate edges ``(i, j)`` (e.g. :func:`near_duplicate_pairs` on frozen vectors).
+    clusters : sequence of label columns, each of length n, optional
+        Labels that are global across datasets (e.g. an earlier split's ``group`` column or the
+        quality chapter's near-duplicate clusters); rows sharing a label are linked, NA links nothing.
 
     Returns
     -------
@@ -119,12 +126,16 @@ def group_ids(
     datasets = pd.Series(np.asarray(datasets, dtype=object)).astype("string").fillna("?")
     n = len(datasets)
     src, dst = [], []
-    for ids, name in ((lesion_ids, "lesion"), (patient_ids, "patient")):
+    relations = [(lesion_ids, "lesion", True), (patient_ids, "patient", True)]
+    relations += [(labels, f"cluster{c}", False) for c, labels in enumerate(clusters)]
+    for ids, name, local in relations:
         if ids is None:
             continue
         if len(ids) != n:
             raise ValueError(f"{name} ids have {len(ids)} rows, datasets {n}")
-        key = _qualified(datasets, np.asarray(ids, dtype=object), name)
+        values = np.asarray(pd.Series(np.asarray(ids, dtype=object)).astype(object), dtype=object)
+        key = (_qualified(datasets, values, name) if local
+               else pd.Series(values, index=datasets.index, dtype="string"))
         known = np.flatnonzero(key.notna().to_numpy())
         codes, _ = pd.factorize(key.iloc[known])
         # a star per id: every row of an id is linked to the id's first row

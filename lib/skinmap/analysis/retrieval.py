@@ -19,7 +19,7 @@ Queries with ``R = 0`` (nothing relevant in the pool) are left out of the means 
 Evaluation protocol (issue 15). Images of one lesion, of one patient, or of one near-duplicate
 cluster are not independent cases: retrieving a second photograph of the query's own lesion is not
 evidence that the atlas finds *similar cases*. Every row therefore carries a group id (rows sharing
-a lesion, a patient or a near-duplicate cluster share it, :func:`union_groups`), and
+a lesion, a patient or a near-duplicate cluster share it, :func:`skinmap.analysis.evaluation_split.group_ids`), and
 
 * ``strict``: a query's whole group is removed from its candidates (and from ``R``);
 * ``legacy (query only excluded)``: only the query row itself is removed, as before issue 15.
@@ -57,8 +57,6 @@ __all__ = [
     "METRICS",
     "RetrievalConfig",
     "RetrievalCurves",
-    "union_groups",
-    "catalog_groups",
     "excluded_from_candidates",
     "neighbours_outside_group",
     "relevant_counts",
@@ -111,7 +109,7 @@ class CaseIndex:
 
     ``vectors`` (n, d) are l2-normalised here; ``metadata`` has one row per vector in the same
     order and must contain ``uid``. ``groups`` (n,), optional, gives each row's group id (rows of
-    one lesion, patient or near-duplicate cluster share it, :func:`union_groups`); without it every
+    one lesion, patient or near-duplicate cluster share it, :func:`skinmap.analysis.evaluation_split.group_ids`); without it every
     row is its own group. Searches are read-only and safe to run from several threads.
     """
 
@@ -331,73 +329,6 @@ def _pool(setting: str, in_dataset: np.ndarray) -> np.ndarray:
     if setting == "whole_atlas":
         return np.arange(in_dataset.size)
     raise ValueError(f"unknown setting {setting!r} (same_dataset or whole_atlas)")
-
-
-def union_groups(*keys: Sequence) -> np.ndarray:
-    """One group id per row: rows sharing a value of any key are one group (union-find).
-
-    Parameters
-    ----------
-    *keys : array-likes of shape (n,)
-        Identifier columns, e.g. ``lesion_id``, ``patient_id`` (scoped to their dataset by the
-        caller: ``"HAM10000/HAM_0001"``) and a near-duplicate cluster label. A missing value
-        (None, NaN, NA) links nothing. Groups are the connected components of the graph joining
-        every row to each of its key values, so ``lesion_id`` and ``patient_id`` chain: two
-        lesions of one patient are one group, and so are images of two patients that are near
-        duplicates of each other.
-
-    Returns
-    -------
-    ndarray of shape (n,), int64
-        Group ids ``0..n_groups-1`` numbered by first row; a row with no key is its own group.
-    """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    if not keys:
-        raise ValueError("union_groups needs at least one key column")
-    n = len(keys[0])
-    if any(len(key) != n for key in keys):
-        raise ValueError(f"key columns have different lengths: {[len(key) for key in keys]}")
-    rows, nodes, offset = [], [], n
-    for key in keys:
-        codes, uniques = pd.factorize(pd.Series(np.asarray(key, dtype=object)), use_na_sentinel=True)
-        has = codes >= 0
-        rows.append(np.flatnonzero(has))
-        nodes.append(offset + codes[has])
-        offset += len(uniques)
-    i, j = np.concatenate(rows), np.concatenate(nodes)
-    graph = coo_matrix((np.ones(i.size), (i, j)), shape=(offset, offset))
-    _, labels = connected_components(graph, directed=False)
-    return pd.factorize(labels[:n])[0].astype(np.int64)  # renumbered by first row
-
-
-def catalog_groups(
-    datasets: Sequence[str],
-    *,
-    lesion_ids: Sequence | None = None,
-    patient_ids: Sequence | None = None,
-    duplicate_clusters: Sequence | None = None,
-) -> np.ndarray:
-    """Group ids from what a catalog knows: lesion, patient and near-duplicate cluster.
-
-    Lesion and patient ids are local to their dataset (Derm7pt and PAD-UFES-20 both number
-    lesions 1, 2, ...), so they are scoped by ``datasets`` before :func:`union_groups`; the
-    near-duplicate cluster labels (e.g. the quality chapter's, which span datasets) are global.
-    Every argument is an array of shape (n,); missing values link nothing. Returns (n,) int64.
-    """
-    ds = pd.Series(np.asarray(datasets, dtype=object)).astype("string")
-    keys = []
-    for ids in (lesion_ids, patient_ids):
-        if ids is not None:
-            values = pd.Series(np.asarray(ids, dtype=object)).astype("string")
-            keys.append((ds.fillna("") + "\x1f" + values).astype(object).where(values.notna(), None))
-    if duplicate_clusters is not None:
-        clusters = pd.Series(np.asarray(duplicate_clusters, dtype=object))
-        keys.append(clusters.astype(object).where(clusters.notna(), None))
-    if not keys:
-        return np.arange(len(ds), dtype=np.int64)
-    return union_groups(*keys)
 
 
 def excluded_from_candidates(query_rows: np.ndarray, candidate_rows: np.ndarray, groups: np.ndarray | None,
@@ -648,7 +579,7 @@ def retrieval_curves(
     eval_datasets : sequence of str
         Datasets whose labelled images query (absent names are skipped).
     groups : array-like of shape (n,), optional
-        Group id of each row (:func:`union_groups` of lesion, patient and near-duplicate cluster,
+        Group id of each row (:func:`skinmap.analysis.evaluation_split.group_ids` of lesion, patient and near-duplicate cluster,
         or the evaluation split's groups). None: every row its own group, so strict = legacy.
     config : RetrievalConfig, optional
         Knobs; any field may also be passed as a keyword (``max_neighbors=20``).
