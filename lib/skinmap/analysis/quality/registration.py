@@ -60,11 +60,12 @@ from tqdm.auto import tqdm
 
 from skinmap.analysis.quality.duplicates import near_duplicate_pairs, rescored_pairs
 from skinmap.analysis.quality.matching import agreement, normalized_cross_correlation, refine_crop, summed_area_tables
-from skinmap.analysis.quality.thumbnails import (highpass, luminance_thumbnails, mean_pattern, project_out,
-                                                 reduce_thumbnails)
+from skinmap.analysis.quality.thumbnails import (dihedral, highpass, luminance_thumbnails, mean_pattern, orient,
+                                                 orientations, project_out, reduce_thumbnails,
+                                                 rotation_invariant_descriptor)
 from skinmap.analysis.quality.verification import CopyVerificationConfig
 
-__all__ = ["crop_scales", "registered_similarity", "registered_candidates"]
+__all__ = ["crop_scales", "tilt_crop", "registered_similarity", "registered_candidates"]
 
 
 def crop_scales(min_crop: float, step: float) -> tuple[float, ...]:
@@ -75,24 +76,51 @@ def crop_scales(min_crop: float, step: float) -> tuple[float, ...]:
     return tuple(round(1.0 - i * step, 6) for i in range(n + 1))
 
 
-def _search(fixed_hp: torch.Tensor, moving: torch.Tensor, sizes: Sequence[int], sigma: float,
-            mirrors: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Best NCC over mirror and template sizes for one direction; returns (P,) scores and (P, 4)
-    hypotheses ``(mirrored, side, dy, dx)``. ``mirrors`` (P,) bool restricts each pair to one
-    mirror state (both are searched when None)."""
+def _oriented(images: torch.Tensor, index: torch.Tensor, table: Sequence[tuple[int, float]]) -> torch.Tensor:
+    """Each image of ``images`` (P, S, S) in its own orientation ``table[index[p]]``."""
+    out = torch.empty_like(images)
+    for k in torch.unique(index).tolist():
+        rows = torch.nonzero(index == k)[:, 0]
+        out[rows] = orient(images[rows], *table[k])
+    return out
+
+
+def tilt_crop(tilt: float) -> float:
+    """Side, relative to the source, of what :func:`~skinmap.analysis.quality.thumbnails.orient`
+    keeps of a copy tilted by ``tilt`` degrees and cropped to its largest upright square: the copy
+    keeps ``a = 1 / (|cos| + |sin|)`` of its source and the upright square ``a`` of the copy."""
+    theta = np.deg2rad(tilt)
+    return float(1.0 / (abs(np.cos(theta)) + abs(np.sin(theta)))) ** 2
+
+
+def _template_sides(size: int, fractions: Sequence[float], tilt: float) -> list[int]:
+    """Template sides (px) searched for one orientation: each crop fraction of an upright copy, or of
+    a tilted one (then also the uncropped tilt), scaled by :func:`tilt_crop`."""
+    scale, fracs = (tilt_crop(tilt), [1.0, *fractions]) if tilt else (1.0, list(fractions))
+    return sorted({min(size - 1, max(2, int(round(f * scale * size)))) for f in fracs}, reverse=True)
+
+
+def _search(fixed_hp: torch.Tensor, moving: torch.Tensor, sigma: float, table: Sequence[tuple[int, float]], *,
+            fractions: Sequence[float] = (), sides: Sequence[int] | None = None,
+            chosen: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Best NCC over orientations and template sizes for one direction; returns (P,) scores and
+    (P, 4) hypotheses ``(orientation, side, dy, dx)``, ``orientation`` an index into ``table``
+    (:func:`~skinmap.analysis.quality.thumbnails.orientations`). The template sides are the crop
+    ``fractions`` (below 1) of each orientation (:func:`_template_sides`), or the given ``sides``.
+    ``chosen`` (P,) restricts each pair to one orientation (all of ``table`` are searched when None)."""
     p, size, _ = moving.shape
-    fixed_fft = torch.fft.rfft2(fixed_hp)  # shared by every mirror and template size below
+    fixed_fft = torch.fft.rfft2(fixed_hp)  # shared by every orientation and template size below
     fixed_tables = summed_area_tables(fixed_hp)
     best = torch.full((p,), -2.0)
     hyp = torch.zeros((p, 4), dtype=torch.long)
-    for mirrored in ((0, 1) if mirrors is None else (None,)):
-        if mirrored is None:
-            m = torch.where(mirrors[:, None, None], moving.flip(-1), moving)[:, None]
-            flag = mirrors.long()[:, None]
+    for k in (range(len(table)) if chosen is None else (None,)):
+        if k is None:
+            m = _oriented(moving, chosen, table)[:, None]
+            flag = chosen.long()[:, None]
         else:
-            m = moving.flip(-1)[:, None] if mirrored else moving[:, None]
-            flag = torch.full((p, 1), mirrored)
-        for side in sizes:
+            m = orient(moving, *table[k])[:, None]
+            flag = torch.full((p, 1), k)
+        for side in (sides if sides is not None else _template_sides(size, fractions, table[k][1])):
             t = m if side == size else F.interpolate(m, size=(side, side), mode="bicubic", antialias=True,
                                                      align_corners=False)
             score, offset = normalized_cross_correlation(fixed_hp, highpass(t, sigma)[:, 0], image_fft=fixed_fft,
@@ -104,9 +132,9 @@ def _search(fixed_hp: torch.Tensor, moving: torch.Tensor, sizes: Sequence[int], 
     return best, hyp
 
 
-def _full_frame(a_hp: torch.Tensor, b_hp: torch.Tensor, blocks: int) -> torch.Tensor:
-    """:func:`agreement` of the full frames, the better of ``b`` as is and mirrored (P,)."""
-    return torch.maximum(agreement(a_hp, b_hp, blocks), agreement(a_hp, b_hp.flip(-1), blocks))
+def _full_frame(a_hp: torch.Tensor, b_hp: torch.Tensor, blocks: int, codes: Sequence[int]) -> torch.Tensor:
+    """:func:`agreement` of the full frames, the best of ``b`` in each right-angle orientation (P,)."""
+    return torch.stack([agreement(a_hp, dihedral(b_hp, c), blocks) for c in codes]).amax(0)
 
 
 @dataclass(frozen=True)
@@ -126,22 +154,23 @@ def _frames(raw: np.ndarray, valid: np.ndarray, fine: torch.Tensor | None, confi
     size = raw.shape[1]
     plain = torch.from_numpy(np.ascontiguousarray(raw))
     plain_hp = highpass(plain[:, None], config.sigma)[:, 0]
-    pattern_hp = (highpass(torch.from_numpy(mean_pattern(raw, valid))[None, None], config.sigma)[0, 0]
+    pattern = mean_pattern(raw, valid, all_orientations=config.all_right_angles)
+    pattern_hp = (highpass(torch.from_numpy(pattern)[None, None], config.sigma)[0, 0]
                   if config.subtract_mean else torch.zeros(size, size))
     coarse = torch.from_numpy(reduce_thumbnails(raw, config.coarse_factor)) if config.coarse_factor > 1 else plain
     return _Frames(plain, plain_hp, pattern_hp, project_out(plain_hp, pattern_hp), coarse,
                    highpass(coarse[:, None], config.sigma)[:, 0], fine)
 
 
-def _coarse_crop_search(frames: _Frames, a: torch.Tensor, b: torch.Tensor, coarse_sides: Sequence[int],
-                        sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Step (1): every direction, mirror and crop fraction on the reduced raw thumbnails (a crop
+def _coarse_crop_search(frames: _Frames, a: torch.Tensor, b: torch.Tensor, fractions: Sequence[float],
+                        sigma: float, table: Sequence[tuple[int, float]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step (1): every direction, orientation and crop fraction on the reduced raw thumbnails (a crop
     magnifies the device pattern, so it cannot be projected out yet). Returns (P,) scores and (P, 5)
-    hypotheses ``(direction, mirrored, side, dy, dx)``, direction 0 when ``b`` is the copy."""
+    hypotheses ``(direction, orientation, side, dy, dx)``, direction 0 when ``b`` is the copy."""
     crop_best = torch.full((len(a),), -2.0)
     crop_hyp = torch.zeros((len(a), 5), dtype=torch.long)
     for direction, (u, v) in enumerate(((a, b), (b, a))):
-        score, hyp = _search(frames.coarse_hp[u], frames.coarse[v], coarse_sides, sigma)
+        score, hyp = _search(frames.coarse_hp[u], frames.coarse[v], sigma, table, fractions=fractions)
         better = score > crop_best
         crop_best = torch.where(better, score, crop_best)
         crop_hyp = torch.where(better[:, None], torch.cat([torch.full((len(a), 1), direction), hyp], 1), crop_hyp)
@@ -149,8 +178,8 @@ def _coarse_crop_search(frames: _Frames, a: torch.Tensor, b: torch.Tensor, coars
 
 
 def _full_size_windows(frames: _Frames, src: torch.Tensor, cpy: torch.Tensor, hyp: torch.Tensor,
-                       coarse_factor: int, sigma: float) -> torch.Tensor:
-    """Step (2): the found direction and mirror at full size, over the template sides within one
+                       coarse_factor: int, sigma: float, table: Sequence[tuple[int, float]]) -> torch.Tensor:
+    """Step (2): the found direction and orientation at full size, over the template sides within one
     coarse pixel of the found one. Returns the (P, 3) windows ``(y0, x0, side)`` in the source."""
     size = frames.plain.shape[1]
     centre = hyp[:, 2] * coarse_factor
@@ -161,8 +190,8 @@ def _full_size_windows(frames: _Frames, src: torch.Tensor, cpy: torch.Tensor, hy
         near = torch.nonzero((centre - side).abs() <= coarse_factor)[:, 0]
         if not len(near):
             continue
-        score, found = _search(frames.plain_hp[src[near]], frames.plain[cpy[near]], [side], sigma,
-                               mirrors=hyp[near, 1].bool())
+        score, found = _search(frames.plain_hp[src[near]], frames.plain[cpy[near]], sigma, table, sides=[side],
+                               chosen=hyp[near, 1])
         better = score > fine_best[near]
         fine_best[near] = torch.where(better, score, fine_best[near])
         window[near] = torch.where(better[:, None], torch.stack([found[:, 2], found[:, 3], found[:, 1]], 1).float(),
@@ -170,22 +199,41 @@ def _full_size_windows(frames: _Frames, src: torch.Tensor, cpy: torch.Tensor, hy
     return window
 
 
-def _score_batch(frames: _Frames, a: torch.Tensor, b: torch.Tensor, coarse_sides: Sequence[int],
+def _orientation_families(table: Sequence[tuple[int, float]]) -> list[list[int]]:
+    """Indices of ``table`` in three families searched and refined separately: upright (identity,
+    mirror), the other right-angle rotations, the tilts. Refining only the overall best coarse
+    hypothesis would let a spurious orientation that wins at coarse resolution hide a true upright
+    crop; each family's best is refined instead and the best refined score kept."""
+    families = ([k for k, (c, t) in enumerate(table) if not t and c in (0, 4)],
+                [k for k, (c, t) in enumerate(table) if not t and c not in (0, 4)],
+                [k for k, (c, t) in enumerate(table) if t])
+    return [f for f in families if f]
+
+
+def _score_batch(frames: _Frames, a: torch.Tensor, b: torch.Tensor, fractions: Sequence[float],
                  config: CopyVerificationConfig) -> torch.Tensor:
-    """``s(a, b)`` for one batch of pairs: the full frames, then the crop steps (1)-(3)."""
-    best = _full_frame(frames.framed_hp[a], frames.framed_hp[b], config.blocks)
-    if not (config.refine and coarse_sides):
+    """``s(a, b)`` for one batch of pairs: the full frames, then the crop steps (1)-(3) per
+    orientation family (:func:`_orientation_families`)."""
+    table = orientations(config.all_right_angles, config.max_tilt, config.tilt_step)
+    best = _full_frame(frames.framed_hp[a], frames.framed_hp[b], config.blocks,
+                       sorted({code for code, tilt in table if not tilt}))
+    if not config.refine:
         return best
-    crop_best, hyp = _coarse_crop_search(frames, a, b, coarse_sides, config.sigma)
-    gate = (crop_best >= config.refine_gate) & (best < 0.99)  # full frames already a match: nothing to refine
-    if gate.any():
+    for family in _orientation_families(table):
+        sub = [table[k] for k in family]
+        if not fractions and not any(t for _, t in sub):
+            continue  # no crop fraction below 1 and no tilt: the full frames decided it
+        crop_best, hyp = _coarse_crop_search(frames, a, b, fractions, config.sigma, sub)
+        gate = (crop_best >= config.refine_gate) & (best < 0.99)  # full frames already a match: nothing to refine
+        if not gate.any():
+            continue
         h = hyp[gate]
         forward = h[:, 0] == 0
         src = torch.where(forward, a[gate], b[gate])
         cpy = torch.where(forward, b[gate], a[gate])
-        window = _full_size_windows(frames, src, cpy, h, config.coarse_factor, config.sigma)
+        window = _full_size_windows(frames, src, cpy, h, config.coarse_factor, config.sigma, sub)
         # (3) sub-pixel refinement in the copy's frame
-        copies = torch.where(h[:, 1, None, None].bool(), frames.plain[cpy].flip(-1), frames.plain[cpy])
+        copies = _oriented(frames.plain[cpy], h[:, 1], sub)
         refined = refine_crop(frames.plain[src] if frames.fine is None else frames.fine[src], copies, window,
                               sigma=config.sigma, pattern=frames.pattern_hp if config.subtract_mean else None,
                               blocks=config.blocks)
@@ -242,9 +290,7 @@ def registered_similarity(
         raise ValueError(f"coarse_factor {config.coarse_factor} must divide the thumbnail side {raw.shape[1]}")
     valid = np.ones(len(raw), bool) if valid is None else np.asarray(valid, bool)
     size = raw.shape[1]
-    small = size // config.coarse_factor
-    scales = crop_scales(config.min_crop, config.crop_step)
-    coarse_sides = sorted({min(small - 1, max(2, int(round(f * small)))) for f in scales if f < 1}, reverse=True)
+    fractions = [f for f in crop_scales(config.min_crop, config.crop_step) if f < 1]
     fine = None
     if fine_thumbnails is not None:
         fine = torch.from_numpy(np.ascontiguousarray(fine_thumbnails, np.float32))
@@ -259,7 +305,7 @@ def registered_similarity(
         for start in tqdm(range(0, todo.size, batch_size), desc="registering pairs", disable=not progress,
                           leave=False):
             rows = todo[start:start + batch_size]
-            best = _score_batch(frames, torch.from_numpy(i[rows]), torch.from_numpy(j[rows]), coarse_sides, config)
+            best = _score_batch(frames, torch.from_numpy(i[rows]), torch.from_numpy(j[rows]), fractions, config)
             out[rows] = best.numpy()
     finally:
         torch.set_num_threads(old_threads)
@@ -274,18 +320,38 @@ def registered_candidates(
     The candidates are each image's ``config.n_candidates`` nearest neighbours in ``vectors`` (one
     row per image of ``paths``; e.g. the mirror-averaged, unwhitened embedding) with similarity at
     least ``config.candidate_floor`` (:func:`~skinmap.analysis.quality.duplicates.near_duplicate_pairs`).
-    Each image is read as a ``2 * config.size`` luminance thumbnail (the finer one refines crops)
-    and every candidate pair scored by :func:`registered_similarity`.
+    When the search covers rotations (``config.all_right_angles`` or ``config.max_tilt``), each
+    image's ``config.n_candidates`` nearest neighbours by the rotation-invariant thumbnail descriptor
+    (:func:`~skinmap.analysis.quality.thumbnails.rotation_invariant_descriptor`) join them: an
+    embedding of upright images need not rank a rotated copy close. Each image is read as a
+    ``2 * config.size`` luminance thumbnail (the finer one refines crops) and every candidate pair
+    scored by :func:`registered_similarity`.
 
-    Returns ``(candidates, scored, readable)``: the candidate pairs ``i, j, similarity``; the pairs
-    rescored (:func:`~skinmap.analysis.quality.duplicates.rescored_pairs`: ``similarity`` registered,
-    ``embedding_similarity`` kept; pairs with an unreadable image dropped); the mask of readable images.
+    Returns ``(candidates, scored, readable)``: the candidate pairs ``i, j, similarity`` (the
+    embedding's similarity; NaN for a pair only the descriptor proposed) and ``source`` (``embedding``,
+    ``rotation`` or ``both``); the pairs rescored (:func:`~skinmap.analysis.quality.duplicates.rescored_pairs`:
+    ``similarity`` registered, ``embedding_similarity`` kept; pairs with an unreadable image dropped);
+    the mask of readable images.
     """
     config = CopyVerificationConfig() if config is None else config
     if len(vectors) != len(paths):
         raise ValueError(f"{len(vectors)} vectors but {len(paths)} paths")
     candidates = near_duplicate_pairs(vectors, config.candidate_floor, n_neighbors=config.n_candidates)
     fine, readable = luminance_thumbnails(list(paths), 2 * config.size)  # 2x: crop refinement
-    scores = registered_similarity(reduce_thumbnails(fine), candidates["i"], candidates["j"], config,
+    coarse = reduce_thumbnails(fine)
+    candidates = candidates.assign(source="embedding")
+    if (config.all_right_angles or config.max_tilt > 0) and readable.sum() > 1:
+        rows = np.flatnonzero(readable)
+        descriptor = rotation_invariant_descriptor(coarse[rows], sigma=config.sigma)
+        rotated = near_duplicate_pairs(descriptor, 1e-6, n_neighbors=config.n_candidates)
+        i, j = rows[rotated["i"].to_numpy()], rows[rotated["j"].to_numpy()]
+        rotated = pd.DataFrame({"i": np.minimum(i, j), "j": np.maximum(i, j)})
+        merged = candidates.merge(rotated.assign(rot=True), on=["i", "j"], how="outer")
+        merged["source"] = np.where(merged["source"].isna(), "rotation",
+                                    np.where(merged["rot"].eq(True), "both", "embedding"))
+        candidates = (merged.drop(columns="rot").sort_values(["similarity", "i", "j"], ascending=[False, True, True],
+                                                              na_position="last").reset_index(drop=True))
+        candidates[["i", "j"]] = candidates[["i", "j"]].astype(np.int64)
+    scores = registered_similarity(coarse, candidates["i"], candidates["j"], config,
                                    fine_thumbnails=fine, valid=readable, progress=progress)
     return candidates, rescored_pairs(candidates, scores), readable

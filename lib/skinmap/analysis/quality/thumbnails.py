@@ -15,7 +15,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["luminance_thumbnails", "reduce_thumbnails", "mean_pattern", "project_out", "highpass"]
+__all__ = [
+    "luminance_thumbnails",
+    "reduce_thumbnails",
+    "mean_pattern",
+    "project_out",
+    "highpass",
+    "dihedral",
+    "orientations",
+    "orient",
+    "rotation_invariant_descriptor",
+]
 
 
 def luminance_thumbnails(paths: Sequence, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
@@ -48,17 +58,107 @@ def reduce_thumbnails(fine: np.ndarray, factor: int = 2) -> np.ndarray:
     return fine.reshape(n, side // factor, factor, side // factor, factor).mean(axis=(2, 4))
 
 
-def mean_pattern(thumbnails: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
-    """The mirror-symmetrised mean thumbnail of the ``valid`` rows, (S, S) float32 (zeros without
-    valid rows): what every image of a device shares at the same pixels, e.g. a dermoscope's
-    circular vignette. Symmetrising (``(m + mirror(m)) / 2``) keeps a mirrored copy an exact mirror
-    once the pattern is projected out (:func:`project_out`)."""
+def mean_pattern(thumbnails: np.ndarray, valid: np.ndarray | None = None, *, all_orientations: bool = False) -> np.ndarray:
+    """The symmetrised mean thumbnail of the ``valid`` rows, (S, S) float32 (zeros without valid
+    rows): what every image of a device shares at the same pixels, e.g. a dermoscope's circular
+    vignette. Symmetrising over the orientations the search compares (the mirror:
+    ``(m + mirror(m)) / 2``; with ``all_orientations`` the mean over the 8 right-angle rotations
+    and flips, :func:`dihedral`) keeps a mirrored or rotated copy exact once the pattern is
+    projected out (:func:`project_out`)."""
     x = np.asarray(thumbnails, np.float32)
     valid = np.ones(len(x), bool) if valid is None else np.asarray(valid, bool)
     if not valid.any():
         return np.zeros(x.shape[1:], np.float32)
     m = x[valid].mean(axis=0)
+    if all_orientations:
+        t = torch.from_numpy(np.ascontiguousarray(m))
+        return torch.stack([dihedral(t, c) for c in range(8)]).mean(0).numpy().astype(np.float32)
     return ((m + m[:, ::-1]) / 2).astype(np.float32)
+
+
+def dihedral(x: torch.Tensor, code: int) -> torch.Tensor:
+    """One of the 8 right-angle rotations and flips of the last two (square) axes of ``x``.
+
+    ``code`` in 0..7: ``code % 4`` quarter turns (counter-clockwise) after a horizontal mirror when
+    ``code >= 4``. Code 0 is the identity and code 4 the plain horizontal mirror.
+    """
+    if not 0 <= int(code) < 8:
+        raise ValueError(f"dihedral code must be in 0..7, got {code}")
+    if code >= 4:
+        x = x.flip(-1)
+    return torch.rot90(x, int(code) % 4, dims=(-2, -1)) if code % 4 else x
+
+
+def orientations(all_right_angles: bool = True, max_tilt: float = 0.0, tilt_step: float = 5.0) -> list[tuple[int, float]]:
+    """The orientations a copy search compares, as ``(dihedral code, tilt in degrees)``.
+
+    The identity and the horizontal mirror always; with ``all_right_angles`` every rotation by a
+    multiple of 90 degrees with and without a mirror (codes 0..7 of :func:`dihedral`); then small
+    tilts ``+-tilt_step, +-2 tilt_step, ... <= max_tilt`` of the plain and the mirrored image (a
+    tilted copy is always cropped: :func:`orient` keeps the largest upright square).
+    """
+    if max_tilt < 0 or tilt_step <= 0:
+        raise ValueError(f"need max_tilt >= 0 and tilt_step > 0, got {max_tilt}, {tilt_step}")
+    codes = list(range(8)) if all_right_angles else [0, 4]
+    steps = int(np.floor(max_tilt / tilt_step + 1e-9))
+    tilts = [sign * k * tilt_step for k in range(1, steps + 1) for sign in (1, -1)]
+    return [(c, 0.0) for c in codes] + [(c, float(t)) for c in (0, 4) for t in tilts]
+
+
+def orient(x: torch.Tensor, code: int, tilt: float = 0.0) -> torch.Tensor:
+    """``x`` (P, S, S) in one orientation of :func:`orientations`.
+
+    A tilt rotates the image by ``tilt`` degrees and keeps the largest axis-aligned square inside the
+    rotated frame, resampled (bicubic) to S x S: a copy rotated by ``-tilt`` and cropped becomes an
+    upright crop of its source, which the crop search then finds.
+    """
+    out = dihedral(x, code)
+    if not tilt:
+        return out
+    import torch.nn.functional as F
+
+    theta = np.deg2rad(tilt)
+    half = 1.0 / (abs(np.cos(theta)) + abs(np.sin(theta)))  # the inscribed upright square, normalised
+    c, s = float(np.cos(theta)) * half, float(np.sin(theta)) * half
+    affine = torch.tensor([[c, -s, 0.0], [s, c, 0.0]], dtype=out.dtype).expand(len(out), 2, 3)
+    grid = F.affine_grid(affine, (len(out), 1, *out.shape[-2:]), align_corners=False)
+    return F.grid_sample(out[:, None], grid, mode="bicubic", padding_mode="border", align_corners=False)[:, 0]
+
+
+def rotation_invariant_descriptor(thumbnails: np.ndarray, *, n_radii: int = 12, n_angles: int = 64,
+                                  n_frequencies: int = 12, sigma: float = 1.0) -> np.ndarray:
+    """A descriptor that does not change when an image is rotated by any angle or mirrored.
+
+    The high-passed thumbnail (:func:`highpass`) is sampled on ``n_radii`` rings inside the
+    inscribed circle (``n_angles`` points each, bilinear); per ring the magnitudes of the angular
+    Fourier coefficients 1..``n_frequencies`` (a rotation shifts a ring, a mirror reverses it:
+    neither changes the magnitudes) and the ring's energy. Each thumbnail's descriptor is centred
+    and l2-normalised, so a brightness or contrast change does not move it either. Used to propose
+    copy candidates that a global embedding of upright images would not rank close.
+
+    Parameters
+    ----------
+    thumbnails : ndarray of shape (n, S, S)
+
+    Returns
+    -------
+    ndarray of shape (n, n_radii * (n_frequencies + 1)), float32
+    """
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.ascontiguousarray(thumbnails, np.float32))
+    if x.ndim != 3 or x.shape[1] != x.shape[2]:
+        raise ValueError(f"thumbnails must be (n, S, S), got shape {tuple(x.shape)}")
+    hp = highpass(x[:, None], sigma)
+    radii = torch.linspace(0.08, 0.92, n_radii)
+    angles = torch.arange(n_angles, dtype=torch.float32) * (2 * np.pi / n_angles)
+    grid = torch.stack([radii[:, None] * torch.cos(angles)[None], radii[:, None] * torch.sin(angles)[None]], -1)
+    rings = F.grid_sample(hp, grid.expand(len(x), *grid.shape), mode="bilinear", align_corners=False)[:, 0]
+    spectrum = torch.fft.rfft(rings, dim=-1).abs()[..., 1:n_frequencies + 1]  # (n, radii, freq)
+    energy = rings.pow(2).mean(-1, keepdim=True).sqrt()
+    out = torch.cat([spectrum / np.sqrt(n_angles), energy], -1).reshape(len(x), -1)
+    out = out - out.mean(1, keepdim=True)
+    return (out / out.norm(dim=1, keepdim=True).clamp_min(1e-12)).numpy().astype(np.float32)
 
 
 def project_out(images: torch.Tensor, pattern: torch.Tensor) -> torch.Tensor:

@@ -71,6 +71,10 @@ class CopyVerificationConfig:
         Crop hypotheses are first searched on thumbnails reduced by this factor (must divide ``size``).
     blocks
         Score registered frames tile by tile over ``blocks x blocks`` tiles (``size / blocks >= 2``).
+    all_right_angles
+        Search all 8 right-angle rotations and flips (else the identity and the horizontal mirror).
+    max_tilt, tilt_step
+        Small tilts searched (degrees, each with and without a mirror); a tilted copy is cropped.
     ratio_floor, ratio
         Below the threshold, a pair scoring at least ``ratio_floor`` is accepted when it passes the
         ratio test ``1 - s <= ratio * (1 - c)`` (:func:`skinmap.analysis.quality.duplicates.distinct_pairs`).
@@ -102,6 +106,10 @@ class CopyVerificationConfig:
     ratio: float = _knob(0.7, "ratio test: a pair below the threshold is accepted when 1 - s <= ratio * (1 - c), c the "
                          "best score of either image with any third image outside its duplicate cluster; 0 = off",
                          ge=0, le=1)
+    all_right_angles: bool = _knob(True, "search copies rotated by 90, 180 or 270 degrees and flipped on either axis "
+                                   "(8 orientations), not only horizontal mirrors")
+    max_tilt: float = _knob(10.0, "largest small tilt (degrees) of a cropped copy searched; 0 = no tilts", ge=0, le=45)
+    tilt_step: float = _knob(5.0, "step between the tilts searched (degrees)", gt=0, le=45)
     threads: int = _knob(1, "torch threads for the pair registration (small FFTs: 1 is fastest)", ge=1, le=64)
 
     def __post_init__(self) -> None:
