@@ -17,6 +17,8 @@ COLOURS = np.array([[200, 40, 40], [40, 200, 40], [40, 40, 200], [200, 200, 40]]
 DIAGNOSES = ["melanoma", "nevus", "bcc", "sk"]
 DATASETS = ["alpha", "beta", "gamma"]
 D = 16
+#: A picture whose mean colour is farther than this from every planted colour embeds off the clusters.
+OFF_PALETTE = 60.0
 
 
 def centroids(seed: int = 0) -> np.ndarray:
@@ -68,6 +70,30 @@ def make_fake_run(root: Path, *, n: int = 120, seed: int = 0, with_images: bool 
     return run
 
 
+def add_quality_exports(run: Path, *, offtopic_rows=(0, 5), clusters=((1, 9, "homogeneous"), (2, 6, "diagnosis")),
+                        profile: str = "demo", synthetic: bool = True) -> Path:
+    """Plant what the quality chapter and the runner write: off-topic flags, duplicate clusters,
+    a manifest naming the profile and (for a synthetic atlas) the ground-truth file.
+
+    ``clusters`` lists ``(row_a, row_b, conflict)`` pairs; every row here is a catalog row.
+    """
+    import json
+
+    catalog = pd.read_parquet(run / "data" / "catalog.parquet")
+    uids = catalog["uid"].astype(str).tolist()
+    (run / "quality").mkdir(exist_ok=True)
+    pd.DataFrame({"uid": uids, "dataset": catalog["dataset"], "offtopic_score": 0.0, "robust_z": 0.0,
+                  "flagged": [i in set(offtopic_rows) for i in range(len(uids))]}).to_csv(
+        run / "quality" / "offtopic_ranking.csv", index=False)
+    pd.DataFrame({"cluster": range(len(clusters)), "size": 2,
+                  "uids": [f"{uids[a]};{uids[b]}" for a, b, _ in clusters],
+                  "conflict": [c for _, _, c in clusters]}).to_csv(run / "quality" / "clusters.csv", index=False)
+    (run / "manifest.json").write_text(json.dumps({"profile": profile, "chapters": []}))
+    if synthetic:
+        (run / "data" / "ground_truth.json").write_text(json.dumps({"planted": True}))
+    return run
+
+
 def colour_embed_fn(seed: int = 0):
     """Embed an image by its mean colour: nearest palette colour -> that cluster's centroid."""
     c = centroids(seed)
@@ -77,8 +103,13 @@ def colour_embed_fn(seed: int = 0):
         for p in paths:
             with Image.open(p) as img:
                 mean = np.asarray(img.convert("RGB"), dtype=np.float64).reshape(-1, 3).mean(axis=0)
-            k = int(np.argmin(np.linalg.norm(COLOURS - mean, axis=1)))
-            out.append(c[k])
+            dist = np.linalg.norm(COLOURS - mean, axis=1)
+            k = int(np.argmin(dist))
+            if dist[k] > OFF_PALETTE:  # unlike every planted colour: a direction of its own
+                v = np.random.default_rng(int(mean.sum() * 1000)).normal(size=D)
+                out.append(v / np.linalg.norm(v))
+            else:
+                out.append(c[k])
         return np.asarray(out, dtype=np.float32)
 
     return embed

@@ -11,6 +11,13 @@ single-flight queue (:class:`~skinmap.atlas.inference.InferenceQueue`): identica
 uploads share one inference, and a full queue answers 503 with a retry time instead of an
 unbounded wait.
 
+What a result list leaves out, by default (:mod:`skinmap.atlas.search`): a catalog case's own
+group (lesion, patient, near-duplicate cluster: the atlas chapter's strict benchmark protocol) and
+images the quality chapter flags (off-topic, conflicting near-duplicates; ``include_flagged``
+shows them with their reason); rows of one near-duplicate cluster collapse to one result with a
+count. Every answer says whether the query is out of distribution: its nearest similarity below
+the ``ood_percentile``-th percentile of the atlas's own nearest-neighbour similarities.
+
 Position of an upload on the map: the map is a UMAP of the atlas without a stored transform, so a
 new point is placed at the similarity-weighted mean map position of its k nearest atlas cases
 (the usual k-NN out-of-sample placement); a catalog case uses its own map position.
@@ -29,12 +36,14 @@ import pandas as pd
 from PIL import Image
 
 from skinmap import runs
-from skinmap.analysis.retrieval import FILTERABLE, CaseIndex
+from skinmap.analysis.retrieval import FILTERABLE, catalog_groups
 from skinmap.atlas.inference import InferenceQueue, QueueFull
+from skinmap.atlas.search import FLAG_REASONS, AtlasIndex, AtlasIndexConfig, quality_flags
 from skinmap.atlas.store import CacheStore
 from skinmap.atlas.uploads import UploadRejected, check_image
 
-__all__ = ["SHOWN_COLUMNS", "EmbedFn", "AtlasApp", "json_value", "default_embed_fn"]
+__all__ = ["SHOWN_COLUMNS", "EmbedFn", "AtlasApp", "json_value", "default_embed_fn", "dataset_pages",
+           "run_profile"]
 
 EmbedFn = Callable[[list[str]], np.ndarray]
 SHOWN_COLUMNS = (
@@ -68,6 +77,12 @@ class AtlasApp:
         uploads answer 503).
     max_pending : distinct uploads that may wait for or run on the embedder at once; more answer
         503 with ``Retry-After``.
+    groups : (n,) group of each row (lesion, patient, near-duplicate cluster); a catalog query
+        never retrieves its own group.
+    flags : :func:`~skinmap.atlas.search.quality_flags` of the rows (``offtopic``, ``conflict``,
+        ``flagged``, ``cluster``), optional.
+    profile, synthetic : what the banner says about the atlas.
+    index_config : :class:`~skinmap.atlas.search.AtlasIndexConfig` (IVF threshold, OOD percentile).
     """
 
     def __init__(
@@ -86,9 +101,20 @@ class AtlasApp:
         max_map_points: int = 20_000,
         vector_memory: int = 256,
         max_pending: int = 8,
+        groups: np.ndarray | None = None,
+        flags: pd.DataFrame | None = None,
+        profile: str | None = None,
+        synthetic: bool = False,
+        index_config: AtlasIndexConfig | None = None,
     ):
-        self.index = CaseIndex(vectors, metadata)
+        self.flags = flags.reset_index(drop=True) if flags is not None else None
+        self.index = AtlasIndex(
+            vectors, metadata, groups=groups, config=index_config,
+            flagged=None if flags is None else flags["flagged"].to_numpy(bool),
+            clusters=None if flags is None else flags["cluster"])
         self.metadata = self.index.metadata
+        self.profile, self.synthetic = profile, bool(synthetic)
+        self.pages = dataset_pages()
         self.store = CacheStore(cache_dir, vector_memory=vector_memory)
         self.cache_dir = self.store.root
         self.embed_fn = embed_fn
@@ -115,18 +141,35 @@ class AtlasApp:
         embedder is the run's own pipeline unless ``embed_fn`` is given.
         """
         atlas = runs.load_atlas(run_dir)
+        meta = atlas.samples
         map2d = runs.load_map2d(run_dir, missing_ok=True)
+        # the atlas chapter's groups: lesion and patient ids, near-duplicate clusters
+        clusters = runs.load_duplicate_clusters(run_dir, meta["uid"], missing_ok=True)
+        groups = catalog_groups(
+            meta["dataset"], lesion_ids=meta["lesion_id"] if "lesion_id" in meta else None,
+            patient_ids=meta["patient_id"] if "patient_id" in meta else None, duplicate_clusters=clusters)
+        flags = quality_flags(meta["uid"], _optional_export(run_dir, "quality.offtopic_ranking"),
+                              _optional_export(run_dir, "quality.clusters"), clusters)
+        kwargs.setdefault("profile", run_profile(run_dir))
+        kwargs.setdefault("synthetic", runs.load_ground_truth(run_dir) is not None)
         cache_dir = Path(cache_dir) if cache_dir is not None else runs.folder_path(run_dir, "atlas.app_cache")
         if embed_fn is None:
             embed_fn = default_embed_fn(run_dir, cache_dir)
-        return cls(atlas.vectors, atlas.samples, cache_dir=cache_dir, map2d=map2d, embed_fn=embed_fn, **kwargs)
+        return cls(atlas.vectors, meta, cache_dir=cache_dir, map2d=map2d, embed_fn=embed_fn, groups=groups,
+                   flags=flags, **kwargs)
 
     # ---------------------------------------------------------------- page data
 
     def options(self) -> dict:
         """Filter choices (distinct values with counts) and atlas facts for the page."""
+        idx = self.index
         out = {"n_cases": len(self.metadata), "k_default": self.k_default, "k_max": self.k_max,
                "can_upload": self.embed_fn is not None, "max_upload_bytes": self.max_upload_bytes,
+               "profile": self.profile, "synthetic": self.synthetic,
+               "n_flagged": int(idx.flagged.sum()), "exclude_flagged": bool(idx.config.exclude_flagged),
+               "index": {"kind": idx.kind, "nlist": idx.nlist, "nprobe": idx.nprobe},
+               "ood": {"threshold": json_value(idx.ood_threshold), "percentile": idx.config.ood_percentile,
+                       "n_reference": int(idx.nn_similarities.size)},
                "filters": {}}
         for col in FILTERABLE:
             if col in self.metadata:
@@ -193,32 +236,57 @@ class AtlasApp:
     # ---------------------------------------------------------------- queries
 
     def neighbours(self, *, query_id: str | None = None, uid: str | None = None,
-                   filters: Mapping[str, Sequence[str]] | None = None, k: int | None = None) -> dict:
-        """Nearest cases of an uploaded query or a catalog case, with metadata and map positions."""
+                   filters: Mapping[str, Sequence[str]] | None = None, k: int | None = None,
+                   include_flagged: bool | None = None) -> dict:
+        """Nearest cases of an uploaded query or a catalog case, with metadata and map positions.
+
+        A catalog case never retrieves its own group; flagged images are left out unless
+        ``include_flagged``; a near-duplicate cluster is one result with ``copies``. ``ood`` says
+        whether the query's nearest eligible similarity is below the atlas's threshold.
+        """
         k = max(1, min(int(k or self.k_default), self.k_max))
         filters = {c: v for c, v in (filters or {}).items() if c in FILTERABLE and c in self.metadata}
         if uid is not None:
             row = self.index.row_of(uid)
-            hits = self.index.search(self.index.vectors[row], k, filters=filters, exclude_rows=[row])
+            exclude = self.index.group_rows(row)
+            vector = self.index.vectors[row]
             position = self.xy[row]
-            query = {"kind": "catalog", "uid": str(uid)}
+            query = {"kind": "catalog", "uid": str(uid), "thumb": f"/thumb/{row}.jpg",
+                     "n_excluded_group": int(exclude.size)}
         elif query_id is not None:
             vector = self.store.recall(query_id)
-            hits = self.index.search(vector, k, filters=filters)
+            exclude = np.empty(0, np.int64)
             near = self.index.search(vector, self.k_default)  # unfiltered: placement on the map
             position = self._place(near["row"].to_numpy(), near["similarity"].to_numpy())
             query = {"kind": "upload", "query_id": query_id}
         else:
             raise KeyError("give a query id or a catalog uid")
+        hits = self.index.search(vector, k, filters=filters, exclude_rows=exclude,
+                                 include_flagged=include_flagged, collapse=True)
+        nearest = self.index.search(vector, 1, exclude_rows=exclude)  # unfiltered, eligible rows
         results = []
         for rec in hits.itertuples(index=False):
             row = int(rec.row)
             item = {"rank": int(rec.rank), "row": row, "similarity": round(float(rec.similarity), 5),
-                    "thumb": f"/thumb/{row}.jpg", "x": json_value(self.xy[row, 0]), "y": json_value(self.xy[row, 1])}
+                    "thumb": f"/thumb/{row}.jpg", "x": json_value(self.xy[row, 0]), "y": json_value(self.xy[row, 1]),
+                    "copies": int(rec.copies), "flags": self._flag_reasons(row)}
             item.update({c: json_value(getattr(rec, c)) for c in self.shown})
+            item["dataset_url"] = self.pages.get(str(item.get("dataset")))
             results.append(item)
         query["x"], query["y"] = json_value(position[0]), json_value(position[1])
-        return {"query": query, "k": k, "filters": filters, "results": results}
+        top = float(nearest["similarity"].iloc[0]) if len(nearest) else float("nan")
+        threshold = self.index.ood_threshold
+        ood = {"nearest_similarity": json_value(round(top, 5)), "threshold": json_value(threshold),
+               "percentile": self.index.config.ood_percentile,
+               "out_of_distribution": bool(np.isfinite(top) and np.isfinite(threshold) and top < threshold)}
+        include = (not self.index.config.exclude_flagged) if include_flagged is None else bool(include_flagged)
+        return {"query": query, "k": k, "filters": filters, "include_flagged": include, "ood": ood,
+                "results": results}
+
+    def _flag_reasons(self, row: int) -> list[str]:
+        if self.flags is None:
+            return []
+        return [FLAG_REASONS[key] for key in ("offtopic", "conflict") if bool(self.flags.at[row, key])]
 
     def _place(self, rows: np.ndarray, sims: np.ndarray) -> np.ndarray:
         xy = self.xy[rows]
@@ -268,3 +336,30 @@ def default_embed_fn(run_dir: str | Path, cache_dir: str | Path) -> EmbedFn | No
         return None
     # Loaded once and reused for every upload (loading the members takes seconds).
     return pipeline.FusedEmbedder(runs.chapter_dir(run_dir, "embedding"), Path(cache_dir) / "embed")
+
+
+def dataset_pages() -> dict[str, str]:
+    """Dataset name -> its official page, from the dataset registry (synthetic sets have none)."""
+    from skinmap.data.registry import registry
+
+    reg = registry()
+    if "url" not in reg:
+        return {}
+    reg = reg[reg["url"].notna()]
+    return dict(zip(reg["dataset"].astype(str), reg["url"].astype(str)))
+
+
+def run_profile(run_dir: str | Path) -> str | None:
+    """The profile a run was built with (its manifest), or None when it does not say."""
+    path = runs.run_file(run_dir, "manifest")
+    try:
+        import json
+
+        return json.loads(Path(path).read_text()).get("profile")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _optional_export(run_dir: str | Path, key: str) -> pd.DataFrame | None:
+    path = runs.export_path(run_dir, key)
+    return runs.read_export(run_dir, key) if Path(path).is_file() else None

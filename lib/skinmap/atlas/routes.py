@@ -112,6 +112,16 @@ def _filters(params: dict[str, list[str]]) -> dict[str, list[str]]:
     return {c: params[c] for c in FILTERABLE if c in params}
 
 
+def _include_flagged(params: dict[str, list[str]]) -> bool | None:
+    """``flagged=1`` shows images the quality chapter flags, ``flagged=0`` hides them; absent: the default."""
+    value = params.get("flagged", [None])[0]
+    if value is None:
+        return None
+    if value not in ("0", "1"):
+        raise ValueError("flagged must be 0 or 1")
+    return value == "1"
+
+
 async def _result_of(future: Future):
     """Await a job's future without letting a cancelled request cancel the shared job.
 
@@ -195,7 +205,8 @@ def create_asgi_app(app: AtlasApp, *, log_requests: bool = True, body_timeout: f
             params = _query(request)
             result = await run_in_threadpool(
                 lambda: app.neighbours(query_id=params.get("query", [None])[0], uid=params.get("uid", [None])[0],
-                                       filters=_filters(params), k=_k(params)))
+                                       filters=_filters(params), k=_k(params),
+                                       include_flagged=_include_flagged(params)))
         except KeyError as exc:
             return _error(404, str(exc.args[0]) if exc.args else "not found")
         except ValueError as exc:
@@ -256,7 +267,8 @@ def create_asgi_app(app: AtlasApp, *, log_requests: bool = True, body_timeout: f
             if pending is not None:
                 await _result_of(pending)
             result = await run_in_threadpool(
-                lambda: app.neighbours(query_id=query_id, filters=_filters(params), k=_k(params)))
+                lambda: app.neighbours(query_id=query_id, filters=_filters(params), k=_k(params),
+                                       include_flagged=_include_flagged(params)))
         except UploadRejected as exc:
             headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
             return _error(exc.status, str(exc), headers)

@@ -122,8 +122,12 @@ def make_server(app: AtlasApp, host: str = "127.0.0.1", port: int = 8765, *, qui
 
 def serve(run_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8765, cache_dir: str | Path | None = None,
           max_upload_bytes: int = 10 * 2**20, max_pixels: int = 40_000_000, k_default: int = 12,
-          max_pending: int = 8, quiet: bool = False) -> int:
-    """Load the run's atlas and serve it until interrupted (the ``atlas`` command); exit code."""
+          max_pending: int = 8, quiet: bool = False, index_config=None) -> int:
+    """Load the run's atlas and serve it until interrupted (the ``atlas`` command); exit code.
+
+    ``index_config`` (:class:`~skinmap.atlas.search.AtlasIndexConfig`) sets the IVF threshold,
+    the out-of-distribution percentile and whether flagged images are hidden by default.
+    """
     from PIL import Image
 
     if not is_loopback(host):
@@ -132,7 +136,8 @@ def serve(run_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8765, cac
     Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         app = AtlasApp.from_run_dir(run_dir, cache_dir=cache_dir, k_default=k_default, max_pending=max_pending,
-                                    max_upload_bytes=max_upload_bytes, max_pixels=max_pixels)
+                                    max_upload_bytes=max_upload_bytes, max_pixels=max_pixels,
+                                    index_config=index_config)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -141,7 +146,14 @@ def serve(run_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8765, cac
     except OSError as exc:
         print(f"error: cannot listen on {host}:{port} ({exc.strerror or exc})", file=sys.stderr)
         return 2
-    print(f"SkinMap atlas: {len(app.metadata)} cases from {run_dir}")
+    idx = app.index
+    kind = "synthetic atlas (generated images: not for clinical reference)" if app.synthetic else "atlas"
+    print(f"SkinMap {kind}, profile {app.profile or 'unknown'}: {len(app.metadata)} cases from {run_dir}")
+    print(f"index: {idx.kind}" + (f" ({idx.nlist} cells, {idx.nprobe} probed)" if idx.kind == "ivf" else "")
+          + f"; out-of-distribution below similarity {idx.ood_threshold:.3f} (percentile "
+          f"{idx.config.ood_percentile:g} of {idx.nn_similarities.size} atlas nearest neighbours); "
+          f"{int(idx.flagged.sum())} images flagged by the quality chapter"
+          + (" hidden by default" if idx.config.exclude_flagged else " shown with a badge"))
     if app.embed_fn is None:
         print("note: no embedding pipeline installed; uploads are disabled, catalog-id queries work")
     if hasattr(app.embed_fn, "load"):

@@ -1,7 +1,7 @@
 // SkinMap atlas page: no framework, no CDN; every value from the server is set as text.
 "use strict";
 
-const state = { query: null, uid: null, map: null, options: null, seq: 0 };
+const state = { query: null, uid: null, map: null, options: null, seq: 0, queryUrl: null };
 const PALETTE = ["#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#fbafe4", "#949494", "#ece133", "#56b4e9"];
 const $ = (id) => document.getElementById(id);
 
@@ -18,6 +18,7 @@ function filterParams() {
   }
   const k = parseInt($("k").value, 10);
   if (k > 0) params.set("k", String(k));
+  params.set("flagged", $("show-flagged").checked ? "1" : "0");
   return params;
 }
 
@@ -40,12 +41,59 @@ function fillFilters(options) {
       select.appendChild(opt);
     }
   }
+  showBanner(options);
+  $("n-flagged").textContent = "(" + options.n_flagged + ")";
+  $("show-flagged").checked = !options.exclude_flagged;
+  if (options.n_flagged === 0) $("show-flagged").disabled = true;
   $("k").value = options.k_default;
   $("k").max = options.k_max;
   if (!options.can_upload) {
     $("file").disabled = true;
     $("file").title = "no embedding model on this server; use a catalog id";
   }
+}
+
+function showBanner(options) {
+  const banner = $("banner");
+  const profile = options.profile || "unknown";
+  const synthetic = Boolean(options.synthetic);
+  banner.dataset.synthetic = String(synthetic);
+  banner.dataset.profile = profile;
+  let text = "Atlas profile: " + profile + " · " + options.n_cases + " cases · " +
+    (options.index.kind === "ivf" ? "approximate (IVF) search" : "exact search") + ". ";
+  text += synthetic
+    ? "SYNTHETIC atlas: its images and labels are generated for testing; results say nothing about real patients."
+    : "Real datasets: a research tool, not a diagnostic device.";
+  banner.textContent = text;
+}
+
+function showQuery(src, caption) {
+  $("query-img").src = src;
+  $("query-caption").textContent = caption;
+  $("query-figure").hidden = false;
+  $("query-empty").hidden = true;
+}
+
+function ordinal(p) {
+  const n = Number(p), whole = Math.round(n);
+  if (Math.abs(n - whole) > 1e-9) return n + "th";
+  const tens = whole % 100, ones = whole % 10;
+  const suffix = (tens >= 11 && tens <= 13) ? "th" : ones === 1 ? "st" : ones === 2 ? "nd" : ones === 3 ? "rd" : "th";
+  return whole + suffix;
+}
+
+function showOod(result) {
+  const box = $("ood"), ood = result.ood;
+  box.replaceChildren();
+  box.hidden = !ood.out_of_distribution;
+  if (!ood.out_of_distribution) return;
+  const head = document.createElement("strong");
+  head.textContent = "Unlike anything in the atlas.";
+  const body = document.createElement("span");
+  body.textContent = "The nearest case has similarity " + ood.nearest_similarity.toFixed(3) +
+    ", below " + ood.threshold.toFixed(3) + ", the " + ordinal(ood.percentile) + " percentile of how similar atlas images are " +
+    "to their own nearest case. The cases below are the least unlike it, not matches.";
+  box.append(head, body);
 }
 
 function mapScale(canvas, map) {
@@ -95,20 +143,44 @@ function metaLine(item) {
   return parts.join(" · ");
 }
 
+function badge(text, cls) {
+  const span = document.createElement("span");
+  span.className = "badge " + cls; span.textContent = text;
+  return span;
+}
+
 function showResults(result) {
   const list = $("results");
   list.replaceChildren();
+  showOod(result);
   for (const item of result.results) {
     const li = document.createElement("li");
     li.dataset.uid = item.uid;
+    li.dataset.row = String(item.row);
+    if (item.flags.length) li.classList.add("flagged");
     const img = document.createElement("img");
     img.src = item.thumb; img.alt = item.diagnosis || "case"; img.loading = "lazy";
     img.addEventListener("error", () => { img.removeAttribute("src"); });
     const dx = document.createElement("div"); dx.className = "dx"; dx.textContent = item.diagnosis || "(no diagnosis)";
+    const code = document.createElement("div"); code.className = "icd";
+    code.textContent = "ICD-10 " + (item.icd10_code || "unmapped");
+    const ds = document.createElement("div"); ds.className = "dataset";
+    if (item.dataset_url) {
+      const a = document.createElement("a");
+      a.href = item.dataset_url; a.textContent = item.dataset; a.target = "_blank"; a.rel = "noopener noreferrer";
+      a.title = "the dataset's page";
+      ds.append("Dataset: ", a);
+    } else {
+      ds.textContent = "Dataset: " + (item.dataset || "?") + " (no public page)";
+    }
     const meta = document.createElement("div"); meta.className = "meta"; meta.textContent = metaLine(item);
-    const sim = document.createElement("div"); sim.textContent = "#" + item.rank + " · similarity " + item.similarity.toFixed(3);
+    const sim = document.createElement("div"); sim.className = "sim";
+    sim.textContent = "#" + item.rank + " · similarity " + item.similarity.toFixed(3);
+    const badges = document.createElement("div");
+    if (item.copies > 1) badges.append(badge("×" + item.copies + " near-duplicates", "copies"));
+    for (const reason of item.flags) badges.append(badge("flagged: " + reason, "flag"));
     const id = document.createElement("div"); id.className = "meta"; id.textContent = item.uid;
-    li.append(img, dx, meta, sim, id);
+    li.append(img, dx, code, ds, sim, badges, meta, id);
     list.appendChild(li);
   }
   list.dataset.count = String(result.results.length);
@@ -126,7 +198,10 @@ async function runQuery() {
   const mine = ++state.seq;  // only the latest request may update the page
   try {
     const result = await getJSON("/api/neighbours?" + params.toString());
-    if (mine === state.seq) showResults(result);
+    if (mine !== state.seq) return;
+    if (result.query.kind === "catalog") showQuery(result.query.thumb, "Catalog case " + result.query.uid +
+      " (its own lesion, patient and near-duplicates are not shown)");
+    showResults(result);
   } catch (err) { if (mine === state.seq) setStatus(err.message, true); }
 }
 
@@ -138,6 +213,9 @@ async function upload(file) {
   }
   setStatus("Embedding the image…");
   const mine = ++state.seq;
+  if (state.queryUrl) URL.revokeObjectURL(state.queryUrl);
+  state.queryUrl = URL.createObjectURL(file);
+  showQuery(state.queryUrl, "Your upload (" + Math.round(file.size / 1024) + " KiB): compared on this machine");
   try {
     const result = await getJSON("/api/upload?" + filterParams().toString(), {
       method: "POST", headers: { "Content-Type": "application/octet-stream" }, body: file,
@@ -157,6 +235,7 @@ async function init() {
   });
   for (const select of document.querySelectorAll("#filters select")) select.addEventListener("change", runQuery);
   $("k").addEventListener("change", runQuery);
+  $("show-flagged").addEventListener("change", runQuery);
   try {
     state.options = await getJSON("/api/options");
     fillFilters(state.options);
