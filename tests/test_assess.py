@@ -222,7 +222,7 @@ def test_cohort_path_dotdot_writes_its_report_under_assess_not_the_run_root(run,
         (parent / f"{i}.png").write_bytes(_fake_run.png_bytes(c))
     monkeypatch.chdir(parent / "child")
     before = {p.name for p in run.iterdir()}
-    monkeypatch.setattr("skinmap.atlas.assess._embed_cohort", lambda paths, run_dir, fn: atlas[: len(paths)])
+    monkeypatch.setattr("skinmap.atlas.assess._embed_cohort", lambda paths, run_dir, fn, **kw: atlas[: len(paths)])
     assert cli_main(["assess", "..", "--run-dir", str(run), "--n-bootstrap", "20"]) == 0
     assert {p.name for p in run.iterdir()} - before <= {"assess"}  # nothing new in the run root
     out = run / "assess" / "my_cohort"
@@ -240,7 +240,8 @@ def test_report_files_follow_the_process_umask(run, tmp_path):
     finally:
         os.umask(old)
     modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()}
-    assert len(modes) == 6 and set(modes.values()) == {0o644}, modes
+    # seven files since the HTML report (issue 18): all of them group- and world-readable under umask 022
+    assert len(modes) == 7 and "report.html" in modes and set(modes.values()) == {0o644}, modes
 
 
 def test_deprecated_flag_names_the_new_one_and_new_flags_work(run, tmp_path, capsys):
@@ -254,3 +255,140 @@ def test_deprecated_flag_names_the_new_one_and_new_flags_work(run, tmp_path, cap
     old = json.loads((tmp_path / "old" / "summary.json").read_text())
     new = json.loads((tmp_path / "new" / "summary.json").read_text())
     assert old == new and new["novelty"]["n_bootstrap"] == 30 and new["params"]["n_neighbors"] == 3
+
+
+# ---------------------------------------------------------------------------- issue 18: a report a user can act on
+
+
+@pytest.fixture(scope="module")
+def named_run(tmp_path_factory):
+    run = _fake_run.make_fake_run(tmp_path_factory.mktemp("named-run"), n=160)
+    return _fake_run.add_quality_exports(run, profile="demo", synthetic=True)
+
+
+def _image_cohort(folder, colours):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, c in enumerate(colours):
+        (folder / f"{i}.png").write_bytes(_fake_run.png_bytes(c))
+    return folder
+
+
+def test_progress_bars_for_embedding_and_each_measure_go_to_stderr(named_run, tmp_path, capsys):
+    cohort = _image_cohort(tmp_path / "c", list(_fake_run.COLOURS) * 3)
+    assess_mod.assess(cohort, named_run, embed_fn=_fake_run.colour_embed_fn(), n_bootstrap=20, progress=True)
+    captured = capsys.readouterr()
+    assert "embedding" in captured.err and "12/12" in captured.err  # one bar over the images
+    assert "assess" in captured.err and "5/5" in captured.err       # one step per measure
+    assert captured.out == ""
+    assess_mod.assess(cohort, named_run, embed_fn=_fake_run.colour_embed_fn(), n_bootstrap=20, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_terminal_summary_is_plain_text_naming_the_profile_and_warning_when_synthetic(named_run, run, tmp_path):
+    z = np.load(named_run / "embedding" / "fused.npy")
+    rep = assess_mod.assess(pd.DataFrame({"uid": [f"q{i}" for i in range(20)]}), named_run, vectors=z[:20],
+                            n_bootstrap=20)
+    text = rep.to_text()
+    first, second = text.splitlines()[:2]
+    assert first.startswith("Assessment of cohort") and "atlas profile 'demo'" in second and "SYNTHETIC" in second
+    assert "Warning: this atlas is synthetic" in text
+    for markup in ("**", "`", "# ", "- Note"):
+        assert markup not in text
+    real = assess_mod.assess(pd.DataFrame({"uid": [f"q{i}" for i in range(20)]}), run,
+                             vectors=np.load(run / "embedding" / "fused.npy")[:20], n_bootstrap=20)
+    assert "synthetic" not in real.to_text().lower()  # no ground truth: not called synthetic
+
+
+def test_html_report_names_the_profile_and_has_every_section(named_run, tmp_path):
+    from html.parser import HTMLParser
+
+    z = np.load(named_run / "embedding" / "fused.npy")
+    cohort = pd.DataFrame({"uid": [f"q{i}" for i in range(40)]})
+    rep = assess_mod.assess(cohort, named_run, vectors=z[:40], n_bootstrap=20, name="<script>x</script>")
+    out = rep.write(tmp_path / "r")
+    page = (out / "report.html").read_text()
+
+    class Collect(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.h2, self.tags, self.profile, self._in = [], [], "", None
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+            self._in = tag if tag == "h2" else ("profile" if dict(attrs).get("id") == "atlas-profile" else self._in)
+
+        def handle_endtag(self, tag):
+            if tag in ("h2", "p"):
+                self._in = None
+
+        def handle_data(self, data):
+            if self._in == "h2":
+                self.h2.append(data)
+            elif self._in == "profile":
+                self.profile += data
+
+    parsed = Collect()
+    parsed.feed(page)
+    assert "atlas profile 'demo' (SYNTHETIC atlas)" in parsed.profile
+    assert "callout-warning" in page and "script" not in parsed.tags  # the cohort's name is escaped
+    assert parsed.h2[:6] == ["What this cohort adds", "The cohort on the atlas map", "Novelty against the null band",
+                             "Fréchet distance to every dataset", "Holes and sparse regions entered", "Near duplicates"]
+    assert page.count("data:image/png;base64,") == 3  # map, novelty, Fréchet figures
+    for dataset in _fake_run.DATASETS:
+        assert f"<td class=\"\">{dataset}</td>" in page  # FD to every dataset
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["atlas"] == {"profile": "demo", "synthetic": True, "n_images": 160}
+
+
+def test_cohort_map_position_is_the_weighted_mean_of_its_nearest_atlas_cases(named_run):
+    z = unit(np.load(named_run / "embedding" / "fused.npy").astype(np.float64))
+    xy = pd.read_parquet(named_run / "embedding" / "map2d.parquet")[["x", "y"]].to_numpy()
+    rng = np.random.default_rng(3)
+    q = unit(z[:6] + 0.3 * rng.normal(size=(6, z.shape[1])))
+    rep = assess_mod.assess(pd.DataFrame({"uid": [f"q{i}" for i in range(6)]}), named_run, vectors=q,
+                            n_bootstrap=20, n_neighbors=4)
+    for i in range(6):
+        sims = z @ q[i]
+        top = np.argsort(-sims)[:4]
+        want = (xy[top] * sims[top, None]).sum(0) / sims[top].sum()
+        got = rep.per_image.loc[i, ["map_x", "map_y"]].to_numpy(dtype=float)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_what_the_cohort_adds_is_ranked_and_counted_independently(named_run):
+    z = np.load(named_run / "embedding" / "fused.npy")
+    rng = np.random.default_rng(5)
+    new_region = unit(rng.normal(size=(15, z.shape[1])))  # far from every planted cluster
+    cohort = pd.DataFrame({"uid": [f"q{i}" for i in range(25)],
+                           "diagnosis": ["lichen planus"] * 7 + ["melanoma"] * 18})
+    rep = assess_mod.assess(cohort, named_run, vectors=np.vstack([new_region, z[:10]]), n_bootstrap=50)
+    adds = rep.additions()
+    assert adds["n_images"].tolist() == sorted(adds["n_images"], reverse=True)
+    high = rep.novelty["ci_high"]
+    novel = adds[adds["finding"].str.startswith("images more novel")]
+    assert int(novel["n_images"].iloc[0]) == int((rep.per_image["novelty"] > high).sum()) >= 15
+    new_dx = adds[adds["finding"] == "diagnosis new to the atlas: lichen planus"]
+    assert int(new_dx["n_images"].iloc[0]) == 7
+    assert not adds["finding"].str.contains("melanoma").any()  # the atlas has melanoma
+
+
+def test_near_duplicate_thumbnails_only_when_allowed(named_run, tmp_path):
+    cohort = _image_cohort(tmp_path / "dups", [_fake_run.COLOURS[0]] * 12)
+    atlas = np.load(named_run / "embedding" / "fused.npy")
+    rep = assess_mod.assess(cohort, named_run, vectors=atlas[:12], n_bootstrap=20)  # exact copies of atlas rows
+    assert rep.per_image["near_duplicate"].all()
+    page = rep.to_html()
+    assert page.count("data:image/jpeg;base64,") == 24  # cohort and atlas thumbnail of each pair
+    off = assess_mod.assess(cohort, named_run, vectors=atlas[:12], n_bootstrap=20, thumbnails=False)
+    assert "data:image/jpeg" not in off.to_html() and "not allowed" in off.to_html()
+
+
+def test_cli_prints_a_plain_summary_and_points_to_the_html(named_run, tmp_path, capsys):
+    np.save(tmp_path / "c.npy", np.load(named_run / "embedding" / "fused.npy")[:15])
+    out = tmp_path / "out"
+    assert cli_main(["assess", str(tmp_path / "c.npy"), "--run-dir", str(named_run), "--n-bootstrap", "20",
+                     "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr()
+    assert "atlas profile 'demo'" in printed.out and "report.html" in printed.out
+    assert "**" not in printed.out and printed.err == ""
+    assert (out / "report.html").stat().st_size > 1000

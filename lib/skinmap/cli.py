@@ -153,15 +153,23 @@ def _cmd_params(args) -> int:
 
 
 def _cmd_atlas(args) -> int:
+    from skinmap.atlas.search import AtlasIndexConfig
     from skinmap.atlas.server import serve
 
     _, run_dir = _served_run_dir(args)
     if run_dir is None:
         print("error: not inside a SkinMap project; pass --run-dir", file=sys.stderr)
         return 2
+    try:
+        index_config = AtlasIndexConfig(ood_percentile=args.ood_percentile, ivf_min_rows=args.ivf_min_rows,
+                                        exclude_flagged=not args.show_flagged)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return serve(run_dir, host=args.host, port=args.port, cache_dir=args.cache_dir,
                  max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels,
-                 k_default=args.n_neighbors, max_pending=args.max_pending, quiet=args.quiet)
+                 k_default=args.n_neighbors, max_pending=args.max_pending, quiet=args.quiet,
+                 index_config=index_config)
 
 
 def _atlas_params(project_root: Path | None, profile: str) -> dict:
@@ -200,17 +208,17 @@ def _cmd_assess(args) -> int:
     knobs.update({k: getattr(args, k) for k in ("n_neighbors", "n_bootstrap", "seed", "near_duplicate_similarity")
                   if getattr(args, k) is not None})
     try:
-        config = AssessConfig(exclude_datasets=tuple(args.exclude_dataset), **knobs)
+        config = AssessConfig(exclude_datasets=tuple(args.exclude_dataset), thumbnails=not args.no_thumbnails, **knobs)
         vectors = load_cohort_vectors(args.vectors) if args.vectors else None
-        report = assess(args.cohort, run_dir, config, vectors=vectors)
+        report = assess(args.cohort, run_dir, config, vectors=vectors, progress=args.progress)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = (Path(args.out) if args.out else
            runs.folder_path(run_dir, "assess.report", cohort=folder_name(report.cohort_name)))
     report.write(out)
-    print(report.to_markdown())
-    print(f"Report written to {out}")
+    print(report.to_text(report_path=out / runs.export_name("assess.report_html")), end="")
+    print(f"All files in {out}")
     return 0
 
 
@@ -234,6 +242,13 @@ def _common(p: argparse.ArgumentParser, *, run_dir: bool = True) -> None:
                        help="when another run holds the run directory, wait for it instead of stopping")
 
 
+def _atlas_knob(name: str):
+    from skinmap.atlas.search import AtlasIndexConfig
+    from skinmap.config import knob_default
+
+    return knob_default(AtlasIndexConfig, name)
+
+
 def _add_atlas(sub) -> None:
     p = _subparser(sub, "atlas", "serve the retrieval atlas web app (upload an image, see similar cases)", """\
   python -m skinmap atlas                              # demo run on http://127.0.0.1:8765
@@ -252,6 +267,14 @@ def _add_atlas(sub) -> None:
     p.add_argument("--max-pending", type=int, default=8,
                    help="uploads that may wait for the embedding model; more get 503 + Retry-After (default 8)")
     p.add_argument("--quiet", action="store_true", help="do not log requests")
+    p.add_argument("--ood-percentile", type=float, default=_atlas_knob("ood_percentile"),
+                   help="warn 'unlike anything in the atlas' below this percentile of the atlas's own "
+                   "nearest-neighbour similarities (default %(default)s)")
+    p.add_argument("--ivf-min-rows", type=int, default=_atlas_knob("ivf_min_rows"),
+                   help="atlases with at least this many images use an IVF index, smaller ones exact search "
+                   "(default %(default)s)")
+    p.add_argument("--show-flagged", action="store_true",
+                   help="show images the quality chapter flags (with a badge) by default instead of hiding them")
 
 
 def _add_assess(sub) -> None:
@@ -277,6 +300,10 @@ def _add_assess(sub) -> None:
     p.add_argument("--exclude-dataset", action="append", default=[], metavar="NAME",
                    help="leave an atlas dataset out (repeatable), e.g. to assess it as if it were new")
     p.add_argument("--out", help="where to write the report (default <run-dir>/assess/<cohort name>)")
+    p.add_argument("--no-thumbnails", action="store_true",
+                   help="leave image thumbnails out of the HTML report (e.g. when the licence forbids copies)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bars on standard error (default: when it is a terminal)")
 
 
 def build_parser() -> argparse.ArgumentParser:

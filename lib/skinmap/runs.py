@@ -147,6 +147,7 @@ EXPORTS: dict[str, str] = {
     "assess.near_duplicates": "atlas/assess/{cohort}/near_duplicates.csv",
     "assess.summary": "atlas/assess/{cohort}/summary.json",
     "assess.report": "atlas/assess/{cohort}/report.md",
+    "assess.report_html": "atlas/assess/{cohort}/report.html",
 }
 
 #: Folders of the run directory that are not single exports. ``cache`` folders hold reusable work

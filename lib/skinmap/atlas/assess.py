@@ -19,12 +19,19 @@ value against the atlas of a run, in four steps:
    ``r_k``, eqs. 15-16); it lands in a sparse region when its nearest atlas image is flagged
    ``sparse`` by the holes chapter's density.
 
+Progress (embedding, then each measure) goes to standard error as tqdm bars, shown when it is
+a terminal unless ``progress`` says otherwise. The report names the atlas it compared against
+(the run's profile, and whether the atlas is synthetic) and places the cohort on the atlas' 2-D
+map (similarity-weighted mean position of each image's nearest atlas cases, as the atlas app
+does for an upload).
+
 The command line is ``python -m skinmap assess <folder or table>`` (:mod:`skinmap.cli`).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -62,6 +69,8 @@ class AssessConfig:
     fd_covariance: Literal["empirical", "ledoit_wolf", "auto"] = knob(
         "auto", description="covariance estimator of the Fréchet distances (auto: Ledoit-Wolf when n <= d)")
     max_pixels: int = knob(MAX_IMAGE_PIXELS, ge=1, description="cohort images declaring more pixels are left out")
+    thumbnails: bool = knob(True, description="show near-duplicate pairs as thumbnails in the HTML report")
+    embed_batch: int = knob(32, ge=1, description="images embedded per step of the progress bar")
 
     def __post_init__(self):
         object.__setattr__(self, "exclude_datasets", tuple(self.exclude_datasets))
@@ -99,6 +108,7 @@ def assess(
     vectors: np.ndarray | None = None,
     embed_fn: EmbedFn | None = None,
     name: str | None = None,
+    progress: bool | None = None,
     **knobs,
 ) -> AssessmentReport:
     """Score a proposed cohort against the atlas in ``run_dir`` (module docstring for the measures).
@@ -115,35 +125,89 @@ def assess(
     embed_fn : ``embed_fn(paths) -> (n, d)``, default the run's pipeline
         (:func:`skinmap.embed.pipeline.embed_paths`).
     name : the cohort's name in the report (default from the folder or file name).
+    progress : tqdm bars on standard error for embedding and each measure (default: when
+        standard error is a terminal).
     """
     if "k" in knobs:
         warnings.warn("assess(k=...) is deprecated; use n_neighbors=...", DeprecationWarning, stacklevel=2)
         knobs["n_neighbors"] = knobs.pop("k")
     config = with_knobs(AssessConfig, config, knobs)
     run_dir = Path(run_dir)
+    show = sys.stderr.isatty() if progress is None else bool(progress)
     notes: list[str] = []
-    cohort, z_new = _cohort_vectors(folder_or_table, run_dir, vectors, embed_fn, config, notes)
+    cohort, z_new = _cohort_vectors(folder_or_table, run_dir, vectors, embed_fn, config, notes, show)
     atlas = _load_atlas(run_dir, config, z_new.shape[1])
 
-    novelty, per_sample = _novelty(atlas.z, z_new, config)
-    nn = knn_search(z_new, atlas.z, config.n_neighbors, normalize=False)
-    per_image = _nearest_cases(cohort, per_sample, nn, atlas.meta, config)
-    near = _near_duplicates(per_image, nn.indices[:, 0], atlas.meta, config)
-    fd = _frechet_to_datasets(z_new, atlas.z, atlas.meta["dataset"].astype("string"), config, notes)
-    holes_df = _holes(run_dir, z_new, atlas, config, notes)
-    sparse = _sparse_regions(run_dir, per_image, nn, atlas, notes)
+    from tqdm.auto import tqdm
+
+    steps = tqdm(total=5, desc="assess", unit="measure", file=sys.stderr, disable=not show)
+    with steps:
+        steps.set_postfix_str("novelty (eqs. 2-6)")
+        novelty, per_sample = _novelty(atlas.z, z_new, config)
+        nn = knn_search(z_new, atlas.z, config.n_neighbors, normalize=False)
+        per_image = _nearest_cases(cohort, per_sample, nn, atlas.meta, config)
+        steps.update()
+        steps.set_postfix_str("near duplicates")
+        near = _near_duplicates(per_image, nn.indices[:, 0], atlas.meta, config)
+        pairs = _duplicate_pairs(per_image, nn.indices[:, 0], atlas.meta)
+        steps.update()
+        steps.set_postfix_str("Fréchet distance (eq. 8)")
+        fd = _frechet_to_datasets(z_new, atlas.z, atlas.meta["dataset"].astype("string"), config, notes, show)
+        steps.update()
+        steps.set_postfix_str("holes (eqs. 15-16)")
+        holes_df = _holes(run_dir, z_new, atlas, config, notes)
+        steps.update()
+        steps.set_postfix_str("sparse regions")
+        sparse = _sparse_regions(run_dir, per_image, nn, atlas, notes)
+        steps.update()
+    atlas_map = _place_on_map(run_dir, per_image, nn, atlas)
+    from skinmap.atlas.app import run_profile
+
     return AssessmentReport(
         cohort_name=name or cohort_name(folder_or_table),
         per_image=per_image, novelty=novelty, frechet=fd, holes=holes_df, sparse=sparse,
         near_duplicates=near, params=config.params(), notes=notes,
+        atlas_profile=run_profile(run_dir), atlas_synthetic=runs.load_ground_truth(run_dir) is not None,
+        atlas_map=atlas_map, duplicate_pairs=pairs if config.thumbnails else None,
+        atlas_n_images=int(len(atlas.rows)),
+        atlas_diagnoses=set(atlas.meta["diagnosis"].dropna().astype(str)) if "diagnosis" in atlas.meta else None,
     )
+
+
+def _place_on_map(run_dir: Path, per_image: pd.DataFrame, nn: KnnResult, atlas: _Atlas) -> pd.DataFrame | None:
+    """Adds ``map_x``, ``map_y`` (similarity-weighted mean of the nearest atlas cases' positions) to
+    ``per_image``; returns the atlas map (``x``, ``y``, ``dataset``) of the kept rows, or None."""
+    table = runs.load_map2d(run_dir, missing_ok=True)
+    if table is None:
+        return None
+    pos = table.set_index(table["uid"].astype(str))[["x", "y"]].reindex(atlas.meta["uid"].astype(str))
+    xy = pos.to_numpy(dtype=np.float64)
+    near_xy = xy[nn.indices]                                  # (n_cohort, k, 2)
+    w = np.clip(nn.similarities.astype(np.float64), 1e-6, None) * np.isfinite(near_xy).all(axis=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        placed = np.nansum(near_xy * w[..., None], axis=1) / w.sum(axis=1, keepdims=True)
+    per_image["map_x"], per_image["map_y"] = placed[:, 0], placed[:, 1]
+    return pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "dataset": atlas.meta["dataset"].astype(str).to_numpy()})
+
+
+def _duplicate_pairs(per_image: pd.DataFrame, nearest: np.ndarray, meta: pd.DataFrame) -> pd.DataFrame:
+    """Each near-duplicate cohort image with its atlas match (paths for thumbnails), most similar first."""
+    dup = per_image["near_duplicate"].to_numpy()
+    out = pd.DataFrame({
+        "cohort_id": per_image.loc[dup, "cohort_id"].to_numpy(),
+        "cohort_path": per_image.loc[dup, "path"].to_numpy() if "path" in per_image else None,
+        "atlas_uid": meta["uid"].to_numpy()[nearest[dup]],
+        "atlas_path": meta["path"].to_numpy()[nearest[dup]] if "path" in meta else None,
+        "similarity": per_image.loc[dup, "nearest_similarity"].to_numpy(),
+    })
+    return out.sort_values("similarity", ascending=False, ignore_index=True)
 
 
 # --------------------------------------------------------------------------- inputs
 
 
 def _cohort_vectors(source, run_dir: Path, vectors, embed_fn: EmbedFn | None, config: AssessConfig,
-                    notes: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+                    notes: list[str], progress: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
     """The cohort table and its l2-normalised vectors, unusable images left out with a note."""
     cohort = load_cohort(source)
     is_npy = not isinstance(source, pd.DataFrame) and str(source).lower().endswith(".npy")
@@ -157,7 +221,8 @@ def _cohort_vectors(source, run_dir: Path, vectors, embed_fn: EmbedFn | None, co
         cohort = cohort[readable].reset_index(drop=True)
         if len(cohort) == 0:
             raise ValueError("no usable cohort image: " + "; ".join(screen_notes))
-        vectors = _embed_cohort(cohort["path"].tolist(), run_dir, embed_fn)
+        vectors = _embed_cohort(cohort["path"].tolist(), run_dir, embed_fn, batch=config.embed_batch,
+                                progress=progress)
     vectors = check_vectors(vectors, n_rows=len(cohort))
     usable = np.isfinite(vectors).all(axis=1)  # the embedder marks unusable images with NaN rows
     if not usable.all():
@@ -168,22 +233,30 @@ def _cohort_vectors(source, run_dir: Path, vectors, embed_fn: EmbedFn | None, co
     return cohort, l2_normalize(vectors)
 
 
-def _embed_cohort(paths: Sequence[str], run_dir: Path, embed_fn: EmbedFn | None) -> np.ndarray:
+def _embed_cohort(paths: Sequence[str], run_dir: Path, embed_fn: EmbedFn | None, *, batch: int = 32,
+                  progress: bool = False) -> np.ndarray:
+    """The cohort's fused vectors, ``batch`` images per call, with a progress bar over images."""
+    from tqdm.auto import tqdm
+
     if embed_fn is None:
         try:
-            from skinmap.embed.pipeline import embed_paths
+            from skinmap.embed.pipeline import FusedEmbedder
         except ImportError as exc:  # the embedding pipeline is an optional, heavier layer
             raise RuntimeError(
-                "cannot embed images: skinmap.embed.pipeline.embed_paths is unavailable "
+                "cannot embed images: skinmap.embed.pipeline is unavailable "
                 f"({exc}); pass precomputed vectors instead (--vectors FILE.npy)"
             ) from exc
-
-        def embed_fn(p):
-            # The feature cache of new images stays out of the embedding chapter's folder.
-            return embed_paths(p, runs.chapter_dir(run_dir, "embedding"),
-                               cache_dir=runs.folder_path(run_dir, "assess.embed_cache"))
-
-    return np.asarray(embed_fn(list(paths)), dtype=np.float32)
+        # Models load once; the feature cache of new images stays out of the embedding chapter's folder.
+        embed_fn = FusedEmbedder(runs.chapter_dir(run_dir, "embedding"),
+                                 runs.folder_path(run_dir, "assess.embed_cache"))
+    paths = list(paths)
+    chunks = []
+    with tqdm(total=len(paths), desc="embedding", unit="image", file=sys.stderr, disable=not progress) as bar:
+        for start in range(0, len(paths), batch):
+            part = paths[start:start + batch]
+            chunks.append(np.asarray(embed_fn(part), dtype=np.float32).reshape(len(part), -1))
+            bar.update(len(part))
+    return np.vstack(chunks) if chunks else np.empty((0, 0), np.float32)
 
 
 def _load_atlas(run_dir: Path, config: AssessConfig, dim: int) -> _Atlas:
@@ -255,7 +328,7 @@ def _near_duplicates(per_image: pd.DataFrame, nearest: np.ndarray, meta: pd.Data
 
 
 def _frechet_to_datasets(cohort: np.ndarray, atlas: np.ndarray, datasets: pd.Series, config: AssessConfig,
-                         notes: list[str]) -> pd.DataFrame:
+                         notes: list[str], progress: bool = False) -> pd.DataFrame:
     """FD (eq. 8) from the cohort's Gaussian to each atlas dataset's, via the similarity chapter."""
     empty = pd.DataFrame(columns=["dataset", "n_images", "fd"])
     try:
@@ -267,8 +340,11 @@ def _frechet_to_datasets(cohort: np.ndarray, atlas: np.ndarray, datasets: pd.Ser
     if cohort.shape[0] < config.fd_min_images or not names:
         return empty
     cohort_stats = frechet.gaussian_stats(cohort, covariance=config.fd_covariance)
+    from tqdm.auto import tqdm
+
     rows = []
-    for name in sorted(names):
+    for name in tqdm(sorted(names), desc="Fréchet distance", unit="dataset", file=sys.stderr,
+                     disable=not progress, leave=False):
         mask = (datasets == name).to_numpy()
         other = frechet.gaussian_stats(atlas[mask], covariance=config.fd_covariance)
         rows.append({"dataset": name, "n_images": int(mask.sum()), "fd": float(frechet.frechet_distance(cohort_stats, other))})
