@@ -25,6 +25,20 @@ from pathlib import Path
 
 __all__ = ["main", "build_parser", "find_project_root"]
 
+_DESCRIPTION = "SkinMap: build and render the audit book, serve the retrieval atlas, assess a new cohort."
+_EXAMPLES = """\
+examples:
+  python -m skinmap book                        # run every chapter (demo profile) and render _book/
+  python -m skinmap book --profile mini         # the same on the real datasets
+  python -m skinmap run novelty -p k=20         # rerun one chapter with a new parameter
+  python -m skinmap run similarity --params my_similarity.yml --profile mini
+  python -m skinmap render --renderer nbconvert
+  python -m skinmap params novelty              # a chapter's parameters, allowed values and ranges
+  python -m skinmap atlas                       # the retrieval web app on http://127.0.0.1:8765
+  python -m skinmap assess path/to/cohort/      # what would this cohort add?
+
+Run `python -m skinmap <command> --help` for a command's options and examples."""
+
 _PROFILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
@@ -117,8 +131,8 @@ def _cmd_run(args) -> int:
         force=args.force,
     )
     write_manifest(ctx)
-    took = "cached" if entry["status"] == "cached" else f"{entry['run_seconds']:.1f} s"
-    print(f"{entry['name']}: {entry['status']} ({took}); outputs in {ctx.run_dir / entry['name']}, "
+    took = "" if entry["status"] == "cached" else f" in {entry['run_seconds']:.1f} s"
+    print(f"{entry['name']}: {entry['status']}{took}; outputs in {ctx.run_dir / entry['name']}, "
           f"notebook {ctx.run_dir / entry['executed_notebook']}")
     print("Re-render the book with `python -m skinmap render` to see it in _book/.")
     return 0
@@ -145,8 +159,40 @@ def _cmd_params(args) -> int:
     for name, field in schema.Params.model_fields.items():
         # annotated_types constraints print as Ge(ge=1): keep the "ge=1" part.
         limits = " ".join(repr(m).partition("(")[2].rstrip(")") for m in field.metadata)
+        allowed = _allowed_values(field.annotation)
+        limits = " ".join(part for part in (allowed, limits) if part) or _kind(field.annotation)
         print(f"  {name} = {values[name]!r}  [{limits}] {field.description or ''}".rstrip())
     return 0
+
+
+def _allowed_values(annotation) -> str:
+    """``one of: 'a', 'b'`` for a Literal setting (also inside Optional or a list), else ``""``."""
+    import typing
+
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return "one of: " + ", ".join(repr(a) for a in args)
+    if origin in (list, tuple, set, frozenset):
+        inner = next((_allowed_values(a) for a in args if _allowed_values(a)), "")
+        return f"each {inner}" if inner else ""
+    if args:  # Union / Optional / Annotated
+        found = [_allowed_values(a) for a in args if _allowed_values(a)]
+        return found[0] if found else ""
+    return ""
+
+
+def _kind(annotation) -> str:
+    """What a setting without declared limits takes: text, true/false, a list, ..."""
+    import typing
+
+    if annotation is str:
+        return "any text"
+    if annotation is bool:
+        return "true or false"
+    origin = typing.get_origin(annotation)
+    if origin in (list, tuple):
+        return "a list"
+    return ""
 
 
 # --------------------------------------------------------------------------- front ends
@@ -308,7 +354,8 @@ def _add_assess(sub) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m skinmap", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m skinmap", description=_DESCRIPTION, epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
 

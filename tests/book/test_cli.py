@@ -77,3 +77,43 @@ def test_profile_names_are_validated_before_anything_runs(profile, capsys):
         main(["assess", "cohort/", "--profile", profile])
     assert exit_.value.code == 2
     assert "invalid profile" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- issue 18: help, params, run
+
+
+DOCSTRING_MARKUP = ("``", "::", ":func:", ":mod:", ":class:", ":data:")
+
+
+@pytest.mark.parametrize("command", [None, "book", "run", "render", "params", "atlas", "assess"])
+def test_help_has_no_raw_docstring_markup_and_ends_with_examples(command, capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"] if command is None else [command, "--help"])
+    out = capsys.readouterr().out
+    assert not [m for m in DOCSTRING_MARKUP if m in out], out
+    assert "examples:\n" in out
+    assert out.split("\n\n")[1].strip().count("\n") == 0  # the description is one line
+
+
+def test_params_shows_the_allowed_values_of_text_settings(capsys):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    from skinmap.book.schemas import load_schema_module
+
+    assert main(["params", "atlas", "--project", str(root)]) == 0
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if ln.strip().startswith("match_on ="))
+    import typing
+
+    choices = typing.get_args(load_schema_module("atlas").Params.model_fields["match_on"].annotation)
+    assert choices and all(repr(c) in line for c in choices) and "one of:" in line
+
+
+def test_run_says_cached_once(toy, capsys):
+    assert main(["run", "alpha", "--project", str(toy)]) == 0
+    first = capsys.readouterr().out.splitlines()[0].split(";")[0]  # (paths after ';' hold the test's name)
+    assert first.startswith("alpha: executed in ") and first.count("cached") == 0
+    assert main(["run", "alpha", "--project", str(toy)]) == 0
+    second = capsys.readouterr().out.splitlines()[0].split(";")[0]
+    assert second == "alpha: cached"

@@ -560,8 +560,8 @@ def build_book(
             for chapter in bar:
                 bar.set_postfix_str(chapter.key)
                 entry = run_chapter(ctx, chapter, params=all_params[chapter.key], force=force)
-                took = "cached" if entry["status"] == "cached" else f"{entry['run_seconds']:.1f} s"
-                ctx.log(f"  {chapter.stem}: {entry['status']} ({took})")
+                took = "" if entry["status"] == "cached" else f" ({entry['run_seconds']:.1f} s)"
+                ctx.log(f"  {chapter.stem}: {entry['status']}{took}")
                 entries.append(entry)
         finally:
             bar.close()
