@@ -54,7 +54,7 @@ def test_upload_results_and_filter(live_server, driver, tmp_path):
     image = tmp_path / "query.picture"  # the name says nothing: the server checks content
     image.write_bytes(_fake_run.png_bytes(_fake_run.COLOURS[3]))
     driver.get(base + "/")
-    wait = WebDriverWait(driver, 15)
+    wait = WebDriverWait(driver, 60)  # conditions, not sleeps: generous for a loaded machine
     wait.until(lambda d: "Ready" in d.find_element(By.ID, "status").text)
 
     # Read the rendered list in one script call: no stale elements while the page re-renders.

@@ -8,12 +8,15 @@ One module per concern:
   security headers, address-free request log, upload limits);
 * :mod:`~skinmap.atlas.server` -- serving the routes with uvicorn, loopback by default:
   :func:`make_server`, :func:`serve`;
+* :mod:`~skinmap.atlas.search` -- :class:`AtlasIndex`, the faiss index built once at start-up
+  (exact when small, IVF when large) with the benchmark's group exclusions, the quality chapter's
+  flags and the out-of-distribution threshold;
 * :mod:`~skinmap.atlas.uploads` -- checks of an uploaded image (content type, bombs, integrity);
 * :mod:`~skinmap.atlas.store` -- the app's content-addressed cache folder (its only writes);
 * :mod:`~skinmap.atlas.inference` -- the bounded single-flight queue in front of the embedder;
 * :mod:`~skinmap.atlas.assess` -- :func:`assess`, what a proposed cohort would add (paper §9),
   reading its input with :mod:`~skinmap.atlas.cohort` and reporting with
-  :mod:`~skinmap.atlas.report`.
+  :mod:`~skinmap.atlas.report` (files, terminal summary) and :mod:`~skinmap.atlas.report_html`.
 
 Argument parsing for ``python -m skinmap atlas`` and ``python -m skinmap assess`` lives in
 :mod:`skinmap.cli`. These modules read the run directory through :mod:`skinmap.runs` only and may

@@ -120,7 +120,9 @@ def _map_section(report) -> str:
         ax.set_yticks([])
         ax.set_xlabel("map axis 1")
         ax.set_ylabel("map axis 2")
-        ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, markerscale=2)
+        legend = ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, markerscale=2)
+        for handle in legend.legend_handles:
+            handle.set_alpha(1.0)  # the points are faint on the map, not in the legend
 
     uri = _figure_uri(draw, size=(7.5, 5.0))
     return (f'<figure><img src="{uri}" alt="the cohort on the atlas map"><figcaption>The cohort (black crosses) '
