@@ -599,14 +599,21 @@ def load_groups(run_dir: str | os.PathLike, uids: Sequence[str]) -> np.ndarray:
     The evaluation split's groups (lesion, patient and near-duplicate of the frozen pretrained member,
     ``embedding/roles.parquet``) joined with the quality chapter's near-duplicate clusters when that
     chapter has run (found later, in the trained space; more exclusions never make a score leak).
-    Returns an int64 array aligned with ``uids`` (labels ``0..G-1``).
+    A run without a split (older than the evaluation protocol) groups by the catalog's lesion and
+    patient ids instead. Returns an int64 array aligned with ``uids`` (labels ``0..G-1``).
     """
     from skinmap.analysis.evaluation_split import group_ids
 
-    roles = load_roles(run_dir, uids)
     clusters = load_duplicate_clusters(run_dir, uids, missing_ok=True)
-    labels = [roles["group"].to_numpy()] + ([clusters.to_numpy(dtype=object)] if clusters is not None else [])
-    return group_ids(roles["dataset"].to_numpy(), clusters=labels)
+    extra = [clusters.to_numpy(dtype=object)] if clusters is not None else []
+    if export_path(run_dir, "embedding.roles").is_file():
+        roles = load_roles(run_dir, uids)
+        return group_ids(roles["dataset"].to_numpy(), clusters=[roles["group"].to_numpy(), *extra])
+    catalog = load_catalog(run_dir)
+    rows = catalog.set_index(catalog["uid"].astype(str)).reindex(pd.Index(pd.Series(uids).astype(str)))
+    ids = {c: rows[c].to_numpy(dtype=object) if c in rows else None for c in ("lesion_id", "patient_id")}
+    return group_ids(rows["dataset"].astype(object).fillna("?").to_numpy(), ids["lesion_id"], ids["patient_id"],
+                     clusters=extra)
 
 
 def load_duplicate_clusters(run_dir: str | os.PathLike, uids: Sequence[str], *,

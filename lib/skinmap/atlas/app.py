@@ -36,7 +36,7 @@ import pandas as pd
 from PIL import Image
 
 from skinmap import runs
-from skinmap.analysis.retrieval import FILTERABLE, catalog_groups
+from skinmap.analysis.retrieval import FILTERABLE
 from skinmap.atlas.inference import InferenceQueue, QueueFull
 from skinmap.atlas.search import FLAG_REASONS, AtlasIndex, AtlasIndexConfig, quality_flags
 from skinmap.atlas.store import CacheStore
@@ -143,11 +143,10 @@ class AtlasApp:
         atlas = runs.load_atlas(run_dir)
         meta = atlas.samples
         map2d = runs.load_map2d(run_dir, missing_ok=True)
-        # the atlas chapter's groups: lesion and patient ids, near-duplicate clusters
+        # the atlas chapter's groups: the evaluation split's (lesion, patient, near-duplicate) and the
+        # quality chapter's near-duplicate clusters
         clusters = runs.load_duplicate_clusters(run_dir, meta["uid"], missing_ok=True)
-        groups = catalog_groups(
-            meta["dataset"], lesion_ids=meta["lesion_id"] if "lesion_id" in meta else None,
-            patient_ids=meta["patient_id"] if "patient_id" in meta else None, duplicate_clusters=clusters)
+        groups = runs.load_groups(run_dir, meta["uid"])
         flags = quality_flags(meta["uid"], _optional_export(run_dir, "quality.offtopic_ranking"),
                               _optional_export(run_dir, "quality.clusters"), clusters)
         kwargs.setdefault("profile", run_profile(run_dir))

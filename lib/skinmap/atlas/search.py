@@ -9,7 +9,7 @@ faiss ID selector, so a filtered query still gets its k nearest allowed cases.
 Which rows a query may retrieve follows the atlas chapter's benchmark
 (:mod:`skinmap.analysis.retrieval`, strict protocol): a catalog case never retrieves its own
 group (rows sharing a lesion id, a patient id or a near-duplicate cluster,
-:func:`~skinmap.analysis.retrieval.catalog_groups`). In addition, images the quality chapter
+:func:`skinmap.runs.load_groups`). In addition, images the quality chapter
 flags (off-topic, or members of a near-duplicate cluster whose labels conflict,
 :func:`quality_flags`) are left out unless the caller asks for them.
 
