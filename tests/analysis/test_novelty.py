@@ -9,6 +9,7 @@ import pytest
 from skinmap.analysis.novelty import (
     YEARLY_COLUMNS,
     novelty_vs_prevalence,
+    ratio_interval,
     stratified_novelty,
     yearly_novelty,
 )
@@ -156,3 +157,32 @@ def test_zero_null_has_defined_ratio():
     t = yearly_novelty(z, [1] * 6 + [2], n_neighbors=1, n_bootstrap=10, progress=False).table.set_index("year")
     assert t.loc[2, "nu_null"] == pytest.approx(0.0, abs=1e-6)
     assert t.loc[2, "ratio"] == np.inf or t.loc[2, "ratio"] > 1e4  # float32 round-off may leave ~1e-8
+
+
+def test_ratio_interval_holds_one_exactly_when_nu_is_inside_the_null_band(small):
+    """Against the brute-force equations: 1 lies in [nu / ci_high, nu / ci_low] iff ci_low <= nu <= ci_high."""
+    from skinmap.analysis.claims import verdict
+
+    z, years = small
+    k, B = 3, 30
+    expected = brute_force(z, years, k, B, seed=0)
+    table = yearly_novelty(z, years, n_neighbors=k, n_bootstrap=B, seed=0, progress=False).table
+    out = ratio_interval(table).set_index("year")
+    assert set(expected) <= set(out.index)
+    for t, e in expected.items():
+        inside = e["ci_low"] <= e["nu"] <= e["ci_high"]
+        assert (verdict(1.0, (out.loc[t, "ratio_ci_low"], out.loc[t, "ratio_ci_high"])) == "agrees") == inside
+        assert out.loc[t, "ratio_ci_low"] == pytest.approx(e["nu"] / e["ci_high"], rel=1e-4)
+    undefined = table.loc[table["ratio"].isna(), "year"]
+    assert out.loc[undefined, "ratio_ci_low"].isna().all()
+
+
+def test_ratio_interval_on_planted_years(rng):
+    base = rng.standard_normal((400, 8)) + np.r_[3.0, np.zeros(7)]
+    novel = rng.standard_normal((150, 8)) + np.r_[0, 0, 0, 3.0, 0, 0, 0, 0]
+    same = rng.standard_normal((150, 8)) + np.r_[3.0, np.zeros(7)]  # a fresh draw of the history's distribution
+    z = np.vstack([base, same, novel])
+    years = [2010] * 400 + [2011] * 150 + [2012] * 150
+    t = ratio_interval(yearly_novelty(z, years, n_neighbors=10, n_bootstrap=100, progress=False).table).set_index("year")
+    assert t.loc[2012, "ratio_ci_low"] > 1.0
+    assert t.loc[2011, "ratio_ci_low"] < 1.5 and t.loc[2011, "ratio_ci_high"] > 0.8

@@ -284,3 +284,39 @@ def test_groups_scope_ids_to_their_dataset():
     assert g[0] == g[1] and g[2] == g[3] and g[4] == g[5]
     assert len({g[0], g[2], g[4]}) == 3
     assert group_ids(datasets).tolist() == list(range(6))
+
+
+# ------------------------------------------------------------------------- whole atlas - own dataset
+
+
+def test_setting_difference_is_paired_and_finds_a_planted_gain():
+    """Dataset Q holds pairs of nearby images with different diagnoses (a_i labelled i, b_i labelled
+    i + 1), so inside Q every query's nearest case is wrong; dataset A holds a closer same-label copy
+    of every Q image. Searching the whole atlas raises P@1 from 0 to 1, and the paired interval
+    of the gain excludes 0. With A removed both settings search the same pool, so the paired
+    difference is exactly 0 in every resample (independent draws would give a non-zero interval)."""
+    rng = np.random.default_rng(5)
+    n, d = 40, 8
+    a = rng.normal(size=(n, d))
+    b = a + rng.normal(0, 1e-2, size=(n, d))
+    q_labels = np.concatenate([np.arange(n), (np.arange(n) + 1) % n]).astype(str)
+    q = np.vstack([a, b])
+    X = np.vstack([q, q + rng.normal(0, 1e-4, size=q.shape)])
+    labels = np.concatenate([q_labels, q_labels])
+    datasets = np.array(["Q"] * (2 * n) + ["A"] * (2 * n))
+    out = retrieval.retrieval_curves(X, labels, datasets, ["Q"], max_neighbors=3, n_neighbors=1, n_bootstrap=200)
+    t = out.table().set_index(["setting", "protocol"])
+    gain = out.setting_difference_table().set_index(["protocol", "metric"])
+    own, whole = t.loc[("same_dataset", "strict"), "precision"], t.loc[("whole_atlas", "strict"), "precision"]
+    assert whole == 1.0 and own == 0.0
+    assert gain.loc[("strict", "precision"), "difference"] == pytest.approx(1.0)
+    assert gain.loc[("strict", "precision"), "ci_low"] == pytest.approx(1.0)
+    # one dataset only: both settings search the same pool, so the paired difference is 0 in every draw
+    mix = rng.permutation(2 * n)
+    qx, ql = q[mix] + rng.normal(0, 0.5, size=q.shape), q_labels[mix] # noisier: P@k varies across resamples
+    one = retrieval.retrieval_curves(qx, ql, ["Q"] * (2 * n), ["Q"], max_neighbors=5, n_neighbors=5, n_bootstrap=200)
+    zero = one.setting_difference_table()
+    assert np.allclose(zero[["difference", "ci_low", "ci_high"]].to_numpy(dtype=float), 0.0)
+    # the settings' own intervals are not degenerate, so a zero interval is evidence of pairing
+    t1 = one.table().set_index(["setting", "protocol"])
+    assert t1.loc[("same_dataset", "strict"), "recall_ci_high"] > t1.loc[("same_dataset", "strict"), "recall_ci_low"]

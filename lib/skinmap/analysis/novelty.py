@@ -66,6 +66,7 @@ __all__ = [
     "yearly_novelty",
     "stratified_novelty",
     "novelty_vs_prevalence",
+    "ratio_interval",
 ]
 
 YEARLY_COLUMNS = (
@@ -359,3 +360,32 @@ def novelty_vs_prevalence(
         scored[["stratum", "n", "novelty"]].rename(columns={"n": "n_scored"}), on="stratum", how="left")
     out["n_scored"] = out["n_scored"].fillna(0).astype(int)
     return out.sort_values(["n_images", "stratum"], ascending=[False, True]).reset_index(drop=True)
+
+
+def ratio_interval(table: pd.DataFrame) -> pd.DataFrame:
+    """The range of the ratio ``nu_t / nu_t(b)`` over the null's central interval (eq. 6).
+
+    The paper reads a ratio "near 1" as a year that resamples its history. How near is set by
+    the null: ``nu_t`` lies inside the null interval ``[ci_low, ci_high]`` exactly when
+    ``1`` lies inside ``[nu_t / ci_high, nu_t / ci_low]``, so this interval is the one to hold
+    against a published ratio of 1 (:func:`skinmap.analysis.claims.verdict`).
+
+    Parameters
+    ----------
+    table : DataFrame
+        :attr:`YearlyNovelty.table` (columns ``year``, ``nu``, ``ci_low``, ``ci_high``, ``ratio``).
+
+    Returns
+    -------
+    DataFrame
+        ``year``, ``ratio``, ``ratio_ci_low``, ``ratio_ci_high`` per row of ``table`` (NaN where the
+        year has no ratio or a bound of the null interval is not positive).
+    """
+    nu = table["nu"].to_numpy(dtype=np.float64)
+    low = table["ci_low"].to_numpy(dtype=np.float64)
+    high = table["ci_high"].to_numpy(dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r_low = np.where(high > 0, nu / high, np.nan)
+        r_high = np.where(low > 0, nu / low, np.nan)
+    return pd.DataFrame({"year": table["year"].to_numpy(), "ratio": table["ratio"].to_numpy(dtype=np.float64),
+                         "ratio_ci_low": r_low, "ratio_ci_high": r_high})

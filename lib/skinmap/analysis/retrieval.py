@@ -27,14 +27,17 @@ a lesion, a patient or a near-duplicate cluster share it, :func:`skinmap.analysi
 The benchmark (:func:`retrieval_curves`) reports P@k, R@k and AP@k for ``k = 1..K`` under both
 protocols, each with a percentile interval from a bootstrap over query *groups*
 (:func:`group_bootstrap_means`, the cluster bootstrap of :mod:`skinmap.analysis.resampling`),
-and the paired difference strict − legacy: how much leakage inflated the score.
+and the paired difference strict − legacy: how much leakage inflated the score. Both settings of
+one eval set also share their bootstrap draws, so the difference whole atlas − own dataset (the
+paper's claim that the atlas improves retrieval for a small collection, Fig. 6) carries a paired
+interval too (:attr:`RetrievalCurves.setting_differences`).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -514,7 +517,7 @@ class RetrievalConfig:
     max_neighbors: int = knob(50, ge=1, le=1000, description="longest list K of the curves k = 1..K")
     n_bootstrap: int = knob(200, ge=1, le=100_000, description="bootstrap replicates over query groups")
     ci: float = knob(0.95, **CI_BOUNDS, description="central quantile range of the intervals")
-    seed: int = knob(0, ge=0, description="seed of the bootstrap (one stream per eval set and setting)")
+    seed: int = knob(0, ge=0, description="seed of the bootstrap (one stream per eval set, shared by its settings)")
 
     def __post_init__(self) -> None:
         check_knobs(self)
@@ -522,6 +525,8 @@ class RetrievalConfig:
             raise ValueError(f"n_neighbors ({self.n_neighbors}) must be <= max_neighbors ({self.max_neighbors})")
 
 
+#: Columns of :attr:`RetrievalCurves.setting_differences`.
+SETTING_DIFF_COLUMNS = ["eval_set", "protocol", "n_neighbors", "metric", "difference", "ci_low", "ci_high"]
 #: Columns of :attr:`RetrievalCurves.curves` (and of the table at one cutoff).
 CURVE_COLUMNS = ["eval_set", "setting", "protocol", "n_neighbors",
                  *[f"{m}{s}" for m in METRICS for s in ("", "_ci_low", "_ci_high")],
@@ -537,11 +542,15 @@ class RetrievalCurves:
     ``differences``: the paired strict − legacy difference of each metric per (eval_set, setting,
     n_neighbors): ``metric``, ``difference``, ``ci_low``, ``ci_high`` (same bootstrap draws).
     ``config``: the knobs used.
+    ``setting_differences``: the paired whole atlas − own dataset difference of each metric per
+    (eval_set, protocol, n_neighbors): ``metric``, ``difference``, ``ci_low``, ``ci_high`` (both
+    settings resample the same query groups with the same draws); empty unless both settings ran.
     """
 
     curves: pd.DataFrame
     differences: pd.DataFrame
     config: RetrievalConfig
+    setting_differences: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SETTING_DIFF_COLUMNS))
 
     def table(self, n_neighbors: int | None = None) -> pd.DataFrame:
         """The curves at one cutoff (default ``config.n_neighbors``)."""
@@ -552,6 +561,12 @@ class RetrievalCurves:
         """The strict − legacy differences at one cutoff (default ``config.n_neighbors``)."""
         k = self.config.n_neighbors if n_neighbors is None else n_neighbors
         return self.differences[self.differences["n_neighbors"] == k].reset_index(drop=True)
+
+    def setting_difference_table(self, n_neighbors: int | None = None) -> pd.DataFrame:
+        """The whole atlas − own dataset differences at one cutoff (default ``config.n_neighbors``)."""
+        k = self.config.n_neighbors if n_neighbors is None else n_neighbors
+        frame = self.setting_differences
+        return frame[frame["n_neighbors"] == k].reset_index(drop=True)
 
 
 def retrieval_curves(
@@ -604,24 +619,26 @@ def retrieval_curves(
     datasets = pd.Series(np.asarray(datasets, dtype=object)).astype("string")
     K = cfg.max_neighbors
     ks = np.arange(1, K + 1)
-    curve_rows, diff_rows = [], []
+    curve_rows, diff_rows, setting_rows = [], [], []
     for e, name in enumerate(eval_datasets):
         in_ds = (datasets == name).fillna(False).to_numpy()
         q_rows = np.flatnonzero(in_ds & (codes >= 0))
         if q_rows.size == 0:
             continue
-        for s, setting in enumerate(settings):
+        setting_reps, setting_means = {}, {}
+        for setting in settings:
             pool = _pool(setting, in_ds)
             per = {p: _per_query_curves(vectors, codes, group_ids, q_rows, pool, K, p) for p in protocols}
             blocks = []
             for p in protocols:
                 ok = per[p]["n_relevant"] > 0
                 blocks += [np.where(ok[:, None], per[p][m], np.nan) for m in METRICS]
-            rng = np.random.default_rng([cfg.seed, e, s])
+            rng = np.random.default_rng([cfg.seed, e])  # the same draws for every setting: paired differences
             means, reps = group_bootstrap_means(np.hstack(blocks), group_ids[q_rows],
                                                 n_bootstrap=cfg.n_bootstrap, rng=rng)
             means, reps = means.reshape(len(protocols), len(METRICS), K), reps.reshape(-1, len(protocols),
                                                                                         len(METRICS), K)
+            setting_reps[setting], setting_means[setting] = reps, means
             n_groups = int(np.unique(group_ids[q_rows]).size)
             for i, p in enumerate(protocols):
                 ok = per[p]["n_relevant"] > 0
@@ -638,10 +655,22 @@ def retrieval_curves(
                     diff_rows.append(pd.DataFrame({
                         "eval_set": name, "setting": setting, "n_neighbors": ks, "metric": m,
                         "difference": means[a, j] - means[b, j], "ci_low": low, "ci_high": high}))
+        if {"same_dataset", "whole_atlas"} <= set(settings):
+            for i, p in enumerate(protocols):
+                for j, m in enumerate(METRICS):
+                    gain = setting_reps["whole_atlas"][:, i, j, :] - setting_reps["same_dataset"][:, i, j, :]
+                    low, high = _intervals(gain, cfg.ci)
+                    setting_rows.append(pd.DataFrame({
+                        "eval_set": name, "protocol": p, "n_neighbors": ks, "metric": m,
+                        "difference": setting_means["whole_atlas"][i, j] - setting_means["same_dataset"][i, j],
+                        "ci_low": low, "ci_high": high}))
     curves = pd.concat(curve_rows, ignore_index=True) if curve_rows else pd.DataFrame(columns=CURVE_COLUMNS)
     diff_cols = ["eval_set", "setting", "n_neighbors", "metric", "difference", "ci_low", "ci_high"]
     differences = pd.concat(diff_rows, ignore_index=True) if diff_rows else pd.DataFrame(columns=diff_cols)
-    return RetrievalCurves(curves=curves[CURVE_COLUMNS], differences=differences[diff_cols], config=cfg)
+    setting_differences = (pd.concat(setting_rows, ignore_index=True) if setting_rows
+                           else pd.DataFrame(columns=SETTING_DIFF_COLUMNS))
+    return RetrievalCurves(curves=curves[CURVE_COLUMNS], differences=differences[diff_cols], config=cfg,
+                           setting_differences=setting_differences[SETTING_DIFF_COLUMNS])
 
 
 def _intervals(replicates: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
