@@ -19,6 +19,7 @@ from skinmap.analysis.similarity import (
     size_fair_frechet,
     size_fair_similarity,
     size_fair_uniqueness,
+    uniqueness_differences,
     subsample_sizes,
     uniqueness,
 )
@@ -120,3 +121,22 @@ def test_size_fair_interval_coverage_fast():
 @pytest.mark.slow
 def test_size_fair_interval_coverage_200_replications():
     assert 0.90 <= _coverage(200, d=4, n_draws=20, n_subsamples=40) <= 0.99
+
+
+def test_uniqueness_differences_separate_a_planted_outlier_and_not_two_copies():
+    """far is the most distinct dataset: its paired uniqueness difference to every other dataset has
+    an interval above 0; small and big share one distribution, so their difference's interval
+    holds 0; and the differences equal the differences of :func:`size_fair_uniqueness` scores."""
+    rng = np.random.default_rng(7)
+    groups = _four_datasets(rng)
+    names = list(groups)
+    _, res = size_fair_similarity(groups, n_components=16, n_subsamples=30, progress=False)
+    fair = size_fair_uniqueness(names, res).set_index("dataset")
+    far = uniqueness_differences(names, res, "far").set_index("dataset")
+    assert set(far.index) == {"big", "small", "mid"}
+    assert (far["ci_low"] > 0).all()
+    for other in far.index:
+        assert far.loc[other, "difference"] == pytest.approx(fair.loc["far", "uniqueness"] - fair.loc[other, "uniqueness"])
+    twin = uniqueness_differences(names, res, "small").set_index("dataset")
+    assert twin.loc["big", "ci_low"] <= 0 <= twin.loc["big", "ci_high"]
+    assert twin.loc["far", "ci_high"] < 0

@@ -55,6 +55,7 @@ __all__ = [
     "size_fair_similarity",
     "uniqueness",
     "size_fair_uniqueness",
+    "uniqueness_differences",
     "high_overlap_pairs",
     "cluster_order",
     "known_pair_ranks",
@@ -402,6 +403,54 @@ def size_fair_uniqueness(names: Sequence[str], result: SizeFairFrechet, *, ci: f
         low, high = np.full(m, np.nan), np.full(m, np.nan)
     out = pd.DataFrame({"dataset": list(names), "uniqueness": value, "ci_low": low, "ci_high": high})
     return out.sort_values("uniqueness", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def uniqueness_differences(names: Sequence[str], result: SizeFairFrechet, reference: str, *, ci: float = 0.95,
+                           subsample_fraction: float = 0.5) -> pd.DataFrame:
+    """How far one dataset's size-fair uniqueness lies above every other's, with paired intervals.
+
+    Two uniqueness intervals that overlap do not say whether the two datasets differ: their
+    replicates share the subsamples. The difference ``u_ref - u_other`` is computed on every
+    m-out-of-n replicate and given the same subsampling interval as :func:`size_fair_uniqueness`;
+    an interval above 0 means ``reference`` is more unique than ``other`` at level ``ci``.
+
+    Parameters
+    ----------
+    names : sequence of str, length m
+        Dataset names in the order of ``result``.
+    result : SizeFairFrechet
+        From :func:`size_fair_frechet` / :func:`size_fair_similarity`.
+    reference : str
+        The dataset compared with every other one (usually the top of the ranking).
+    ci, subsample_fraction : float
+        As the result was computed with.
+
+    Returns
+    -------
+    DataFrame
+        ``dataset``, ``difference`` (reference minus dataset), ``ci_low``, ``ci_high``: one row per
+        other dataset, smallest difference first (NaN bounds without replicates).
+    """
+    names = list(names)
+    m = result.fd.shape[0]
+    if m < 2 or len(names) != m:
+        raise ValueError(f"need at least 2 datasets and one name per dataset, got {len(names)} for {m}")
+    if reference not in names:
+        raise ValueError(f"reference {reference!r} is not one of {names}")
+
+    def score(fd: np.ndarray) -> np.ndarray:
+        return (fd.sum(axis=-1) - np.diagonal(fd, axis1=-2, axis2=-1)) / (m - 1)
+
+    r = names.index(reference)
+    value = score(result.fd)
+    diff = value[r] - value
+    if len(result.replicates):
+        reps = score(result.replicates)
+        low, high = subsampling_interval(diff, reps[:, [r]] - reps, ci, subsample_fraction)
+    else:
+        low, high = np.full(m, np.nan), np.full(m, np.nan)
+    out = pd.DataFrame({"dataset": names, "difference": diff, "ci_low": low, "ci_high": high}).drop(index=r)
+    return out.sort_values("difference", kind="stable").reset_index(drop=True)
 
 
 def high_overlap_pairs(table: pd.DataFrame, *, quantile: float = 0.1,
