@@ -320,3 +320,29 @@ def test_setting_difference_is_paired_and_finds_a_planted_gain():
     # the settings' own intervals are not degenerate, so a zero interval is evidence of pairing
     t1 = one.table().set_index(["setting", "protocol"])
     assert t1.loc[("same_dataset", "strict"), "recall_ci_high"] > t1.loc[("same_dataset", "strict"), "recall_ci_low"]
+
+
+def test_hit_sources_match_a_brute_force_split(rng):
+    """Own-dataset and other-dataset hits and their relevant counts against a brute-force search of
+    the allowed rows; their total relevant count over k queries is the whole-atlas P@k."""
+    n, d, k = 120, 6, 4
+    X = rng.normal(size=(n, d))
+    labels = rng.integers(0, 3, n).astype(str)
+    datasets = np.where(np.arange(n) < 40, "Q", np.where(np.arange(n) < 80, "A", "B"))
+    groups = retrieval.union_groups(rng.integers(0, 60, n).astype(str))
+    out = retrieval.hit_sources(X, labels, datasets, "Q", k, groups=groups).set_index("source")
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    own_hits = own_rel = other_hits = other_rel = 0
+    for q in range(40):
+        allowed = np.flatnonzero(groups != groups[q])
+        sims = Xn[allowed] @ Xn[q]
+        top = allowed[np.argsort(-sims, kind="stable")[:k]]
+        is_own = datasets[top] == "Q"
+        rel = labels[top] == labels[q]
+        own_hits += is_own.sum(); own_rel += (is_own & rel).sum()
+        other_hits += (~is_own).sum(); other_rel += (~is_own & rel).sum()
+    assert out.loc["own dataset", "hits"] == own_hits and out.loc["own dataset", "relevant"] == own_rel
+    assert out.loc["other datasets", "hits"] == other_hits and out.loc["other datasets", "relevant"] == other_rel
+    whole = retrieval.retrieval_curves(X, labels, datasets, ["Q"], groups=groups, max_neighbors=k, n_neighbors=k,
+                                       n_bootstrap=5, settings=("whole_atlas",), protocols=("strict",)).table()
+    assert whole["precision"].iloc[0] == pytest.approx((own_rel + other_rel) / (40 * k))

@@ -63,6 +63,7 @@ __all__ = [
     "excluded_from_candidates",
     "neighbours_outside_group",
     "relevant_counts",
+    "hit_sources",
     "ranking_curves",
     "group_bootstrap_means",
     "retrieval_curves",
@@ -411,6 +412,59 @@ def neighbours_outside_group(
     width = min(n_neighbors, found.shape[1])
     out[:, :width] = found[:, :width]
     return out
+
+
+def hit_sources(
+    vectors: np.ndarray,
+    labels: Sequence,
+    datasets: Sequence[str],
+    eval_dataset: str,
+    n_neighbors: int,
+    *,
+    groups: np.ndarray | None = None,
+    protocol: Protocol = "strict",
+) -> pd.DataFrame:
+    """Where a held-out dataset's whole-atlas hits come from, and how often each source is right.
+
+    Every labelled row of ``eval_dataset`` queries the whole atlas (its allowed ``n_neighbors``
+    nearest rows, :func:`neighbours_outside_group`); the hits are split into those from the query's
+    own dataset and those from every other dataset, with the number of each that share the query's
+    label. Their sum over both sources is the whole-atlas precision@k times ``k``.
+
+    Parameters
+    ----------
+    vectors : ndarray of shape (n, d)
+    labels : array-like of shape (n,)
+        Compared as strings; NA never matches and never queries.
+    datasets : array-like of shape (n,)
+    eval_dataset : str
+    n_neighbors : int
+    groups, protocol
+        As in :func:`excluded_from_candidates`.
+
+    Returns
+    -------
+    DataFrame
+        One row per source (``"own dataset"``, ``"other datasets"``): ``hits`` (retrieved rows over
+        all queries), ``relevant`` (of which share the query's label), ``precision`` (relevant /
+        hits), ``share_of_hits`` (hits / all hits), and ``n_queries``.
+    """
+    vectors = l2_normalize(vectors)
+    codes = _label_codes(labels)
+    ds = pd.Series(np.asarray(datasets, dtype=object)).astype("string")
+    in_ds = (ds == eval_dataset).fillna(False).to_numpy()
+    q_rows = np.flatnonzero(in_ds & (codes >= 0))
+    found = neighbours_outside_group(vectors, q_rows, np.arange(len(codes)), n_neighbors,
+                                     groups=groups, protocol=protocol)
+    valid = found >= 0
+    own = valid & in_ds[np.maximum(found, 0)]
+    relevant = valid & (codes[np.maximum(found, 0)] == codes[q_rows][:, None])
+    rows = []
+    for source, mask in (("own dataset", own), ("other datasets", valid & ~own)):
+        hits, rel = int(mask.sum()), int((mask & relevant).sum())
+        rows.append(dict(source=source, hits=hits, relevant=rel, precision=rel / hits if hits else np.nan,
+                         share_of_hits=hits / valid.sum() if valid.sum() else np.nan, n_queries=int(q_rows.size)))
+    return pd.DataFrame(rows)
 
 
 def relevant_counts(label_codes: np.ndarray, query_rows: np.ndarray, pool_rows: np.ndarray, *,
