@@ -5,7 +5,7 @@ PROFILE ?= demo
 PYTEST  ?= $(PYTHON) -m pytest
 STAMP   := .make/install-$(shell cat pyproject.toml | sha256sum | cut -c1-12).stamp
 
-.PHONY: install book render test test-all bench clean
+.PHONY: install book render test test-all bench bench-quality clean
 
 install: $(STAMP)
 
@@ -27,6 +27,12 @@ test-all: install
 
 bench: install
 	@for f in tests/benchmarks/bench_*.py; do echo "== $$f"; $(PYTHON) $$f || exit 1; done
+
+# Our copy and off-topic detectors against cleanvision, SelfClean and the critique's cosine rule
+# (needs `pip install -e '.[peers]'` and, for the demo set, a built demo book).
+bench-quality: install
+	$(PYTHON) -m pip install -q -e '.[peers]'
+	$(PYTHON) tests/benchmarks/bench_quality.py --run-dir runs/$(PROFILE) --out runs/bench/quality_comparison.csv
 
 clean:
 	rm -rf runs/ _book/ figures/*/ .make/
