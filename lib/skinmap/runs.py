@@ -111,6 +111,8 @@ EXPORTS: dict[str, str] = {
     # demographics
     "demographics.distributions": "demographics/distributions.csv",
     "demographics.baselines": "demographics/baselines.csv",
+    "demographics.claim_shares": "demographics/claim_shares.csv",
+    "demographics.icd_coverage_by_fst": "demographics/icd_coverage_by_fst.csv",
     # novelty
     "novelty.yearly": "novelty/yearly_novelty.csv",
     "novelty.per_sample": "novelty/per_sample_novelty.parquet",
@@ -137,6 +139,8 @@ EXPORTS: dict[str, str] = {
     "holes.planted_overlap": "holes/planted_overlap.parquet",
     "holes.planted_overlap_latent": "holes/planted_overlap_latent.parquet",
     "holes.explorer": "holes/hole_explorer.html",
+    # claims ledger (appendix)
+    "claims.ledger": "claims/ledger.csv",
     # atlas (the assess report files live in a report folder, see ``FOLDERS["atlas.assess"]``)
     "atlas.retrieval": "atlas/retrieval.csv",
     "atlas.retrieval_curves": "atlas/retrieval_curves.csv",
