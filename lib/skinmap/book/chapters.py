@@ -59,7 +59,7 @@ def _flatten(entries) -> list[str]:
 
 
 def book_chapters(project_root: str | Path) -> list[Chapter]:
-    """The chapters listed under ``book: chapters:`` in ``_quarto.yml``, in order."""
+    """The chapters listed under ``book: chapters:`` and then ``book: appendices:`` in ``_quarto.yml``, in order."""
     root = Path(project_root)
     config_path = root / "_quarto.yml"
     if not config_path.is_file():
@@ -67,7 +67,8 @@ def book_chapters(project_root: str | Path) -> list[Chapter]:
     config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
     if (config.get("project") or {}).get("type") != "book":
         raise ValueError("_quarto.yml must declare `project: type: book`")
-    files = _flatten((config.get("book") or {}).get("chapters"))
+    book = config.get("book") or {}
+    files = _flatten(book.get("chapters")) + _flatten(book.get("appendices"))  # appendices come last
     if not files:
         raise ValueError("_quarto.yml lists no chapters under book.chapters")
     chapters, seen = [], set()
