@@ -232,7 +232,7 @@ def _fmt(value: float, unit: str) -> str:
 def _with_interval(value: float, low: float, high: float, unit: str) -> str:
     text = _fmt(value, unit)
     if _finite(low, high) and not (low == high == value):
-        text += f" (95% interval {_fmt(low, unit)} to {_fmt(high, unit)})"
+        text += f" (interval {_fmt(low, unit)} to {_fmt(high, unit)})"
     return text
 
 
@@ -447,7 +447,9 @@ def _check_retrieval(claim: Mapping, exports: Mapping[str, Any], avail: pd.DataF
                         reason=reason or f"{name} is not a retrieval evaluation set in this run")
     rows = retrieval[(retrieval["eval_set"] == name) & (retrieval["setting"] == "whole_atlas")]
     value = float(rows["precision"].iat[0])
-    interval = ((float(rows["ci_low"].iat[0]), float(rows["ci_high"].iat[0])) if "ci_low" in rows else (value, value))
+    lo, hi = next(((a, b) for a, b in (("precision_ci_low", "precision_ci_high"), ("ci_low", "ci_high"))
+                   if a in rows and b in rows), (None, None))
+    interval = (float(rows[lo].iat[0]), float(rows[hi].iat[0])) if lo else (value, value)
     return Evidence(verdict(claim["values"].get("whole_atlas"), interval, tolerance=0.005), value, *interval,
                     book=f"{name}: {analogue}")
 

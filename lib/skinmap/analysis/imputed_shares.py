@@ -43,6 +43,13 @@ __all__ = [
 ]
 
 
+def _key(value) -> str:
+    """How a class is matched: ``5``, ``5.0`` and ``"5"`` are one class."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def categorical_probabilities(
     observed: pd.Series,
     imputed: pd.Series | None,
@@ -70,12 +77,12 @@ def categorical_probabilities(
         other class is labelled); a row of NaN where the row has neither.
     """
     classes = list(classes)
-    index = {str(c): j for j, c in enumerate(classes)}
+    index = {_key(c): j for j, c in enumerate(classes)}
     k = len(classes)
     obs = pd.Series(observed).reset_index(drop=True)
     n = len(obs)
     out = np.full((n, k), np.nan)
-    obs_j = np.array([index.get(str(v), -1) if pd.notna(v) else -1 for v in obs])
+    obs_j = np.array([index.get(_key(v), -1) if pd.notna(v) else -1 for v in obs], dtype=int)
     has_obs = obs_j >= 0
     out[has_obs] = 0.0
     out[np.flatnonzero(has_obs), obs_j[has_obs]] = 1.0
@@ -88,7 +95,7 @@ def categorical_probabilities(
     prob = pd.to_numeric(prob, errors="coerce").fillna(1.0).clip(0.0, 1.0).to_numpy()
     for i in np.flatnonzero(~has_obs):
         v = imp.iloc[i]
-        j = index.get(str(v), -1) if pd.notna(v) else -1
+        j = index.get(_key(v), -1) if pd.notna(v) else -1
         if j < 0:
             continue
         rest = freq.copy()
