@@ -10,7 +10,7 @@ import pytest
 
 from skinmap import runs
 
-CHAPTERS = {"data", "quality", "embedding", "imputation", "demographics", "novelty", "similarity", "holes", "atlas"}
+CHAPTERS = {"data", "quality", "embedding", "imputation", "demographics", "novelty", "similarity", "holes", "atlas", "claims"}
 
 
 def _catalog(uids):
