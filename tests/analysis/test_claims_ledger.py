@@ -225,3 +225,9 @@ def test_a_missing_export_is_named():
     row = ledger_row({}, cid="impute-coverage").loc["impute-coverage"]
     assert row.verdict == "cannot check" and "imputation.coverage" in row.reason
     assert math.isnan(row.value)
+
+
+def test_an_export_with_another_layout_is_named_not_fatal():
+    coverage = pd.DataFrame({"field": ["fst"], "scope": ["all rows"]})  # no expansion_pp column
+    row = ledger_row({"imputation.coverage": coverage}, cid="impute-coverage").loc["impute-coverage"]
+    assert row.verdict == "cannot check" and "expansion_pp" in row.reason

@@ -561,7 +561,8 @@ def build_ledger(claims: pd.DataFrame, exports: Mapping[str, Any], avail: pd.Dat
     Returns
     -------
     DataFrame with :data:`LEDGER_COLUMNS`, in the claims' order
-        A claim without a check, or whose needed export is missing, is "cannot check" with the reason.
+        A claim without a check, whose needed export is missing, or whose export lacks a column the
+        check reads, is "cannot check" with the reason.
     """
     rows = []
     for claim in claims.to_dict("records"):
@@ -575,6 +576,9 @@ def build_ledger(claims: pd.DataFrame, exports: Mapping[str, Any], avail: pd.Dat
                 evidence = check(claim, exports, avail)
             except _MissingExport as exc:
                 evidence = Evidence("cannot check", reason=f"export {exc.args[0]} not available in this run")
+            except (KeyError, IndexError) as exc:
+                # an export whose layout changed: said in the ledger, never a silent agreement
+                evidence = Evidence("cannot check", reason=f"an export lacks what the check reads ({exc!r})")
         rows.append({"id": claim["id"], "claim": claim["claim"], "published": claim["published_text"],
                      "where": claim["where"], "citation": claim["citation"], "unit": claim["unit"],
                      **asdict(evidence)})
