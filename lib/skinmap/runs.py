@@ -152,6 +152,12 @@ EXPORTS: dict[str, str] = {
     "assess.summary": "atlas/assess/{cohort}/summary.json",
     "assess.report": "atlas/assess/{cohort}/report.md",
     "assess.report_html": "atlas/assess/{cohort}/report.html",
+    # robustness
+    "robustness.scores": "robustness/scores.csv",
+    "robustness.measurements": "robustness/measurements.csv",
+    "robustness.agreement": "robustness/agreement.csv",
+    "robustness.verdicts": "robustness/verdicts.csv",
+    "robustness.fusion_gain": "robustness/fusion_gain.csv",
 }
 
 #: Folders of the run directory that are not single exports. ``cache`` folders hold reusable work
@@ -163,6 +169,7 @@ FOLDERS: dict[str, str] = {
     "embedding.cache": "embedding/cache",
     "quality.cache": "quality/cache",
     "atlas.assess": "atlas/assess/{cohort}",
+    "robustness.cache": "robustness/cache",
     "atlas.app_cache": "atlas/app_cache",
     "assess.report": "assess/{cohort}",
     "assess.embed_cache": "assess/embed_cache",
