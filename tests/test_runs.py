@@ -10,7 +10,8 @@ import pytest
 
 from skinmap import runs
 
-CHAPTERS = {"data", "quality", "embedding", "imputation", "demographics", "novelty", "similarity", "holes", "atlas", "claims"}
+CHAPTERS = {"data", "quality", "embedding", "imputation", "demographics", "novelty", "similarity", "holes", "atlas", "claims",
+            "robustness"}
 
 
 def _catalog(uids):
