@@ -1,21 +1,23 @@
 """Render executed chapters into the book website ``_book/``.
 
 With Quarto on ``PATH`` the executed notebooks are staged next to a copy of ``_quarto.yml``
-and rendered by ``quarto render`` (Quarto does not re-execute notebooks). Without Quarto a
-fallback built on nbconvert writes a static site: one page per chapter in ``_quarto.yml`` order,
-a navigation sidebar, figures embedded, code folded behind a button, and the equations typeset by
-a copy of MathJax 2 inside the site (from ``jupyter-server-mathjax``), so it reads offline; without
-that package the pages load MathJax from its CDN. Either way the new site
-replaces ``_book/`` only once it is complete.
+and rendered by ``quarto render`` (Quarto does not re-execute notebooks). Without Quarto the
+fallback (:mod:`skinmap.book.site`; renderer id ``nbconvert`` for compatibility) honours the same
+notebook conventions with pandoc (``pypandoc-binary``): ``#|`` cell options, numbered figures, tables,
+equations and sections, cross-references across chapters, callouts, ``[@key]`` citations with a
+bibliography per chapter (citeproc), an in-page table of contents, previous / next links and an
+offline lunr search; equations are typeset by a copy of MathJax 2 inside the site (from
+``jupyter-server-mathjax``), so it reads offline. Either way the new site replaces ``_book/`` only
+once it is complete.
 """
 
 from __future__ import annotations
 
-import html
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from skinmap import runs
 from skinmap.book.chapters import Chapter, book_chapters
 from skinmap.book.runner import BookContext, write_manifest
 
-__all__ = ["render_book", "chapter_title", "RenderError"]
+__all__ = ["render_book", "render_fallback_site", "chapter_title", "RenderError"]
 
 _ASSETS = Path(__file__).parent / "assets"
 
@@ -84,7 +86,7 @@ def _render_quarto(ctx: BookContext, chapters: list[Chapter], executed: dict[str
             dest = stage / chapter.notebook
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(executed[chapter.key], dest)
-        for extra in ("chapters/styles.css", "chapters/references.bib"):
+        for extra in ("chapters/styles.css", "references.bib"):
             if (ctx.project_root / extra).is_file():
                 (stage / extra).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(ctx.project_root / extra, stage / extra)
@@ -133,50 +135,51 @@ def _vendored_mathjax(out: Path) -> str | None:
     return f"{_MATHJAX_DIR}/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"
 
 
-_HEADING_ATTRS = re.compile(r"[ \t]*\{[.#][^}\n]*\}[ \t]*$", flags=re.M)
-_FOOTER_NOTE = "Rendered with the nbconvert fallback (Quarto was not found on PATH)."
+def render_fallback_site(project_root: str | Path, run_dir: str | Path, out: str | Path) -> list[str]:
+    """Write the fallback site of the executed chapters in ``run_dir`` into the new folder ``out``
+    (no manifest update, no swap into ``_book/``); returns the build warnings."""
+    project_root = Path(project_root)
+    chapters = book_chapters(project_root)
+    executed = {}
+    for chapter in chapters:
+        path = runs.run_file(Path(run_dir), "notebook", stem=chapter.stem)
+        if not path.is_file():
+            raise RenderError(f"no executed notebook for chapter {chapter.key} in {path.parent}")
+        executed[chapter.key] = path
+    return _build_fallback(project_root, chapters, executed, Path(out))
 
 
 def _render_fallback(ctx: BookContext, chapters: list[Chapter], executed: dict[str, Path], out: Path) -> None:
-    from nbconvert import HTMLExporter
+    for line in _build_fallback(ctx.project_root, chapters, executed, out):  # the build log, never the page
+        print(f"render warning: {line}", file=sys.stderr)
 
-    config = yaml.safe_load((ctx.project_root / "_quarto.yml").read_text(encoding="utf-8"))
-    book_title = (config.get("book") or {}).get("title", "SkinMap")
-    exporter = HTMLExporter(template_name="lab")
-    exporter.exclude_input_prompt = True
-    exporter.exclude_output_prompt = True
-    notebooks = {c.key: nbformat.read(os.fspath(executed[c.key]), as_version=4) for c in chapters}
-    titles = {c.key: chapter_title(notebooks[c.key], c.key) for c in chapters}
-    css = (_ASSETS / "book.css").read_text(encoding="utf-8")
-    js = (_ASSETS / "book.js").read_text(encoding="utf-8")
+
+def _build_fallback(project_root: Path, chapters: list[Chapter], executed: dict[str, Path], out: Path) -> list[str]:
+    """The site without Quarto, honouring the same conventions (see :mod:`skinmap.book.site`)."""
+    from skinmap.book.site.build import PageSpec, build_site
+
+    config = yaml.safe_load((project_root / "_quarto.yml").read_text(encoding="utf-8")) or {}
+    book = config.get("book") or {}
+    html_format = ((config.get("format") or {}).get("html") or {})
+    bibliography = book.get("bibliography") or config.get("bibliography") or "references.bib"
+    if isinstance(bibliography, list):
+        bibliography = bibliography[0] if bibliography else "references.bib"
+    pages = []
+    for number, chapter in enumerate(chapters):
+        nb = nbformat.read(os.fspath(executed[chapter.key]), as_version=4)
+        pages.append(PageSpec(key=chapter.key, page=_page_name(chapter), notebook=nb,
+                              title=chapter_title(nb, chapter.key),
+                              number=None if chapter.key == "index" else number))
     out.mkdir(parents=True)
-    mathjax = _vendored_mathjax(out)
-    if mathjax:
-        exporter.mathjax_url = mathjax
-    for chapter in chapters:
-        nb = notebooks[chapter.key]
-        for cell in nb.cells:
-            if cell.cell_type == "markdown":
-                # Pandoc attributes on headings ({.unnumbered}, {#sec-x}) are Quarto syntax.
-                cell.source = _HEADING_ATTRS.sub("", cell.source)
-        body, _ = exporter.from_notebook_node(nb)
-        nav_items = []
-        for number, other in enumerate(chapters):
-            label = titles[other.key] if other.key == "index" else f"{number}&nbsp; {html.escape(titles[other.key])}"
-            current = ' class="active" aria-current="page"' if other.key == chapter.key else ""
-            nav_items.append(f'<li><a href="{_page_name(other)}"{current}>{label}</a></li>')
-        sidebar = (
-            '<nav class="skinmap-sidebar" id="quarto-sidebar" aria-label="Chapters">'
-            f'<div class="skinmap-book-title"><a href="index.html">{html.escape(book_title)}</a></div>'
-            f'<ul>{"".join(nav_items)}</ul>'
-            f'<p class="skinmap-renderer">{_FOOTER_NOTE}</p></nav>'
-        )
-        page_title = f"{html.escape(titles[chapter.key])} – {html.escape(book_title)}"
-        body = re.sub(r"<title>.*?</title>", f"<title>{page_title}</title>", body, count=1, flags=re.S)
-        body = body.replace("</head>", f"<style>{css}</style>\n{_MATHJAX_CONFIG if mathjax else ''}</head>", 1)
-        body = re.sub(r"(<body[^>]*>)", r"\1" + sidebar.replace("\\", r"\\") + '<div class="skinmap-main">', body, count=1)
-        body = body.replace("</body>", f"</div><script>{js}</script>\n</body>", 1)
-        (out / _page_name(chapter)).write_text(body, encoding="utf-8")
+    return build_site(
+        pages, out, book_title=book.get("title", "SkinMap"),
+        bibliography=project_root / bibliography,
+        execute_defaults=config.get("execute") or {},
+        code_fold=bool(html_format.get("code-fold", True)),
+        code_summary=str(html_format.get("code-summary", "Show code")),
+        number_sections=bool(html_format.get("number-sections", True)),
+        mathjax=_vendored_mathjax(out),
+    )
 
 
 def render_book(ctx: BookContext, *, renderer: str = "auto") -> tuple[Path, str]:
