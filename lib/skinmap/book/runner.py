@@ -273,7 +273,74 @@ def _ipc_kernel_manager(runtime_dir: str | os.PathLike | None = None) -> type:
     if runtime_dir is not None:
         # The socket addresses derive from the connection file's name (``<name>-ipc-<n>``).
         namespace["connection_file"] = Unicode(os.path.join(os.fspath(runtime_dir), "kernel.json"), config=True)
+        env = {"IPYTHONDIR": os.fspath(_kernel_profile(Path(runtime_dir)))}
+
+        async def _async_pre_start_kernel(self, **kw: Any):
+            kw["env"] = {**(kw.get("env") or os.environ), **env}
+            return await AsyncKernelManager._async_pre_start_kernel(self, **kw)
+
+        namespace["_async_pre_start_kernel"] = _async_pre_start_kernel
     return type("IPCKernelManager", (AsyncKernelManager,), namespace)
+
+
+# The chapter kernel's private IPython profile: the page gets the chapter's results, the build log
+# gets the rest. Warnings and progress bars are written to the kernel's own stderr (the runner's
+# terminal or CI log) instead of the notebook, and every tqdm bar is a plain text bar there (a
+# notebook widget needs a live kernel and a CDN, and is blank in a static page).
+_KERNEL_CONFIG = """\
+# Written by skinmap's runner. fd 1/2 are not captured into the notebook: they are the build log.
+c.IPKernelApp.capture_fd_output = False
+"""
+_KERNEL_STARTUP = """\
+# Written by skinmap's runner: warnings and progress go to the build log, never to the page.
+import sys as _sys
+import warnings as _warnings
+
+_build_log = _sys.__stderr__
+
+
+def _warning_to_log(message, category, filename, lineno, file=None, line=None):
+    try:
+        _build_log.write(_warnings.formatwarning(message, category, filename, lineno, line))
+        _build_log.flush()
+    except Exception:
+        pass
+
+
+_warnings.showwarning = _warning_to_log
+
+try:
+    import tqdm.std as _tqdm_std
+    import tqdm.auto as _tqdm_auto
+    import tqdm.autonotebook as _tqdm_autonotebook
+
+    class BuildLogTqdm(_tqdm_std.tqdm):
+        \"\"\"A text progress bar on the build log (slow refresh when the log is not a terminal).\"\"\"
+
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("file", _build_log)
+            kwargs.setdefault("mininterval", 1.0 if _build_log.isatty() else 15.0)
+            super().__init__(*args, **kwargs)
+
+    _tqdm_auto.tqdm = _tqdm_autonotebook.tqdm = BuildLogTqdm
+    try:
+        import tqdm.notebook as _tqdm_notebook
+        _tqdm_notebook.tqdm = BuildLogTqdm
+    except ImportError:
+        pass
+except ImportError:
+    pass
+"""
+
+
+def _kernel_profile(runtime_dir: Path) -> Path:
+    """An IPython directory inside the kernel's private folder with the build-log set-up above."""
+    ipython_dir = runtime_dir / "ipython"
+    profile = ipython_dir / "profile_default"
+    (profile / "startup").mkdir(parents=True, exist_ok=True)
+    (profile / "ipython_kernel_config.py").write_text(_KERNEL_CONFIG, encoding="utf-8")
+    (profile / "startup" / "00-skinmap-build-log.py").write_text(_KERNEL_STARTUP, encoding="utf-8")
+    return ipython_dir
 
 
 class _NotebookError(Exception):
