@@ -208,7 +208,7 @@ def _figure(label: str, number: str, caption: str, images: list[dict], subcaps: 
             targets.append(Target(sub, "fig", f"{number} ({letter})", page))
             parts.append(f"::: {{#{sub} .skinmap-figure .skinmap-subfigure}}\n"
                          f"{_raw_html(_image_tag(output, _plain(subcaps[i])))}\n\n"
-                         f"::: {{.skinmap-caption}}\n({letter}) {subcaps[i]}\n:::\n:::")
+                         f"::: {{.skinmap-caption}}\n\\({letter}) {subcaps[i]}\n:::\n:::")
         else:
             parts.append(_raw_html(_image_tag(output, _plain(caption))))
     parts.append(f"::: {{.skinmap-caption}}\nFigure {number}: {caption}\n:::")

@@ -15,7 +15,7 @@ from html.parser import HTMLParser
 
 __all__ = ["Section", "page_sections", "search_index_js"]
 
-_SKIP = {"script", "style", "pre", "details", "nav", "math"}
+_SKIP = {"script", "style", "details", "nav", "math"}  # code is inside <details>; outputs are text
 _HEADINGS = {"h1", "h2", "h3"}
 
 
