@@ -27,6 +27,7 @@ import yaml
 from skinmap import runs
 from skinmap.book.chapters import Chapter, book_chapters
 from skinmap.book.runner import BookContext, write_manifest
+from skinmap.book.site.cells import HIDDEN_TAGS
 
 __all__ = ["render_book", "render_fallback_site", "chapter_title", "RenderError"]
 
@@ -85,7 +86,12 @@ def _render_quarto(ctx: BookContext, chapters: list[Chapter], executed: dict[str
         for chapter in chapters:
             dest = stage / chapter.notebook
             dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(executed[chapter.key], dest)
+            nb = nbformat.read(os.fspath(executed[chapter.key]), as_version=4)
+            for cell in nb.cells:  # papermill's parameter cells are plumbing: Quarto's remove-cell tag
+                tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+                if HIDDEN_TAGS.intersection(tags) and "remove-cell" not in tags:
+                    tags.append("remove-cell")
+            nbformat.write(nb, os.fspath(dest))
         for extra in ("chapters/styles.css", "references.bib"):
             if (ctx.project_root / extra).is_file():
                 (stage / extra).parent.mkdir(parents=True, exist_ok=True)
