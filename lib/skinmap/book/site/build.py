@@ -82,8 +82,8 @@ def _page_nav(pages: list[PageSpec], i: int) -> str:
 def _page(spec: PageSpec, book_title: str, sidebar: str, toc: str, body: str, css: str, page_nav: str,
           mathjax: str | None) -> str:
     math = (
-        '<script type="text/x-mathjax-config">MathJax.Hub.Config({"HTML-CSS": {availableFonts: [], '
-        'preferredFont: null, webFont: "STIX-Web", imageFont: null}});</script>\n'
+        '<script type="text/x-mathjax-config">MathJax.Hub.Config({messageStyle: "none", "HTML-CSS": '
+        '{availableFonts: [], preferredFont: null, webFont: "STIX-Web", imageFont: null}});</script>\n'
         f'<script src="{mathjax}"></script>' if mathjax else
         '<script src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-chtml-full.js"></script>'
     )
