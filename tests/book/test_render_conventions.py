@@ -61,6 +61,9 @@ def _chapter_two():
     return new_notebook(cells=[
         new_markdown_cell("# Beta\n\nBack to @fig-alpha-a and @fig-alpha-b-2; also [@skinmap2026]."),
         new_code_cell("#| label: fig-beta-only\n#| fig-cap: \"Only figure of beta\"\nplot()", outputs=[_image()]),
+        new_code_cell("#| label: fig-beta-interactive\n#| fig-cap: \"An interactive figure\"\nexplorer()",
+                      outputs=[new_output("display_data", data={"text/html": '<div class="explorer">map</div>',
+                                                                "text/plain": "<Explorer>"})]),
         new_code_cell("print('visible stdout zebra')", outputs=[new_output("stream", name="stdout", text="visible stdout zebra\n")]),
     ])
 
@@ -107,7 +110,7 @@ def test_numbers_follow_quarto_book_rules():
     }
     assert "\\tag{1.1}" in doc.markdown
     unnumbered = assemble_chapter(_chapter_two(), chapter_number=None, page="index.html")
-    assert [(t.label, t.number) for t in unnumbered.targets] == [("fig-beta-only", "1")]
+    assert [(t.label, t.number) for t in unnumbered.targets] == [("fig-beta-only", "1"), ("fig-beta-interactive", "2")]
 
 
 def test_section_numbers_skip_callout_titles_and_unnumbered_headings():
@@ -148,6 +151,9 @@ def test_figures_tables_and_equations_are_numbered_with_captions(site):
     assert re.search(r'<figure id="fig-alpha-b"', alpha) and re.search(r'<figure id="fig-alpha-b-2"', alpha)
     assert "Table 1.1: Counts" in _text(alpha)
     assert 'id="eq-alpha-mean"' in alpha and "\\tag{1.1}" in alpha
+    beta = (out / "02-beta.html").read_text(encoding="utf-8")
+    assert re.search(r'<figure id="fig-beta-interactive"[^>]*>\s*<div class="explorer">map</div>\s*'
+                     r'<figcaption><p>Figure 2.2: An interactive figure</p></figcaption>', beta)
     assert re.search(r'<h2[^>]*id="sec-alpha-method"[^>]*><span class="header-section-number">1.1</span>', alpha)
 
 

@@ -195,6 +195,11 @@ def _plain(text: str) -> str:
     return re.sub(r"[*_`$\[\]]", "", re.sub(r"\s*\[[^\]]*@[^\]]*\]", "", text)).strip()
 
 
+def _figure_content(output: dict, alt: str) -> str:
+    image = _image_tag(output, alt)
+    return _raw_html(image if image else "".join((output.get("data") or {}).get("text/html", "")))
+
+
 def _figure(label: str, number: str, caption: str, images: list[dict], subcaps: tuple[str, ...],
             page: str, targets: list[Target], warnings: list[str]) -> str:
     targets.append(Target(label, "fig", number, page))
@@ -207,10 +212,10 @@ def _figure(label: str, number: str, caption: str, images: list[dict], subcaps: 
             sub = f"{label}-{i + 1}"
             targets.append(Target(sub, "fig", f"{number} ({letter})", page))
             parts.append(f"::: {{#{sub} .skinmap-figure .skinmap-subfigure}}\n"
-                         f"{_raw_html(_image_tag(output, _plain(subcaps[i])))}\n\n"
+                         f"{_figure_content(output, _plain(subcaps[i]))}\n\n"
                          f"::: {{.skinmap-caption}}\n\\({letter}) {subcaps[i]}\n:::\n:::")
         else:
-            parts.append(_raw_html(_image_tag(output, _plain(caption))))
+            parts.append(_figure_content(output, _plain(caption)))
     parts.append(f"::: {{.skinmap-caption}}\nFigure {number}: {caption}\n:::")
     parts.append("::::")
     return "\n\n".join(parts)
@@ -280,7 +285,9 @@ def assemble_chapter(nb: nbformat.NotebookNode, *, chapter_number: int | None, p
         kind = opts.kind
         if kind == "fig":
             images = [o for o in outputs if _is_image(o)]
-            rest = [o for o in outputs if not _is_image(o)]
+            if not images:  # an interactive figure (HTML output), as Quarto floats it too
+                images = [o for o in outputs if "text/html" in (o.get("data") or {})]
+            rest = [o for o in outputs if not any(o is i for i in images)]
             for output in rest:
                 md = _output_markdown(output, opts)
                 if md:
@@ -291,7 +298,7 @@ def assemble_chapter(nb: nbformat.NotebookNode, *, chapter_number: int | None, p
                                       str(opts.fig_cap or ""), images, opts.fig_subcap, page,
                                       doc.targets, doc.warnings))
             else:
-                doc.warnings.append(f"{opts.label}: a figure label on a cell without an image output")
+                doc.warnings.append(f"{opts.label}: a figure label on a cell without an image or HTML output")
             continue
         table_done = False
         for output in outputs:
