@@ -38,7 +38,7 @@ def _chapter_one():
     injected.metadata["tags"] = ["injected-parameters"]
     return new_notebook(cells=[
         new_markdown_cell("# Alpha\n\nIntro citing [@tschandl2018ham10000]; see @fig-alpha-b, [-@tbl-alpha-counts], "
-                          "@eq-alpha-mean, @sec-alpha-method and @fig-beta-only (next chapter)."),
+                          "@eq-alpha-mean, @sec-alpha-method and @fig-beta-only in @sec-beta."),
         params, injected,
         new_code_cell("#| echo: false\nimport secret_plumbing", outputs=[]),
         new_markdown_cell("## Method {#sec-alpha-method}\n\n$$\\bar x = \\frac{1}{n}\\sum_i x_i$$ {#eq-alpha-mean}"),
@@ -59,7 +59,7 @@ def _chapter_one():
 
 def _chapter_two():
     return new_notebook(cells=[
-        new_markdown_cell("# Beta\n\nBack to @fig-alpha-a and @fig-alpha-b-2; also [@skinmap2026]."),
+        new_markdown_cell("# Beta {#sec-beta}\n\nBack to @fig-alpha-a and @fig-alpha-b-2; also [@skinmap2026]."),
         new_code_cell("#| label: fig-beta-only\n#| fig-cap: \"Only figure of beta\"\nplot()", outputs=[_image()]),
         new_code_cell("#| label: fig-beta-interactive\n#| fig-cap: \"An interactive figure\"\nexplorer()",
                       outputs=[new_output("display_data", data={"text/html": '<div class="explorer">map</div>',
@@ -110,7 +110,8 @@ def test_numbers_follow_quarto_book_rules():
     }
     assert "\\tag{1.1}" in doc.markdown
     unnumbered = assemble_chapter(_chapter_two(), chapter_number=None, page="index.html")
-    assert [(t.label, t.number) for t in unnumbered.targets] == [("fig-beta-only", "1"), ("fig-beta-interactive", "2")]
+    assert [(t.label, t.number, t.text) for t in unnumbered.targets] == [
+        ("fig-beta-only", "1", "Figure 1"), ("fig-beta-interactive", "2", "Figure 2"), ("sec-beta", "", "Beta")]
 
 
 def test_section_numbers_skip_callout_titles_and_unnumbered_headings():
@@ -163,7 +164,8 @@ def test_cross_references_resolve_within_and_across_chapters(site):
     beta = (out / "02-beta.html").read_text(encoding="utf-8")
     links = dict((text, href) for href, text in re.findall(r'<a href="([^"]*)" class="quarto-xref">(.*?)</a>', alpha))
     assert links == {"Figure 1.2": "#fig-alpha-b", "1.1": "#tbl-alpha-counts", "Equation 1.1": "#eq-alpha-mean",
-                     "Section 1.1": "#sec-alpha-method", "Figure 2.1": "02-beta.html#fig-beta-only"}
+                     "Section 1.1": "#sec-alpha-method", "Figure 2.1": "02-beta.html#fig-beta-only",
+                     "Chapter 2": "02-beta.html#sec-beta"}
     back = re.findall(r'<a href="([^"]*)" class="quarto-xref">(.*?)</a>', beta)
     assert back == [("01-alpha.html#fig-alpha-a", "Figure 1.1"), ("01-alpha.html#fig-alpha-b-2", "Figure 1.2 (b)")]
     assert "?@fig-nowhere" in _text(alpha) and 'class="quarto-unresolved-ref"' in alpha

@@ -185,6 +185,8 @@ def _build_fallback(project_root: Path, chapters: list[Chapter], executed: dict[
         code_summary=str(html_format.get("code-summary", "Show code")),
         number_sections=bool(html_format.get("number-sections", True)),
         mathjax=_vendored_mathjax(out),
+        private_paths=tuple(sorted({os.fspath(project_root.resolve())}
+                                   | {os.fspath(p.resolve().parent.parent) for p in executed.values()})),
     )
 
 

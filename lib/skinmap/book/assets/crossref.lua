@@ -3,7 +3,8 @@
 -- The renderer numbers every figure, table, equation and section of the book in Python and passes
 -- the table as JSON (metadata `skinmap-xref`: a file path; `skinmap-page`: this page). This filter
 --   * turns `@fig-x`, `[@tbl-x]`, `[-@eq-x]`, `@sec-x` (pandoc Cite elements whose ids carry a
---     cross-reference prefix) into links reading "Figure 3.2" (or "3.2" with `-@`), across pages;
+--     cross-reference prefix) into links reading "Figure 3.2", "Section 3.1", "Chapter 3" (or
+--     "3.2" with `-@`), across pages;
 --     an unknown label reads "?@fig-x" in bold, as in Quarto, and is reported on stderr;
 --   * turns the renderer's `.skinmap-figure` divs into pandoc Figures (<figure>/<figcaption>);
 --   * gives `.callout-*` divs Quarto's header (the first heading, a `title` attribute, or the kind).
@@ -11,7 +12,6 @@
 
 local registry = {}
 local page = ""
-local NAMES = { fig = "Figure", tbl = "Table", eq = "Equation", sec = "Section" }
 local CALLOUTS = { note = "Note", warning = "Warning", important = "Important", tip = "Tip", caution = "Caution" }
 
 local function xref_kind(id)
@@ -40,10 +40,8 @@ local function cite(el)
     if #c.prefix > 0 then out:extend(c.prefix); out:insert(pandoc.Space()) end
     local t = registry[c.id]
     if t then
-      local text = t.number
-      if c.mode ~= "SuppressAuthor" then
-        text = (NAMES[t.kind] or "") .. (t.number ~= "" and (" " .. t.number) or "")
-      end
+      local text = t.text  -- "Figure 3.2", "Chapter 3", or an unnumbered section's title
+      if c.mode == "SuppressAuthor" and t.number ~= "" then text = t.number end
       local href = (t.page == page and "" or t.page) .. "#" .. c.id
       out:insert(pandoc.Link(pandoc.Inlines(text), href, "", pandoc.Attr("", { "quarto-xref" })))
     else

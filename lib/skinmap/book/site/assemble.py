@@ -35,13 +35,21 @@ class Target:
 
     label: str  # e.g. "fig-data-coverage"
     kind: str  # "fig", "tbl", "eq" or "sec"
-    number: str  # e.g. "1.2"; a sub-figure "1.2 (a)"
+    number: str  # e.g. "1.2"; a sub-figure "1.2 (a)"; "" when unnumbered
     page: str  # the HTML page that holds it
+    title: str = ""  # a section's heading text
+
+    @property
+    def prefix(self) -> str:
+        """``Figure``, ``Table``, ``Equation``, ``Section``, or ``Chapter`` for a level-1 heading."""
+        if self.kind == "sec" and self.number and "." not in self.number:
+            return "Chapter"
+        return KIND_NAMES[self.kind]
 
     @property
     def text(self) -> str:
-        """How a reference to it reads, e.g. ``Figure 1.2``."""
-        return f"{KIND_NAMES[self.kind]} {self.number}"
+        """How a reference to it reads, e.g. ``Figure 1.2`` (an unnumbered section: its title)."""
+        return f"{self.prefix} {self.number}" if self.number else self.title
 
 
 @dataclass
@@ -122,7 +130,7 @@ def number_headings(markdown: str, chapter_number: int | None, page: str) -> lis
             parts = counters[:level]
             parts[0] += (chapter_number or 1) - 1
             number = ".".join(str(p) for p in parts) if numbered else ""
-            targets.append(Target(label, "sec", number, page))
+            targets.append(Target(label, "sec", number, page, title=match["text"].strip()))
     return targets
 
 

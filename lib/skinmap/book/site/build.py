@@ -118,9 +118,11 @@ def _page(spec: PageSpec, book_title: str, sidebar: str, toc: str, body: str, cs
 
 def build_site(pages: list[PageSpec], out: Path, *, book_title: str, bibliography: Path | None,
                execute_defaults: dict | None = None, code_fold: bool = True, code_summary: str = "Show code",
-               number_sections: bool = True, mathjax: str | None = None) -> list[str]:
+               number_sections: bool = True, mathjax: str | None = None,
+               private_paths: tuple[str, ...] = ()) -> list[str]:
     """Write the site into ``out`` (which must exist); returns the build warnings (unresolved
-    references, unknown citations, leaked paths, ...), one line each, for the build log."""
+    references, unknown citations, leaked paths, ...), one line each, for the build log.
+    ``private_paths`` (the project root, the run directory) must not appear on any page either."""
     warnings: list[str] = []
     docs: dict[str, ChapterDoc] = {}
     targets: dict[str, Target] = {}
@@ -148,7 +150,9 @@ def build_site(pages: list[PageSpec], out: Path, *, book_title: str, bibliograph
         result = run_pandoc(markdown, page=spec.page, targets=targets,
                             chapter_number=spec.number if number_sections else None, bibliography=bibliography)
         warnings += [f"{spec.page}: {w}" for w in result.warnings]
-        for match in {m.group(0) for m in LEAK_PATTERNS.finditer(re.sub(r'src="data:[^"]*"', "", result.body))}:
+        shown = re.sub(r'src="data:[^"]*"', "", result.body)
+        leaks = {m.group(0) for m in LEAK_PATTERNS.finditer(shown)} | {p for p in private_paths if p and p in shown}
+        for match in sorted(leaks):
             warnings.append(f"{spec.page}: output shows a build-machine path or path repr ({match!r})")
         sections += page_sections(result.body, spec.page, spec.title)
         page = _page(spec, book_title, _sidebar(pages, spec, book_title), result.toc, result.body, result.css,

@@ -52,7 +52,7 @@ def run_pandoc(markdown: str, *, page: str, targets: dict[str, Target], chapter_
     """
     with tempfile.TemporaryDirectory(prefix="skinmap-pandoc-") as tmp:
         xref = Path(tmp) / "xref.json"
-        xref.write_text(json.dumps({k: {"kind": t.kind, "number": t.number, "page": t.page}
+        xref.write_text(json.dumps({k: {"kind": t.kind, "number": t.number, "page": t.page, "text": t.text}
                                     for k, t in targets.items()}), encoding="utf-8")
         args = [pandoc_path(), "--from", READER, "--to", "html5", "--template", os.fspath(ASSETS / "fragment.html"),
                 "--wrap=none", "--mathjax", "--syntax-highlighting=pygments",
