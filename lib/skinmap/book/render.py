@@ -186,7 +186,7 @@ def _build_fallback(project_root: Path, chapters: list[Chapter], executed: dict[
         number_sections=bool(html_format.get("number-sections", True)),
         mathjax=_vendored_mathjax(out),
         private_paths=tuple(sorted({os.fspath(project_root.resolve())}
-                                   | {os.fspath(p.resolve().parent.parent) for p in executed.values()})),
+                                   | {os.fspath(p.parent.parent.resolve()) for p in executed.values()})),
     )
 
 
