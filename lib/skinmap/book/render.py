@@ -87,10 +87,13 @@ def _render_quarto(ctx: BookContext, chapters: list[Chapter], executed: dict[str
             dest = stage / chapter.notebook
             dest.parent.mkdir(parents=True, exist_ok=True)
             nb = nbformat.read(os.fspath(executed[chapter.key]), as_version=4)
-            for cell in nb.cells:  # papermill's parameter cells are plumbing: Quarto's remove-cell tag
+            for cell in nb.cells:  # papermill's parameter cells are plumbing, never shown
                 tags = cell.setdefault("metadata", {}).setdefault("tags", [])
-                if HIDDEN_TAGS.intersection(tags) and "remove-cell" not in tags:
-                    tags.append("remove-cell")
+                if cell.cell_type == "code" and HIDDEN_TAGS.intersection(tags):
+                    if "remove-cell" not in tags:
+                        tags.append("remove-cell")
+                    if "#| include: false" not in cell.source:
+                        cell.source = "#| include: false\n" + cell.source
             nbformat.write(nb, os.fspath(dest))
         for extra in ("chapters/styles.css", "references.bib"):
             if (ctx.project_root / extra).is_file():
