@@ -7,8 +7,10 @@ Quarto), and our Lua filter (``assets/crossref.lua``) for cross-references, figu
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -21,6 +23,13 @@ __all__ = ["pandoc_path", "PandocResult", "run_pandoc"]
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 READER = "markdown-implicit_figures"
+
+
+@functools.lru_cache(maxsize=None)
+def _version(binary: str) -> tuple[int, ...]:
+    first = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.splitlines()[:1]
+    match = re.search(r"(\d+(?:\.\d+)*)", first[0] if first else "")
+    return tuple(int(x) for x in match.group(1).split(".")) if match else (0,)
 
 
 def pandoc_path() -> str:
@@ -54,8 +63,13 @@ def run_pandoc(markdown: str, *, page: str, targets: dict[str, Target], chapter_
         xref = Path(tmp) / "xref.json"
         xref.write_text(json.dumps({k: {"kind": t.kind, "number": t.number, "page": t.page, "text": t.text}
                                     for k, t in targets.items()}), encoding="utf-8")
-        args = [pandoc_path(), "--from", READER, "--to", "html5", "--template", os.fspath(ASSETS / "fragment.html"),
-                "--wrap=none", "--mathjax", "--syntax-highlighting=pygments",
+        binary = pandoc_path()
+        if _version(binary) < (3, 1, 1):  # pandoc.Figure and pandoc.json in the Lua filter
+            raise RuntimeError(f"pandoc {'.'.join(map(str, _version(binary)))} is too old: 3.1.1 or later is needed")
+        # pandoc 3.8 renamed --highlight-style to --syntax-highlighting
+        highlight = "--syntax-highlighting=pygments" if _version(binary) >= (3, 8) else "--highlight-style=pygments"
+        args = [binary, "--from", READER, "--to", "html5", "--template", os.fspath(ASSETS / "fragment.html"),
+                "--wrap=none", "--mathjax", highlight,
                 "--lua-filter", os.fspath(ASSETS / "crossref.lua"),
                 "--metadata", f"skinmap-xref={xref}", "--metadata", f"skinmap-page={page}",
                 "--metadata", "pagetitle=page"]
