@@ -64,6 +64,7 @@ def _chapter_two():
         new_code_cell("#| label: fig-beta-interactive\n#| fig-cap: \"An interactive figure\"\nexplorer()",
                       outputs=[new_output("display_data", data={"text/html": '<div class="explorer">map</div>',
                                                                 "text/plain": "<Explorer>"})]),
+        new_code_cell("#| fig-cap: \"Captioned, not labelled\"\nplot()", outputs=[_image()]),
         new_code_cell("print('visible stdout zebra')", outputs=[new_output("stream", name="stdout", text="visible stdout zebra\n")]),
     ])
 
@@ -155,6 +156,7 @@ def test_figures_tables_and_equations_are_numbered_with_captions(site):
     beta = (out / "02-beta.html").read_text(encoding="utf-8")
     assert re.search(r'<figure id="fig-beta-interactive"[^>]*>\s*<div class="explorer">map</div>\s*'
                      r'<figcaption><p>Figure 2.2: An interactive figure</p></figcaption>', beta)
+    assert "<figcaption><p>Captioned, not labelled</p></figcaption>" in beta  # no label: no number
     assert re.search(r'<h2[^>]*id="sec-alpha-method"[^>]*><span class="header-section-number">1.1</span>', alpha)
 
 

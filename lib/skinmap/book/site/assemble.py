@@ -308,6 +308,17 @@ def assemble_chapter(nb: nbformat.NotebookNode, *, chapter_number: int | None, p
             else:
                 doc.warnings.append(f"{opts.label}: a figure label on a cell without an image or HTML output")
             continue
+        if kind is None and opts.fig_cap and any(_is_image(o) for o in outputs):
+            # a caption without a label: Quarto shows it, unnumbered
+            for output in outputs:
+                if _is_image(output):
+                    blocks.append(f":::: {{.skinmap-figure}}\n\n{_figure_content(output, _plain(str(opts.fig_cap)))}"
+                                  f"\n\n::: {{.skinmap-caption}}\n{opts.fig_cap}\n:::\n\n::::")
+                else:
+                    md = _output_markdown(output, opts)
+                    if md:
+                        blocks.append(md)
+            continue
         table_done = False
         for output in outputs:
             md = _output_markdown(output, opts)
@@ -318,6 +329,9 @@ def assemble_chapter(nb: nbformat.NotebookNode, *, chapter_number: int | None, p
                 counts["tbl"] += 1
                 md = _table(opts.label, _number(chapter_number, counts["tbl"]), str(opts.tbl_cap or ""),
                             md, page, doc.targets)
+                table_done = True
+            elif kind is None and opts.tbl_cap and not table_done and _is_table(output):
+                md = f":::: {{.skinmap-table}}\n\n::: {{.skinmap-caption}}\n{opts.tbl_cap}\n:::\n\n{md}\n\n::::"
                 table_done = True
             blocks.append(md)
         if kind == "tbl" and not table_done:
