@@ -52,6 +52,8 @@ _PALETTE = [
     "#0072b2", "#e69f00", "#009e73", "#d55e00", "#cc79a7", "#56b4e9", "#f0e442", "#000000",
     "#332288", "#88ccee", "#44aa99", "#117733", "#999933", "#ddcc77", "#cc6677", "#882255", "#aa4499",
 ]
+#: Metadata shown on a gallery card (when present), in this order.
+_CARD_COLUMNS = ("dataset", "diagnosis", "icd10_code", "fst", "body_site", "modality", "release_year", "shape")
 _NOTE = (
     "The map is a 2-D projection of a high-dimensional space. A hole is found in the full space, so its "
     "loop is drawn through the map positions of its points: it can look like a zigzag, or cross other "
@@ -291,6 +293,7 @@ def _scene_payload(scene: ExplorerScene, columns: Sequence[str], thumbnails: Seq
         "uid": _labels(pts["uid"]) if "uid" in pts.columns else [str(i) for i in range(len(pts))],
         "meta": meta,
         "columns": list(meta),
+        "card_columns": [c for c in _CARD_COLUMNS if c in meta] or list(meta)[:6],
         "thumbs": list(thumbnails) if thumbnails is not None else None,
         "births": [float(v) for v in scene.births],
         "deaths": [float(v) for v in scene.deaths],
@@ -496,7 +499,7 @@ _SCRIPT = r"""
         var c = '<div class="hx-card hx-' + kind[0] + '" data-uid="' + esc(S.uid[r]) + '" data-kind="' + kind[0] + '">';
         if (S.thumbs && S.thumbs[r]) c += '<img alt="case ' + esc(S.uid[r]) + '" src="' + S.thumbs[r] + '">';
         c += '<div><strong>' + kind[0] + '</strong> ' + esc(S.uid[r]) + '</div>';
-        S.columns.forEach(function (col) { if (col !== 'uid') c += '<div>' + esc(col) + ': ' + esc(S.meta[col][r]) + '</div>'; });
+        S.card_columns.forEach(function (col) { c += '<div>' + esc(col) + ': ' + esc(S.meta[col][r]) + '</div>'; });
         cards.push(c + '</div>');
       });
     });
