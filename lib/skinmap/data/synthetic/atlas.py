@@ -325,6 +325,87 @@ def _bad_inputs(d: _Draws, resampled: list[dict], taken: set[str]) -> dict[str, 
     return bad
 
 
+def _lesions_and_patients(d: _Draws, seed: int) -> dict:
+    """Step 10: lesion ids in the dermoscopy archive and patient ids in the paediatric set, with
+    cross-partition leakage, drawn from a generator of their own so that every earlier draw (and so
+    every image and every other field) stays exactly as without this step.
+
+    SynDerm-Queensland gets a validation partition (a tenth of its training images) and lesions of
+    two or three images: an anchor and its nearest latents of the same diagnosis (re-shots of one
+    lesion look alike); every other image is its own lesion. SynPeds-Africa's images are grouped
+    into patients of one to three consecutive images. Partitions stay as drawn, so some lesions and
+    patients straddle partitions (the planted leakage). Returns the ground truth: per dataset the
+    grouping column, every multi-image group's uids and, counted here by brute force over the
+    groups, the leaking groups, their images and cross-partition pairs per partition pair.
+    """
+    rng = np.random.default_rng([seed, 10])
+    truth = {}
+    queensland = [r for r in d.rows if r["dataset"] == "SynDerm-Queensland" and r["split"] is not None
+                  and r["uid"] in d.latents]
+    for r in queensland:
+        if r["split"] == "train" and rng.random() < 0.1:
+            r["split"] = "val"
+    free = {r["uid"] for r in queensland}
+    by_uid = {r["uid"]: r for r in queensland}
+    groups: dict[str, list[str]] = {}
+    n_multi = int(round(0.12 * len(queensland)))
+    order = [queensland[int(i)] for i in rng.permutation(len(queensland))]
+    for anchor in order:
+        if len(groups) >= n_multi:
+            break
+        if anchor["uid"] not in free:
+            continue
+        same = [u for u in free if u != anchor["uid"] and by_uid[u]["diagnosis"] == anchor["diagnosis"]]
+        if not same:
+            continue
+        size = 2 if rng.random() < 0.7 else 3
+        dist = [float(np.linalg.norm(d.latents[u] - d.latents[anchor["uid"]])) for u in sorted(same)]
+        members = [anchor["uid"]] + [sorted(same)[int(k)] for k in np.argsort(dist, kind="stable")[: size - 1]]
+        groups[f"LQ_{len(groups) + 1:06d}"] = members
+        free -= set(members)
+    for lesion, members in groups.items():
+        for u in members:
+            by_uid[u]["lesion_id"] = lesion
+    for k, u in enumerate(sorted(free)):
+        by_uid[u]["lesion_id"] = f"LQ_{n_multi + k + 1:06d}"
+    truth["SynDerm-Queensland"] = {"group_by": "lesion_id", "groups": groups}
+
+    peds = [r for r in d.rows if r["dataset"] == "SynPeds-Africa" and r["split"] is not None]
+    patients: dict[str, list[str]] = {}
+    k = 0
+    while k < len(peds):
+        size = int(rng.choice([1, 2, 3], p=[0.5, 0.3, 0.2]))
+        pid = f"PP_{len(patients) + 1:05d}"
+        patients[pid] = [r["uid"] for r in peds[k:k + size]]
+        for r in peds[k:k + size]:
+            r["patient_id"] = pid
+        k += size
+    truth["SynPeds-Africa"] = {"group_by": "patient_id",
+                               "groups": {p: u for p, u in patients.items() if len(u) > 1}}
+
+    split_of = {r["uid"]: r["split"] for r in d.rows if r["split"] is not None}
+    for name, entry in truth.items():
+        names = sorted({split_of[u] for u in split_of if u.startswith(name + "/")},
+                       key=lambda p: ("train", "val", "test").index(p))
+        leakage = {}
+        for a_i, a in enumerate(names):
+            for b in names[a_i + 1:]:
+                n_groups = n_images = n_pairs = 0
+                for members in entry["groups"].values():
+                    in_a = [u for u in members if split_of.get(u) == a]
+                    in_b = [u for u in members if split_of.get(u) == b]
+                    if in_a and in_b:
+                        n_groups += 1
+                        n_images += len(in_a) + len(in_b)
+                        n_pairs += len(in_a) * len(in_b)
+                leakage[f"{a}|{b}"] = {"groups": n_groups, "images": n_images, "pairs": n_pairs}
+        spread = [m for m in entry["groups"].values() if len({split_of[u] for u in m if u in split_of}) > 1]
+        leakage["any"] = {"groups": len(spread), "images": sum(sum(u in split_of for u in m) for m in spread),
+                          "pairs": sum(v["pairs"] for v in leakage.values())}
+        entry["leakage"] = leakage
+    return truth
+
+
 def _write_datasets(root: Path, frame: pd.DataFrame, files: dict[str, bytes], seed: int) -> None:
     """Write every dataset in the generic layout: ``dataset.yml``, ``metadata.csv``, ``images/``."""
     for spec in SPECS:
@@ -402,6 +483,7 @@ def generate_synthetic_atlas(
     off_topic = _off_topic(d, n_images, off_topic_frac)  # 8
     taken = {u for p in planted_exact for u in p} | {u for p in planted_near for u in (p["a"], p["b"])}
     bad = _bad_inputs(d, resampled, taken)  # 9
+    groups = _lesions_and_patients(d, seed)  # 10 (its own generator: steps 1-9 are unchanged)
 
     frame = pd.DataFrame(d.rows)
     _write_datasets(root, frame, d.files, seed)
@@ -426,6 +508,7 @@ def generate_synthetic_atlas(
             "radius": HOLE_RADIUS,
         },
         "identifier_duplicates": id_duplicates,
+        "lesion_groups": groups,
         "bad_inputs": bad,
         "latent_axes": list(LATENT_AXES),
         "fst_true": {u: int(f) for u, f in zip(frame["uid"], frame["_fst_true"]) if u in d.latents},
