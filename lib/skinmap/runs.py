@@ -87,6 +87,11 @@ EXPORTS: dict[str, str] = {
     "quality.cleaned": "quality/cleaned.parquet",
     "quality.cleaned_split": "quality/cleaned_split.csv",
     "quality.resolution_probe": "quality/resolution_probe.csv",
+    # the critique's own units (issue 16 s1): images_per_lesion, crossing_pairs, top_pair_review, ...
+    "quality.critique": "quality/critique/{table}.csv",
+    # the cleaned datasets: one row per image (dataset, kept, reason, split, split_clean) and their datasheet
+    "quality.cleaned_rows": "quality/cleaned_rows.csv",
+    "quality.datasheet": "quality/datasheet.json",
     # embedding
     "embedding.roles": "embedding/roles.parquet",
     "embedding.fused": "embedding/fused.npy",

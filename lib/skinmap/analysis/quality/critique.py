@@ -41,6 +41,7 @@ __all__ = [
     "crossing_pairs",
     "exact_top_pairs",
     "pair_ranks",
+    "same_group",
     "top_pair_review",
     "pair_conflicts",
     "pair_conflict_summary",
@@ -214,6 +215,16 @@ def pair_ranks(embeddings: np.ndarray, i: Sequence[int], j: Sequence[int], *, bl
     return pd.DataFrame({"i": i, "j": j, "similarity": np.minimum(s_q, 1.0), "rank": rank})
 
 
+def same_group(i: Sequence[int], j: Sequence[int], groups: Sequence) -> tuple[np.ndarray, np.ndarray]:
+    """For pairs ``(i[k], j[k])``: whether both group ids are known, and whether they are equal
+    (False when either is missing). Returns two boolean arrays of the pairs' length."""
+    g = np.asarray(pd.array(groups, dtype="string"), dtype=object)
+    ga, gb = g[np.asarray(i, dtype=np.int64)], g[np.asarray(j, dtype=np.int64)]
+    known = np.array([a is not pd.NA and b is not pd.NA for a, b in zip(ga, gb)], dtype=bool)
+    same = np.array([bool(k) and a == b for a, b, k in zip(ga, gb, known)], dtype=bool)
+    return known, same
+
+
 def top_pair_review(top: pd.DataFrame, groups: Sequence, *, bin_size: int = 100) -> pd.DataFrame:
     """The critique's review of the most similar pairs, in intervals of ``bin_size`` ranks.
 
@@ -230,10 +241,7 @@ def top_pair_review(top: pd.DataFrame, groups: Sequence, *, bin_size: int = 100)
     confirms the pair), ``different_lesion`` (both ids known and different), ``unknown`` (an id is
     missing) and ``confirmed_per_100`` (same-lesion pairs per 100 pairs of the interval).
     """
-    g = np.asarray(pd.array(groups, dtype="string"), dtype=object)
-    ga, gb = g[top["i"].to_numpy()], g[top["j"].to_numpy()]
-    known = np.array([a is not pd.NA and b is not pd.NA for a, b in zip(ga, gb)], dtype=bool)
-    same = known & np.array([a == b if k else False for a, b, k in zip(ga, gb, known)], dtype=bool)
+    known, same = same_group(top["i"].to_numpy(), top["j"].to_numpy(), groups)
     b = (top["rank"].to_numpy() - 1) // bin_size
     df = pd.DataFrame({"bin": b, "same": same, "different": known & ~same, "unknown": ~known})
     out = df.groupby("bin").agg(pairs=("same", "size"), same_lesion=("same", "sum"),

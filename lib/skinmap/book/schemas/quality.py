@@ -106,6 +106,26 @@ class Params(ChapterParams):
     dermamnist_c_released_sizes: dict[str, int] | None = Field(
         None, description="DermaMNIST-C partition sizes as released (for comparison with corrections a, b, c)"
     )
+    dermamnist_e_released_sizes: dict[str, int] | None = Field(
+        None, description="DermaMNIST-E partition sizes as released (compared with the construction from the data at hand)"
+    )
+    isic2018_test_csv: str | None = Field(
+        None, description="ISIC 2018 Task 3 test ground truth (image,MEL,...) for DermaMNIST-E; None = not built"
+    )
+    fitzpatrick17k_csv: str | None = Field(
+        None, description="Fitzpatrick17k's metadata table (fitzpatrick17k.csv) audited from the table alone; None = skipped"
+    )
+    critique_dataset: str | None = Field(
+        None, description="dataset whose lesion multiplicity and most similar pairs are reviewed in the critique's "
+        "units (None = the DermaMNIST source HAM10000 when given, else the dataset with the most leaking lesions)"
+    )
+    critique_top_pairs: int = Field(
+        1000, ge=10, le=100000, description="most similar image pairs reviewed against the lesion ids (the critique: 1,000)"
+    )
+    critique_bin_size: int = Field(100, ge=1, le=100000, description="ranks per review interval (the critique: 100)")
+    critique_n_neighbors: int = Field(
+        50, ge=1, le=1000, description="neighbours searched per image for the critique's raw-cosine rule (saturation is reported)"
+    )
     resolution_images_dir: str | None = Field(
         None, description="folder of real images for the resolution pitfall; None = the catalog's images"
     )
@@ -135,6 +155,8 @@ class Params(ChapterParams):
         if self.mutual_top > self.n_neighbors:
             raise ValueError(f"mutual_top {self.mutual_top} exceeds n_neighbors {self.n_neighbors}: each image's "
                              "neighbours beyond the n_neighbors searched are not known")
+        if self.critique_bin_size > self.critique_top_pairs:
+            raise ValueError(f"critique_bin_size {self.critique_bin_size} exceeds critique_top_pairs {self.critique_top_pairs}")
         if self.resolution_low >= self.resolution_size:
             raise ValueError("resolution_low must be smaller than resolution_size")
         return self
@@ -143,5 +165,5 @@ class Params(ChapterParams):
 def external_inputs(params: Params, project_root: Path) -> list[Path]:
     """Data read from outside the run directory (fingerprinted into the cache key)."""
     paths = [params.dermamnist_split_csv, params.ham10000_metadata_csv, params.dermamnist_duplicates_csv,
-             params.review_csv, params.resolution_images_dir]
+             params.review_csv, params.resolution_images_dir, params.isic2018_test_csv, params.fitzpatrick17k_csv]
     return [resolve_path(p, project_root) for p in paths if p]
