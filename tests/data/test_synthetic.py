@@ -220,3 +220,18 @@ def test_lesion_step_leaves_every_image_unchanged(small_atlas, tmp_path, monkeyp
     a, b = _digest(small_atlas.root), _digest(without.root)
     jpgs = [k for k in a if k.endswith(".jpg")]
     assert jpgs and all(a[k] == b.get(k) for k in jpgs)
+
+
+def test_leakage_table_recovers_the_planted_leakage_exactly(small_catalog, small_atlas):
+    """What the quality chapter shows as "planted vs recovered": the library's leakage table on the
+    catalog equals the generator's record, for every dataset and partition pair."""
+    from skinmap.analysis.quality.leakage import leakage_table
+
+    cat, _ = small_catalog
+    table = leakage_table(cat).set_index(["dataset", "partitions"])
+    for name, entry in small_atlas.ground_truth["lesion_groups"].items():
+        assert (table.loc[name, "group_by"] == entry["group_by"]).all()
+        for parts, want in entry["leakage"].items():
+            got = table.loc[(name, parts)]
+            assert (int(got["lesions"]), int(got["images"]), int(got["pairs"])) == (
+                want["groups"], want["images"], want["pairs"]), (name, parts)

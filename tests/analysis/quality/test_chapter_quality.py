@@ -26,8 +26,16 @@ def test_chapter_runs_on_fake_run(tmp_path):
     )
     out = run / "quality"
     for name in ["split_leakage.csv", "near_duplicates.csv", "clusters.csv", "cleaned.parquet", "cleaned_split.csv",
-                 "corrected_splits.csv", "review_template.csv", "offtopic_ranking.csv", "resolution_probe.csv"]:
+                 "corrected_splits.csv", "review_template.csv", "offtopic_ranking.csv", "resolution_probe.csv",
+                 "cleaned_rows.csv", "datasheet.json", "critique/images_per_lesion.csv", "critique/top_pair_review.csv",
+                 "critique/critique_rule.csv"]:
         assert (out / name).is_file(), name
+    from skinmap import runs
+
+    rows = runs.read_export(run, "quality.cleaned_rows")
+    sheet = runs.read_export(run, "quality.datasheet")
+    assert rows["kept"].sum() == sheet["totals"]["kept"] and len(rows) == sheet["totals"]["images"]
+    assert rows.loc[~rows["kept"], "split_clean"].isna().all() and rows.loc[rows["kept"], "split_clean"].notna().all()
     leak = pd.read_csv(out / "split_leakage.csv")
     assert "SynDermA" in set(leak["dataset"])
     near = pd.read_csv(out / "near_duplicates.csv")

@@ -118,11 +118,11 @@ def test_extended_test_set_drops_the_easter_egg():
 
 
 def _fitz_fixture(tmp_path, rng):
-    """A Fitzpatrick17k-layout fixture: fitzpatrick17k.csv + <md5hash>.jpg images. Planted: images
+    """A Fitzpatrick17k-layout fixture: fitzpatrick17k.csv + finalfitz17k/<md5hash>.jpg. Planted: images
     1 and 2 are copies with one label and skin type (homogeneous cluster), 3 and 4 copies with two labels
     (conflicting cluster); the rest are distinct pictures."""
     folder = tmp_path / "fitzpatrick17k"
-    (folder / "images").mkdir(parents=True)
+    (folder / "finalfitz17k").mkdir(parents=True)  # the published download's image folder
     base = [rng.integers(0, 255, (16, 16, 3)).astype(np.uint8) for _ in range(40)]
     pictures = list(base)
     pictures[2] = base[1]
@@ -132,7 +132,7 @@ def _fitz_fixture(tmp_path, rng):
     for k, pic in enumerate(pictures):
         h = hashlib.md5(f"img{k}".encode()).hexdigest()
         size = 32 if k == 2 else 16  # the larger copy is the one kept
-        Image.fromarray(pic).resize((size, size), Image.NEAREST).save(folder / "images" / f"{h}.jpg", quality=95)
+        Image.fromarray(pic).resize((size, size), Image.NEAREST).save(folder / "finalfitz17k" / f"{h}.jpg", quality=95)
         rows.append({"md5hash": h, "fitzpatrick_scale": 2 if k == 2 else [1, 2, 3, 4, 5, 6, -1][k % 7],
                      "fitzpatrick_centaur": -1 if k % 5 == 0 else (k % 6) + 1, "label": labels[k],
                      "nine_partition_label": "x", "three_partition_label": "non-neoplastic",
@@ -149,8 +149,11 @@ def test_fitzpatrick_table_and_cleaning_end_to_end(tmp_path, rng):
     qc = critique.qc_summary(table["qc"])
     assert qc["images"].to_dict() == {"1 Diagnostic": 10, "3 Wrongly labelled": 10, "not reviewed": 20}
     assert qc.loc["1 Diagnostic", "share_of_reviewed"] == pytest.approx(0.5)
-    table["path"] = images_for_table(table, folder / "images")
+    table["path"] = images_for_table(table, folder / "finalfitz17k")
     assert table["path"].notna().all()
+    from skinmap.data.loaders import fitzpatrick17k as official  # the catalog loader finds the same images
+    found = official.load(folder, probe=False)
+    assert found["path"].notna().sum() == 40 and set(found["image_id"]) == set(table["image_id"])
     pics = [np.asarray(Image.open(p).convert("L").resize((16, 16)), dtype=np.float32).ravel() for p in table["path"]]
     vectors = np.stack(pics) - np.mean(pics, axis=0)
     sizes = [Image.open(p).size for p in table["path"]]
