@@ -185,8 +185,8 @@ def test_a_conclusion_nobody_can_compute_cannot_be_checked():
 def test_config_rejects_out_of_range_thresholds():
     with pytest.raises(ValueError, match="min_share"):
         rb.RobustnessConfig(min_share=0.0)
-    with pytest.raises(ValueError, match="min_kendall_tau"):
-        rb.RobustnessConfig(min_kendall_tau=1.5)
+    with pytest.raises(ValueError, match="min_kendall_correlation"):
+        rb.RobustnessConfig(min_kendall_correlation=1.5)
 
 
 def test_uniqueness_conclusion_flips_when_an_encoder_is_scrambled():

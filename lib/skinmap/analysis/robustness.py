@@ -15,7 +15,7 @@ conclusion                  statistic                                       agre
 yearly novelty ratio        Spearman rho of the ratios over the years       ``rho >= min_spearman``
   (eq. 6)                   share of years whose ratio lies on the same     ``share >= min_sign_agreement``
                             side of 1 (sign agreement)
-uniqueness ranking          Kendall tau of the datasets' uniqueness         ``tau >= min_kendall_tau``
+uniqueness ranking          Kendall tau of the datasets' uniqueness         ``tau >= min_kendall_correlation``
 most unique dataset         same top-1 dataset (1 or 0)                     ``== 1``
 closest pair                same pair of smallest FD (1 or 0)               ``== 1``
 top hole (eqs. 14, 18)      Jaccard index of the reference top hole's       ``J >= min_hole_jaccard``
@@ -64,7 +64,7 @@ class RobustnessConfig:
                                description="Spearman rho of the yearly novelty ratios at or above which they agree")
     min_sign_agreement: float = knob(
         0.8, ge=0.0, le=1.0, description="share of years on the same side of ratio 1 at or above which they agree")
-    min_kendall_tau: float = knob(0.6, ge=-1.0, le=1.0,
+    min_kendall_correlation: float = knob(0.6, ge=-1.0, le=1.0,
                                   description="Kendall tau of the uniqueness rankings at or above which they agree")
     min_hole_jaccard: float = knob(
         0.2, ge=0.0, le=1.0, description="boundary-row Jaccard of the matched top hole at or above which they agree")
@@ -279,7 +279,7 @@ def _agrees(statistic: str, value: float, cfg: RobustnessConfig) -> float:
     rule = {
         "Spearman rho": value >= cfg.min_spearman,
         "sign agreement": value >= cfg.min_sign_agreement,
-        "Kendall tau": value >= cfg.min_kendall_tau,
+        "Kendall tau": value >= cfg.min_kendall_correlation,
         "top-1 agreement": value == 1.0,
         "same pair": value == 1.0,
         "boundary Jaccard": value >= cfg.min_hole_jaccard,

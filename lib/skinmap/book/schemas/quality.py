@@ -81,6 +81,9 @@ class Params(ChapterParams):
     verify_blocks: int = _verify_field("blocks")
     verify_ratio_floor: float = _verify_field("ratio_floor")
     verify_ratio: float = _verify_field("ratio")
+    verify_all_right_angles: bool = _verify_field("all_right_angles")
+    verify_max_tilt: float = _verify_field("max_tilt")
+    verify_tilt_step: float = _verify_field("tilt_step")
     verify_threads: int = _verify_field("threads")
     conflict_label: str = Field(
         "diagnosis", min_length=1, description="catalog column compared within a duplicate cluster (e.g. icd10_code)"

@@ -31,7 +31,7 @@ _FUSION = EmbeddingParams.model_fields
 class Params(ChapterParams):
     # --- the fused space retrained with other seeds (the embedding chapter's fusion knobs, same values)
     fusion_seeds: list[int] = Field(
-        [1, 2, 3], min_length=0, max_length=20,
+        [1, 2, 3], max_length=20,
         description="seeds of the retrained fused spaces (the embedding chapter's own seed is the reference)")
     reference_seed: int = Field(
         0, ge=0, description="the embedding chapter's seed: a rerun with it must reproduce the exported fused space")
@@ -87,7 +87,7 @@ class Params(ChapterParams):
     # --- the rules (skinmap.analysis.robustness.RobustnessConfig)
     min_spearman: float = knob_field(RobustnessConfig, "min_spearman")
     min_sign_agreement: float = knob_field(RobustnessConfig, "min_sign_agreement")
-    min_kendall_tau: float = knob_field(RobustnessConfig, "min_kendall_tau")
+    min_kendall_correlation: float = knob_field(RobustnessConfig, "min_kendall_correlation")
     min_hole_jaccard: float = knob_field(RobustnessConfig, "min_hole_jaccard")
     max_score_difference: float = knob_field(RobustnessConfig, "max_score_difference")
     min_share: float = knob_field(RobustnessConfig, "min_share")
