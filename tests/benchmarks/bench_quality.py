@@ -145,7 +145,11 @@ def demo_set(run_dir: Path) -> tuple[list[Path], dict[tuple[int, int], str], lis
         if rec["a"] in row and rec["b"] in row:
             truth[tuple(sorted((row[rec["a"]], row[rec["b"]])))] = rec["transform"]
     off = [row[u] for u in truth_json.get("off_topic", []) if u in row]
-    return [Path(p) for p in catalog["path"]], truth, off
+    ranking = runs.read_export(run_dir, "quality.offtopic_ranking") if runs.export_path(
+        run_dir, "quality.offtopic_ranking").is_file() else None
+    ours_off = (None if ranking is None else
+                {row[u] for u in ranking.loc[ranking["flagged"].astype(bool), "uid"].astype(str) if u in row})
+    return [Path(p) for p in catalog["path"]], truth, (off, ours_off)
 
 
 # ----------------------------------------------------------------------------------------- tools
@@ -256,11 +260,17 @@ def run(sets: dict, out: Path | None) -> pd.DataFrame:
                       f"found={row['found']}/{row['true_pairs']} predicted={row['predicted']} seconds={seconds:.1f}",
                       flush=True)
             rows.append({"set": set_name, "tool": "selfclean", "images": len(paths), "note": status})
+            off, ours_off = off if isinstance(off, tuple) else (off, None)
             if off:
                 planted = set(off)
-                for issue, flagged in flags.items():
+                candidates = dict(flags)
+                if ours_off is not None:  # the quality chapter's k-NN similarity rule, from the run's export
+                    candidates = {"ours (quality chapter)": ours_off, **{f"cleanvision:{k}": v for k, v in flags.items()}}
+                else:
+                    candidates = {f"cleanvision:{k}": v for k, v in flags.items()}
+                for issue, flagged in candidates.items():
                     hit = len(flagged & planted)
-                    rows.append({"set": f"{set_name} off-topic", "tool": f"cleanvision:{issue}", "images": len(paths),
+                    rows.append({"set": f"{set_name} off-topic", "tool": issue, "images": len(paths),
                                  "predicted": len(flagged), "true_pairs": len(planted), "found": hit,
                                  "precision": hit / len(flagged) if flagged else float("nan"),
                                  "recall": hit / len(planted)})
@@ -293,12 +303,12 @@ def main(argv=None) -> pd.DataFrame:
             print(f"BENCH quality[demo]: no demo run at {args.run_dir} (run `make book` first)", flush=True)
         (tmp / "heldout").mkdir()
         paths, truth = heldout_set(tmp / "heldout")
-        sets["heldout"] = (paths, truth, [])
+        sets["heldout"] = (paths, truth, ([], None))
         if (args.data_dir / "images").is_dir():
             (tmp / "real").mkdir()
             paths, truth = real_image_set(tmp / "real", data_dir=args.data_dir, n_per_transform=args.n_per_transform,
                                           n_distractors=args.n_distractors, seed=args.seed)
-            sets["real"] = (paths, truth, [])
+            sets["real"] = (paths, truth, ([], None))
         else:
             print(f"BENCH quality[real]: no real images at {args.data_dir} (set c skipped)", flush=True)
         return run(sets, args.out)
