@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import Circle
 
-from skinmap.viz.gallery import thumbnail_grid
+from skinmap.viz.audit import MIN_FONT_PT
+from skinmap.viz.gallery import _wrap, thumbnail_grid
+from skinmap.viz.palette import CATEGORICAL
 
 __all__ = ["leakage_venn", "pair_gallery", "side_by_side"]
 
@@ -27,7 +29,7 @@ def leakage_venn(splits: Sequence, groups: Sequence, *, ax=None, title: str | No
     if ax is None:
         fig, ax = plt.subplots(figsize=(5, 4.6))
     centres = [(-0.6, 0.35), (0.6, 0.35), (0.0, -0.6)][: len(names)]
-    for (x, y), name, colour in zip(centres, names, ["C0", "C1", "C2"]):
+    for (x, y), name, colour in zip(centres, names, CATEGORICAL[:3]):
         ax.add_patch(Circle((x, y), 1.0, alpha=0.25, color=colour))
         ax.text(x * 1.9, y * 1.9 + (0.15 if y > 0 else -0.25), name, ha="center", fontsize=11, fontweight="bold")
     pos = {0b001: (-1.0, 0.6), 0b010: (1.0, 0.6), 0b100: (0.0, -1.05), 0b011: (0.0, 0.75),
@@ -68,9 +70,9 @@ def side_by_side(rows: Sequence[Sequence[np.ndarray]], titles: Sequence[str], ro
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
-                ax.set_title(titles[c], fontsize=9)
+                ax.set_title(_wrap(titles[c], 22, 3), fontsize=MIN_FONT_PT + 1, fontweight="normal")
             if c == 0 and r < len(row_labels):
-                ax.set_ylabel(row_labels[r], fontsize=8)
+                ax.set_ylabel(_wrap(row_labels[r], 18, 2), fontsize=MIN_FONT_PT + 1)
     fig.tight_layout()
     return fig
 

@@ -1,0 +1,151 @@
+"""Every figure the viz package draws passes the audit at demo size, and does what it promises.
+
+The promises are checked against planted geometry: persistence labels of holes planted 0.1% of the
+axis apart must not overlap; term bars are ranked by counts summed independently here; a 29-dataset
+scatter gives every dataset a distinct (colour, marker).
+"""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from skinmap.viz import quality  # noqa: E402
+from skinmap.viz.audit import MIN_FONT_PT, audit_figure, rendered_scale  # noqa: E402
+from skinmap.viz.bars import clipped_bars  # noqa: E402
+from skinmap.viz.gallery import thumbnail_grid  # noqa: E402
+from skinmap.viz.palette import scatter_by_category  # noqa: E402
+from skinmap.viz.style import set_style  # noqa: E402
+from skinmap.viz.terms import term_bars, term_labels  # noqa: E402
+from skinmap.viz.topology import persistence_diagram  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def style():
+    with matplotlib.rc_context():
+        set_style(audit=False)
+        yield
+    plt.close("all")
+
+
+@pytest.fixture
+def images(tmp_path):
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, shape in enumerate([(64, 64), (48, 80), (80, 48)] * 4):
+        p = tmp_path / f"img{i}.png"
+        Image.fromarray(rng.integers(0, 255, size=(*shape, 3), dtype=np.uint8)).save(p)
+        paths.append(p)
+    return paths
+
+
+def _boxes_overlap(a, b):
+    return min(a.x1, b.x1) - max(a.x0, b.x0) > 0 and min(a.y1, b.y1) - max(a.y0, b.y0) > 0
+
+
+def test_offtopic_gallery_captions_fit(images):
+    # as the quality chapter calls it: 12 images, six columns, uid and z-score captions
+    captions = [f"SynDerm-Vienna-{i:05d}\nz={12.5 - i:.1f}" for i in range(12)]
+    fig = thumbnail_grid(images[:11] + [None], captions, ncols=6, title="highest off-topic scores")
+    assert audit_figure(fig) == []
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    titles = [ax.title for ax in fig.axes if ax.get_title()]
+    assert len(titles) == 12
+    for i, a in enumerate(titles):  # no caption overlaps another caption or any image
+        for b in titles[i + 1:]:
+            assert not _boxes_overlap(a.get_window_extent(r), b.get_window_extent(r))
+        for ax in fig.axes:
+            if ax.images:
+                assert not _boxes_overlap(a.get_window_extent(r), ax.images[0].get_window_extent(r))
+
+
+def test_pair_gallery_and_side_by_side_pass(images):
+    uids = [f"u{i}" for i in range(len(images))]
+    pairs = pd.DataFrame({"image_a": uids[0::2], "image_b": uids[1::2], "similarity": np.linspace(0.99, 0.9, 6)})
+    fig = quality.pair_gallery(pairs, dict(zip(uids, images)), {u: f"{u}\nnevus / FST 3" for u in uids},
+                               title="accepted pairs (similarity >= 0.90 or ratio test): top and lowest")
+    assert audit_figure(fig) == []
+    rows = [[np.zeros((32, 32, 3), np.uint8)] * 2 for _ in range(4)]
+    fig = quality.side_by_side(rows, ["resized to 224 px", "28 px, nearest to 224 px"],
+                               ["melanocytic nevi", "melanoma", "benign keratosis-like lesions", "bcc"])
+    assert audit_figure(fig) == []
+
+
+def test_leakage_venn_passes():
+    splits = ["train", "val", "test", "train", "val", "train"] * 20
+    groups = [f"l{i // 2}" for i in range(len(splits))]
+    assert audit_figure(quality.leakage_venn(splits, groups)) == []
+
+
+def test_term_bars_rank_by_summed_counts():
+    terms = pd.DataFrame({
+        "column": ["diagnosis", "diagnosis", "diagnosis", "fst", "fst", "site", "diagnosis"],
+        "term": ["nevus", "melanoma", "(missing)", "3", "5", "lower extremity", "acne"],
+        "count": [40, 12, 99, 30, 2, 12, 1],
+    })
+    ranked = term_labels(terms)
+    assert list(ranked["label"]) == ["nevus", "fst=3", "lower extremity", "melanoma", "fst=5", "acne"]
+    assert list(ranked["count"]) == [40, 30, 12, 12, 2, 1]
+    fig = term_bars(terms, top=4, title="What borders hole #1")
+    assert audit_figure(fig) == []
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["nevus", "fst=3", "lower extremity", "melanoma"]
+    assert [p.get_width() for p in ax.patches][:4] == [40, 30, 12, 12]
+    assert {"40", "30", "12"} <= {t.get_text() for t in ax.texts}  # counts written at the bars
+    assert term_bars(terms[terms.term == "(missing)"]) is None
+
+
+def test_persistence_labels_do_not_collide():
+    rng = np.random.default_rng(1)
+    births = rng.uniform(0, 1, 200)
+    deaths = births + rng.exponential(0.05, 200)
+    # three planted holes almost on top of each other, one far away
+    marked = [(0.50, 1.60, "#1"), (0.501, 1.601, "#2"), (0.502, 1.599, "#3"), (0.2, 0.9, "#4")]
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    labels = persistence_diagram(ax, births, deaths, marked=marked, critical=0.4,
+                                 critical_label="95% quantile of the null maximum")
+    assert audit_figure(fig) == []
+    r = fig.canvas.get_renderer()
+    boxes = [matplotlib.text.Text.get_window_extent(a, r) for a in labels]  # the text, not its leader line
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            assert not _boxes_overlap(boxes[i], boxes[j]), (labels[i].get_text(), labels[j].get_text())
+    assert [a.get_text() for a in labels] == ["#1", "#2", "#3", "#4"]
+
+
+def test_clipped_bars_mark_each_clipped_value_horizontal_too():
+    fig, ax = plt.subplots(figsize=(6, 3))
+    values = [0.3, -76.0, 0.8, 5.0]
+    clipped_bars(ax, np.arange(4), values, lo=-1, hi=1, orientation="horizontal",
+                 ci_low=[0.2, -90, 0.7, 4], ci_high=[0.4, -60, 0.9, 6])
+    assert audit_figure(fig) == []
+    assert {"-76", "5"} <= {t.get_text() for t in ax.texts}
+    widths = [p.get_width() for p in ax.patches]
+    assert widths == [0.3, -1.0, 0.8, 1.0]
+
+
+def test_scatter_of_29_datasets_is_distinct_and_passes():
+    rng = np.random.default_rng(2)
+    cats = np.repeat([f"Dataset {i:02d}" for i in range(29)], 20)
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    styles = scatter_by_category(ax, rng.normal(size=cats.size), rng.normal(size=cats.size), cats,
+                                 legend_title="dataset")
+    assert len({(s.color, s.marker) for s in styles.values()}) == 29
+    assert audit_figure(fig) == []
+
+
+def test_text_is_at_least_nine_points_in_every_viz_figure(images):
+    figs = [thumbnail_grid(images, [f"c{i}" for i in range(len(images))], ncols=6),
+            term_bars(pd.DataFrame({"column": ["dx"] * 3, "term": ["a", "b", "c"], "count": [3, 2, 1]}))]
+    for fig in figs:
+        fig.canvas.draw()
+        scale, _ = rendered_scale(fig)
+        sizes = [t.get_fontsize() * scale for t in fig.findobj(matplotlib.text.Text)
+                 if t.get_visible() and t.get_text().strip() and t.axes is not None and t.axes.axison is False]
+        assert all(s >= MIN_FONT_PT - 1e-6 for s in sizes)
