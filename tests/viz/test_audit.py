@@ -166,3 +166,15 @@ def test_clipped_bar_without_marker_is_caught_and_clipped_bars_pass():
     texts = [t.get_text() for t in ax2.texts]
     assert "-76" in texts  # the true value is written at the clipped bar
     assert ax2.get_ylim()[0] < -1 < ax2.get_ylim()[1]
+
+
+def test_squashed_panel_is_caught():
+    fig, axes = plt.subplots(2, 1, figsize=(6, 4), layout="none")
+    for ax, name in zip(axes, ["top", "bottom"]):
+        ax.plot([0, 1], [0, 1])
+        ax.set_title(name)
+    fig.subplots_adjust(bottom=0.1, top=0.9, hspace=30)  # what a tight layout does to make room for a long legend
+    msgs = audit.audit_figure(fig)
+    assert sum("squashed" in m for m in msgs) == 2, msgs
+    fig.subplots_adjust(hspace=0.3)
+    assert not any("squashed" in m for m in audit.audit_figure(fig))

@@ -16,9 +16,10 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from skinmap.viz import quality  # noqa: E402
-from skinmap.viz.audit import MIN_FONT_PT, audit_figure, rendered_scale  # noqa: E402
-from skinmap.viz.bars import clipped_bars  # noqa: E402
+from skinmap.viz.audit import MIN_FONT_PT, RENDERED_WIDTH_IN, audit_figure  # noqa: E402
+from skinmap.viz.bars import clipped_bars, grouped_bars  # noqa: E402
 from skinmap.viz.gallery import thumbnail_grid  # noqa: E402
+from skinmap.viz.maps import category_maps  # noqa: E402
 from skinmap.viz.palette import scatter_by_category  # noqa: E402
 from skinmap.viz.style import set_style  # noqa: E402
 from skinmap.viz.terms import term_bars, term_labels  # noqa: E402
@@ -133,19 +134,40 @@ def test_clipped_bars_mark_each_clipped_value_horizontal_too():
 def test_scatter_of_29_datasets_is_distinct_and_passes():
     rng = np.random.default_rng(2)
     cats = np.repeat([f"Dataset {i:02d}" for i in range(29)], 20)
-    fig, ax = plt.subplots(figsize=(5, 4.5))
+    fig, ax = plt.subplots(figsize=(7, 6.5))
     styles = scatter_by_category(ax, rng.normal(size=cats.size), rng.normal(size=cats.size), cats,
                                  legend_title="dataset")
     assert len({(s.color, s.marker) for s in styles.values()}) == 29
     assert audit_figure(fig) == []
 
 
-def test_text_is_at_least_nine_points_in_every_viz_figure(images):
-    figs = [thumbnail_grid(images, [f"c{i}" for i in range(len(images))], ncols=6),
-            term_bars(pd.DataFrame({"column": ["dx"] * 3, "term": ["a", "b", "c"], "count": [3, 2, 1]}))]
-    for fig in figs:
-        fig.canvas.draw()
-        scale, _ = rendered_scale(fig)
-        sizes = [t.get_fontsize() * scale for t in fig.findobj(matplotlib.text.Text)
-                 if t.get_visible() and t.get_text().strip() and t.axes is not None and t.axes.axison is False]
-        assert all(s >= MIN_FONT_PT - 1e-6 for s in sizes)
+def test_galleries_fit_the_column_so_captions_keep_their_size(images):
+    # a six-column gallery used to be 11.4 in wide with 7 pt captions: 5 pt once shown in the column
+    fig = thumbnail_grid(images, [f"c{i}" for i in range(len(images))], ncols=6)
+    assert fig.get_figwidth() <= RENDERED_WIDTH_IN
+    sizes = {ax.title.get_fontsize() for ax in fig.axes if ax.get_title()}
+    assert min(sizes) >= MIN_FONT_PT
+
+
+def test_category_maps_stack_panels_at_book_width():
+    rng = np.random.default_rng(3)
+    n = 600
+    frame = pd.DataFrame({"x": rng.normal(size=n), "y": rng.normal(size=n),
+                          "dataset": rng.choice([f"Set {i}" for i in range(29)], n),
+                          "modality": rng.choice(["dermoscopy", "clinical", None], n)})
+    fig = category_maps(frame, ["dataset", "modality"])
+    assert audit_figure(fig) == []
+    labels = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert labels[-1] == "missing" and set(labels) == {"dermoscopy", "clinical", "missing"}
+    assert len(fig.axes[0].get_legend().get_texts()) == 29
+
+
+def test_grouped_bars_clip_and_annotate_like_the_probe_figure():
+    table = pd.DataFrame({"eval_set": ["test", "held-out"] * 2, "model": ["linear"] * 2 + ["knn"] * 2,
+                          "value": [0.5, -76.0, 0.4, 0.3]})
+    table["ci_low"], table["ci_high"] = table["value"] - 0.1, table["value"] + 0.1
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    grouped_bars(ax, table, group="eval_set", hue="model", lo=-1, hi=1)
+    assert audit_figure(fig) == []
+    assert "-76" in {t.get_text() for t in ax.texts}
+    assert min(p.get_height() for p in ax.patches) == -1.0

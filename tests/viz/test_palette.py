@@ -187,3 +187,10 @@ def test_category_styles_follow_the_rule_for_29_datasets():
     assert {styles[f"dataset-{i}"].marker for i in range(n)} == {"o"}
     with pytest.raises(ValueError, match="exceed"):
         palette.category_styles(range(len(palette.CATEGORICAL) * len(palette.MARKERS) + 1))
+
+
+def test_neutral_grey_is_distinct_from_the_palette():
+    colours = list(palette.CATEGORICAL) + [palette.NEUTRAL]
+    assert reference_min_distance(colours) >= palette.MIN_DELTA_E
+    for kind in ("protanopia", "deuteranopia", "tritanopia"):
+        assert palette.min_pairwise_delta_e(colours, kind)[0] >= palette.MIN_DELTA_E_CVD

@@ -15,7 +15,7 @@ import numpy as np
 
 from skinmap.viz.audit import CLIP_MARKER_GID
 
-__all__ = ["clipped_bars"]
+__all__ = ["clipped_bars", "grouped_bars"]
 
 
 def clipped_bars(ax, x: Sequence[float], values: Sequence[float], *, lo: float | None = None,
@@ -93,3 +93,55 @@ def clipped_bars(ax, x: Sequence[float], values: Sequence[float], *, lo: float |
     new = (low - pad if finite_lo else limits[0], high + pad if finite_hi else limits[1])
     (ax.set_ylim if vertical else ax.set_xlim)(*new)
     return bars
+
+
+def grouped_bars(ax, table, *, group: str, hue: str, value: str = "value", ci_low: str | None = "ci_low",
+                 ci_high: str | None = "ci_high", lo: float | None = None, hi: float | None = None,
+                 hue_order=None, group_order=None, legend: bool = True):
+    """Bars of ``table[value]`` per ``group`` (x positions) and ``hue`` (side by side), clipped to
+    ``[lo, hi]`` with a marker and the true value at each clipped bar (:func:`clipped_bars`).
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    table : DataFrame
+        One row per (group, hue) with the value and optional interval columns.
+    group, hue, value : str
+        Column names.
+    ci_low, ci_high : str or None
+        Interval columns (error bars); ``None``: no error bars.
+    lo, hi : float, optional
+        Limits of the value axis (e.g. ``lo=-1`` for R², unbounded below).
+    hue_order, group_order : sequence, optional
+        Display orders (default: first appearance).
+    legend : bool
+        Put a legend of the hues outside the axes (:func:`skinmap.viz.style.legend_outside`).
+
+    Returns
+    -------
+    dict
+        ``hue level -> CategoryStyle`` used (colours follow :mod:`skinmap.viz.palette`).
+    """
+    from skinmap.viz.palette import category_styles
+    from skinmap.viz.style import legend_outside
+
+    groups = list(dict.fromkeys(table[group])) if group_order is None else list(group_order)
+    hues = list(dict.fromkeys(table[hue])) if hue_order is None else list(hue_order)
+    styles = category_styles(hues, neutral=())
+    width = 0.8 / max(len(hues), 1)
+    for j, level in enumerate(hues):
+        sub = table[table[hue] == level].set_index(group).reindex(groups)
+        x = np.arange(len(groups)) + (j - (len(hues) - 1) / 2) * width
+        st = styles[level]
+        clipped_bars(ax, x, sub[value].to_numpy(float), lo=lo, hi=hi, width=width,
+                     ci_low=None if ci_low is None else sub[ci_low].to_numpy(float),
+                     ci_high=None if ci_high is None else sub[ci_high].to_numpy(float),
+                     color=st.color, hatch=st.hatch or None, label=str(level), edgecolor="white",
+                     error_kw={"lw": 0.8, "capsize": 2})
+    ax.set_xticks(np.arange(len(groups)), [str(g) for g in groups], rotation=30 if len(groups) > 3 else 0,
+                  ha="right" if len(groups) > 3 else "center")
+    if lo is not None and hi is not None and lo < 0 < hi:
+        ax.axhline(0, color="black", lw=0.6)
+    if legend:
+        legend_outside(ax)
+    return styles

@@ -57,7 +57,8 @@ CATEGORICAL: tuple[str, ...] = (
     "#000000",  # black
     "#882255",  # wine (Tol's muted scheme; replaces Okabe-Ito's yellow, invisible on white)
 )
-NEUTRAL = "#999999"
+#: grey for "other" / "missing" (distinct from every palette colour under the same floors)
+NEUTRAL = "#BBBBBB"
 #: marker per block of 8 categories (filled shapes that read at 4 pt)
 MARKERS: tuple[str, ...] = ("o", "s", "^", "D", "v")
 #: hatch per block of 8 categories for bars and areas
