@@ -171,3 +171,11 @@ def test_grouped_bars_clip_and_annotate_like_the_probe_figure():
     assert audit_figure(fig) == []
     assert "-76" in {t.get_text() for t in ax.texts}
     assert min(p.get_height() for p in ax.patches) == -1.0
+
+
+def test_long_uid_captions_keep_their_score_line(images):
+    uid = "SynClinic-Atlas/9c824294310d0709fd50e60d6a5ee86f"
+    fig = thumbnail_grid(images[:6], [f"{uid}\nz=5.2"] * 6, ncols=6)
+    caption = fig.axes[0].get_title()
+    assert caption.splitlines()[-1] == "z=5.2"
+    assert caption.count("\n") <= 2 and "\u2026" in caption  # the uid is cut, not the score

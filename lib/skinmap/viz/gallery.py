@@ -33,13 +33,26 @@ def load_thumbnail(path: str | os.PathLike | None, size: int = 128) -> np.ndarra
 
 
 def _wrap(text: str, width_chars: int, max_lines: int) -> str:
-    """``text`` wrapped to ``width_chars`` per line (its own line breaks kept), at most ``max_lines``."""
-    lines: list[str] = []
-    for part in str(text).split("\n"):
-        lines += textwrap.wrap(part, width=max(4, width_chars), break_long_words=True, break_on_hyphens=True) or [""]
-    if len(lines) > max_lines:
-        lines = lines[:max_lines]
-        lines[-1] = lines[-1][: max(1, width_chars - 1)] + "\u2026"
+    """``text`` wrapped to ``width_chars`` per line in at most ``max_lines`` lines.
+
+    Each of the text's own lines keeps at least one line (a long uid is cut with an ellipsis rather
+    than pushing a score below it out); lines left over go to the earlier parts first.
+    """
+    width_chars = max(4, width_chars)
+    parts = [textwrap.wrap(p, width=width_chars, break_long_words=True, break_on_hyphens=True) or [""]
+             for p in str(text).split("\n")][:max_lines]
+    budget = [1] * len(parts)
+    spare = max_lines - len(parts)
+    for i, wrapped in enumerate(parts):
+        extra = min(spare, len(wrapped) - 1)
+        budget[i] += extra
+        spare -= extra
+    lines = []
+    for wrapped, n in zip(parts, budget):
+        kept = wrapped[:n]
+        if len(wrapped) > n:
+            kept[-1] = kept[-1][: width_chars - 1] + "\u2026"
+        lines += kept
     return "\n".join(lines)
 
 

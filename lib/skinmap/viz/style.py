@@ -82,6 +82,8 @@ def set_style(*, audit: bool = True) -> None:
     matplotlib.rcParams["axes.prop_cycle"] = cycler(color=PALETTE)
     # a layout that cannot fit is reported by the audit (overlaps, small text), not as a page warning
     warnings.filterwarnings("ignore", message="Tight layout not applied", category=UserWarning)
+    warnings.filterwarnings("ignore", message="This figure includes Axes that are not compatible with tight_layout",
+                            category=UserWarning)
     if audit:
         _install_display_audit()
 
