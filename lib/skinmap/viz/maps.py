@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import matplotlib
+import numpy as np
 import pandas as pd
 
 from skinmap.viz.audit import RENDERED_WIDTH_IN
@@ -44,7 +46,22 @@ def category_maps(frame: pd.DataFrame, by: Sequence[str], *, x: str = "x", y: st
     """
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(by), 1, figsize=(RENDERED_WIDTH_IN, panel_height_in * len(by)), squeeze=False)
+    # room for each panel's legend when it goes below the panel (more levels than fit beside it)
+    pt = matplotlib.rcParams["legend.fontsize"]
+    pt = pt if isinstance(pt, (int, float)) else 11.0
+    rows_beside = int(panel_height_in * 72 / (pt * 1.75))
+    heights = []
+    for column in by:
+        levels = frame[column].astype("object").fillna("missing").astype(str)
+        n = levels.nunique()
+        if n <= rows_beside:
+            heights.append(panel_height_in)
+            continue
+        entry_in = (max(len(v) for v in levels.unique()) * 0.6 * pt + 2.5 * pt) / 72
+        ncol = max(1, int(RENDERED_WIDTH_IN // entry_in))
+        heights.append(panel_height_in + np.ceil(n / ncol) * pt * 1.75 / 72 + 0.5)
+    fig, axes = plt.subplots(len(by), 1, figsize=(RENDERED_WIDTH_IN, sum(heights)), squeeze=False,
+                             layout="constrained", gridspec_kw={"height_ratios": heights})
     for ax, column in zip(axes[:, 0], by):
         values = frame[column].astype("object")
         counts = values.value_counts()

@@ -7,7 +7,9 @@ per-figure tuning:
   (:data:`RENDERED_WIDTH_IN`; base sizes 11-12 pt keep that true for figures up to ~10 in wide);
 - the colour-blind-safe categorical palette of :mod:`skinmap.viz.palette` as the colour cycle and
   seaborn palette (colour first, then marker shape or hatch beyond 8 categories: see that module);
-- a tight layout on every figure (titles and labels do not overlap neighbouring panels);
+- no automatic layout engine (a tight layout on every draw squashes small heatmaps with long labels);
+  the inline display and ``save_figure`` crop to the tight bounding box, and the audit reports
+  overlapping titles and squashed panels instead;
 - in a notebook, an audit of every displayed figure (:func:`skinmap.viz.audit.audit_figure`):
   violations are collected in :func:`audit_records` and, when the environment variable
   ``SKINMAP_FIGURE_AUDIT`` names a file, appended to it as JSON lines (the runner points it at the
@@ -49,7 +51,6 @@ _RC = {
     "figure.dpi": 100,
     "savefig.dpi": 150,
     "savefig.bbox": "tight",
-    "figure.autolayout": True,  # tight layout on draw: titles and labels never run into neighbouring panels
     "font.size": 12,
     "axes.titlesize": 12.5,
     "axes.titleweight": "bold",
