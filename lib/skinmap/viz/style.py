@@ -173,9 +173,15 @@ def _install_display_audit() -> None:
     ip = get_ipython()
     if ip is None or not hasattr(ip, "display_formatter"):
         return
-    backend = str(matplotlib.rcParams._get("backend")).lower()
+    try:
+        backend = str(matplotlib.rcParams._get("backend")).lower()  # without triggering backend resolution
+    except AttributeError:
+        backend = str(matplotlib.get_backend()).lower()
     if "inline" in backend:
-        import matplotlib_inline.backend_inline  # noqa: F401  (registers the inline formatters now)
+        try:
+            import matplotlib_inline.backend_inline  # noqa: F401  (registers the inline formatters now)
+        except ImportError:
+            return
     from matplotlib.figure import Figure
 
     for mime in ("image/png", "image/svg+xml", "image/jpeg"):
