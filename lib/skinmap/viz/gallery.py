@@ -83,7 +83,8 @@ def thumbnail_grid(
     nrows = int(np.ceil(n / ncols))
     cell = min(cell_inches, (RENDERED_WIDTH_IN - 0.3) / ncols)
     fontsize = MIN_FONT_PT
-    chars = int(cell * 72 / (0.62 * fontsize))  # DejaVu Sans averages ~0.6 em per character
+    # DejaVu Sans: digits and lower-case letters are up to ~0.64 em wide; keep a margin for the column gap
+    chars = int(cell * 72 * 0.94 / (0.68 * fontsize))
     texts = [_wrap(c, chars, caption_lines) for c in captions] if captions is not None else None
     n_lines = max((t.count("\n") + 1 for t in texts), default=0) if texts else 0
     caption_in = n_lines * fontsize * 1.3 / 72 + 0.08
