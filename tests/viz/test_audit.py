@@ -178,3 +178,16 @@ def test_squashed_panel_is_caught():
     assert sum("squashed" in m for m in msgs) == 2, msgs
     fig.subplots_adjust(hspace=0.3)
     assert not any("squashed" in m for m in audit.audit_figure(fig))
+
+
+def test_legend_over_the_next_panels_label_is_caught():
+    # as in the holes chapter: a wide legend of the left panel reaches the right panel's y label
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9.5, 4), layout="none")
+    a1.plot([0, 1], [0, 0.02], label="95% quantile of the null maximum (99 rounds), a long entry")
+    a1.legend(loc="upper left", bbox_to_anchor=(0.05, 1.0))
+    a2.set_ylabel("persistence (death - birth)")
+    a2.bar([1, 2], [1, 2])
+    msgs = audit.audit_figure(fig)
+    assert any("overlaps text" in m for m in msgs), msgs
+    a1.get_legend().remove()
+    assert not any("overlaps text" in m for m in audit.audit_figure(fig))

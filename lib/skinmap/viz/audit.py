@@ -7,7 +7,7 @@
    shows it at 96 px per CSS inch, shrunk to the content column (:data:`RENDERED_WIDTH_IN`) when
    wider. A 15 in wide figure with 6 pt legend text is shown at about 3 pt.
 2. **legends** - each legend lies inside the saved image, covers no data point, bar or image of any
-   panel, and does not run into another panel.
+   panel, overlaps no other text (titles, axis and tick labels) and does not run into another panel.
 3. **titles and labels** - titles, the figure title and free texts/annotations do not overlap each
    other, and no title runs into another panel.
 4. **categorical colours** - legend entries drawn with the same marker / line style / hatch differ
@@ -168,9 +168,15 @@ def _legend_name(leg) -> str:
 def _check_legends(fig, renderer) -> list[str]:
     out = []
     saved = fig.get_tightbbox(renderer).transformed(fig.dpi_scale_trans) if _savefig_tight() else fig.bbox
+    texts = _visible_texts(fig)
     for leg in _legends(fig):
         lb = leg.get_window_extent(renderer)
         name = _legend_name(leg)
+        own_texts = {id(t) for t in leg.findobj(Text)}
+        hits = [t for t in texts if id(t) not in own_texts and _overlap(lb, Text.get_window_extent(t, renderer), 2.0)]
+        if hits:
+            out.append(f"{name} overlaps text {', '.join(repr(t.get_text()[:25]) for t in hits[:3])}"
+                       + (f" and {len(hits) - 3} more" if len(hits) > 3 else ""))
         if lb.x0 < saved.x0 - 1 or lb.y0 < saved.y0 - 1 or lb.x1 > saved.x1 + 1 or lb.y1 > saved.y1 + 1:
             out.append(f"{name} lies partly outside the saved figure (cut off)")
         own = leg.axes if leg.parent is not fig else None
