@@ -188,6 +188,7 @@ RUN_FILES: dict[str, str] = {
     "notebook": "notebooks/{stem}.ipynb",
     "failed_notebook": "notebooks/{stem}.failed.ipynb",
     "running_notebook": "notebooks/.{stem}.running.ipynb",
+    "figure_audit": "{chapter}/figure_audit.jsonl",
 }
 
 

@@ -25,7 +25,9 @@ def _schema(name: str, depends_on: tuple[str, ...], **fields) -> types.ModuleTyp
 
 
 def install_toy_schemas(monkeypatch, *, with_gamma: bool = False) -> None:
-    """Register schema modules for the toy chapters ``alpha`` and ``beta`` (and ``gamma``)."""
+    """Register schema modules for the toy chapters ``alpha`` and ``beta`` (and ``gamma``), and a front
+    page that reads nothing (the real preface reads every chapter of the real book)."""
+    monkeypatch.setitem(sys.modules, "skinmap.book.schemas.index", _schema("index", ()))
     monkeypatch.setitem(sys.modules, "skinmap.book.schemas.alpha", _schema(
         "alpha", (), n=(5, {"ge": 1, "le": 1000}), scale=(2.0, {"gt": 0}), fail=(False, {}),
         fail_late=(False, {}), sleep=(0.0, {"ge": 0}),

@@ -35,8 +35,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -347,6 +349,35 @@ class _NotebookError(Exception):
     pass
 
 
+@contextlib.contextmanager
+def _figure_audit_to(path: Path):
+    """Point the kernels' figure audit (:func:`skinmap.viz.style.set_style`) at ``path`` for one run."""
+    from skinmap.viz.style import AUDIT_ENV
+
+    path.unlink(missing_ok=True)
+    old = os.environ.get(AUDIT_ENV)
+    os.environ[AUDIT_ENV] = os.fspath(path)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(AUDIT_ENV, None)
+        else:
+            os.environ[AUDIT_ENV] = old
+
+
+def _report_figure_audit(chapter: Chapter, path: Path) -> None:
+    """One build-log line when a chapter's figures break the book's figure rules (viz.audit)."""
+    if not path.is_file():
+        return
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    bad = [r for r in records if r.get("violations")]
+    if bad:
+        first = bad[0]
+        print(f"  {chapter.stem}: {len(bad)} of {len(records)} figure(s) break the figure rules "
+              f"(e.g. cell {first.get('cell')}: {first['violations'][0]}); see {path.name}", file=sys.stderr, flush=True)
+
+
 def _execute(ctx: BookContext, chapter: Chapter, parameters: dict[str, Any], stage: Stage, kernel_dir: str) -> None:
     """Run the notebook into ``stage.notebook``, its kernel's files in the private ``kernel_dir``."""
     import papermill as pm
@@ -520,14 +551,17 @@ def _execute_and_commit(ctx: BookContext, session: _Session, plan: _Plan, hasher
             "project_root": os.fspath(ctx.project_root),
         }
         started_at, t0 = _now(), time.perf_counter()
+        audit = runs.run_file(stage.run_dir, "figure_audit", chapter=chapter.key)
         try:
-            _execute(ctx, chapter, {**plan.values, **injected}, stage, kernel_dir)  # 6. execute
+            with _figure_audit_to(audit):  # the kernel's set_style() hook appends one line per figure
+                _execute(ctx, chapter, {**plan.values, **injected}, stage, kernel_dir)  # 6. execute
         except _NotebookError as exc:
             error = f"chapter '{chapter.key}' failed: {exc}"
             failed = _record_failure(ctx, session, plan, stage, started_at, error)
             where = f"\n  the failed notebook is {failed}" if failed else ""
             raise ChapterFailed(f"{error}{where}") from exc.__cause__
         run_seconds = time.perf_counter() - t0
+        _report_figure_audit(chapter, audit)
         store.settle_caches(stage)
         entry = _success_entry(ctx, plan, stage, hasher, started_at, run_seconds)  # 7. state
         notebook = _with_provenance(stage, entry)  # 8. provenance
