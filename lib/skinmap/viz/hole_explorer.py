@@ -52,6 +52,8 @@ _PALETTE = [
     "#0072b2", "#e69f00", "#009e73", "#d55e00", "#cc79a7", "#56b4e9", "#f0e442", "#000000",
     "#332288", "#88ccee", "#44aa99", "#117733", "#999933", "#ddcc77", "#cc6677", "#882255", "#aa4499",
 ]
+#: Columns never put on the page: coordinates, row numbers, file locations on the build machine, long text.
+_HIDDEN_COLUMNS = frozenset({"x", "y", "row", "path", "source_file", "source_row", "caption"})
 #: Metadata shown on a gallery card (when present), in this order.
 _CARD_COLUMNS = ("dataset", "diagnosis", "icd10_code", "fst", "body_site", "modality", "release_year", "shape")
 _NOTE = (
@@ -335,7 +337,7 @@ def hole_explorer_html(
     thumbnails = thumbnails or {}
     payload = []
     for scene in scenes:
-        columns = [c for c in scene.points.columns if c not in ("x", "y", "row", "path")]
+        columns = [c for c in scene.points.columns if c not in _HIDDEN_COLUMNS]
         payload.append(_scene_payload(scene, columns, thumbnails.get(scene.name)))
     data = json.dumps({"scenes": payload, "palette": _PALETTE, "color": color_column, "height": int(height)},
                       separators=(",", ":"), allow_nan=False)

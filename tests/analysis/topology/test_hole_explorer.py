@@ -102,10 +102,12 @@ def test_build_embeds_thumbnails_only_when_asked(tmp_path):
             Image.new("RGB", (20, 10), (i * 50, 0, 0)).save(p)
         paths.append(str(p) if i < 3 else None)
     pts["path"] = paths
+    pts["source_file"] = [f"/data/root/{i}.png" for i in range(50)]
     data = _payload(build_hole_explorer(pts, _holes(), thumbnails=True, thumbnail_px=16, include_plotlyjs=False))
     thumbs = dict(zip(data["scenes"][0]["uid"], data["scenes"][0]["thumbs"]))
     assert thumbs["d/0"].startswith("data:image/jpeg;base64,") and thumbs["d/30"] is None
-    assert "path" not in data["scenes"][0]["meta"]  # no machine paths on the page
+    assert "path" not in data["scenes"][0]["meta"] and "source_file" not in data["scenes"][0]["meta"]
+    assert "/data/root" not in build_hole_explorer(pts, _holes(), include_plotlyjs=False)  # no machine paths
     assert _payload(build_hole_explorer(pts, _holes(), include_plotlyjs=False))["scenes"][0]["thumbs"] is None
 
 
