@@ -157,3 +157,20 @@ def test_member_dropout_view_depends_on_row_not_batch(rng):
     assert abs(dropped.mean() - 0.3) < 0.05  # ~p (slightly less: an all-dropped row keeps member 0)
     other = member_dropout_view(blocks, 0.3, rows, seed=1, step=6, view=0)
     assert not torch.equal(other, full)  # a new draw each step
+
+
+def test_concat_pca_is_the_pca_of_the_fit_rows(rng):
+    from skinmap.embed.fusion import concat_pca
+
+    a = rng.standard_normal((60, 4)); a /= np.linalg.norm(a, axis=1, keepdims=True)
+    b = rng.standard_normal((60, 3)); b /= np.linalg.norm(b, axis=1, keepdims=True)
+    fit = np.arange(60) < 40
+    y = concat_pca([a, b], 3, fit_rows=fit)
+    z = np.concatenate([a, b], axis=1) / np.sqrt(2)
+    mu = z[fit].mean(axis=0)
+    _, _, vt = np.linalg.svd(z[fit] - mu, full_matrices=False)
+    ref = (z - mu) @ vt[:3].T
+    ref /= np.linalg.norm(ref, axis=1, keepdims=True)
+    assert y.shape == (60, 3)
+    signs = np.sign(np.sum(y * ref, axis=0))
+    assert np.allclose(y, ref * signs, atol=1e-5)  # the same axes, up to the sign of each

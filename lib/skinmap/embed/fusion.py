@@ -37,7 +37,7 @@ from torch import nn
 __all__ = [
     "concat_members", "pca_init", "softmax_similarity", "structure_loss", "clip_loss",
     "FusionConfig", "FusionProjector", "FusionResult", "fit_fusion", "lambda_schedule", "build_projector",
-    "member_dropout_view", "counter_uniform", "epoch_order", "GlobalBatchSampler",
+    "member_dropout_view", "counter_uniform", "epoch_order", "GlobalBatchSampler", "concat_pca",
 ]
 
 
@@ -82,6 +82,25 @@ def pca_init(z: np.ndarray, out_dim: int, seed: int = 0) -> tuple[np.ndarray, np
         q, _ = np.linalg.qr(extra.T)
         weight[k:] = q.T[: out_dim - k] * 1e-2  # small: PCA dominates at step 0
     return mu.astype(np.float32), weight.astype(np.float32)
+
+
+def concat_pca(members: list[np.ndarray], out_dim: int, fit_rows: np.ndarray | None = None,
+               seed: int = 0) -> np.ndarray:
+    """The baseline fusion: PCA of the concatenated members (:func:`concat_members`) at ``out_dim``.
+
+    The principal axes and the mean are fitted on ``fit_rows`` (bool, one per row; default every row)
+    and every row is projected and l2-normalised, ``y = normalize(W (z - mu))``: the projector of
+    :func:`fit_fusion` at step 0, before any contrastive or STRUCTURE training.
+
+    Returns
+    -------
+    ndarray of shape (n, out_dim), float32
+    """
+    z = concat_members(members)
+    fit = z if fit_rows is None else z[np.asarray(fit_rows, dtype=bool)]
+    mu, weight = pca_init(fit, out_dim, seed)
+    y = (z - mu) @ weight.T
+    return (y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def softmax_similarity(x: torch.Tensor, tau: float) -> torch.Tensor:

@@ -36,14 +36,15 @@ from skinmap.embed.extract import ExtractionResult, extract_vectors, hash_files
 from skinmap.embed.fusion import FusionConfig, FusionProjector, FusionResult, concat_members, fit_fusion
 from skinmap.embed.members import training
 from skinmap.embed.members.base import default_precision
-from skinmap.embed.members.registry import CONTRASTIVE_KINDS, TRAINABLE_KINDS, MemberSpec, member_config
+from skinmap.embed.members.registry import (CONTRASTIVE_KINDS, HEAD_KINDS, TRAINABLE_KINDS, MemberSpec,
+                                             member_config)
 from skinmap.io import read_json, write_json, write_npy, write_parquet
 
 __all__ = [
     "FusedEmbedder",
     "image_rows", "build_member", "extract_members", "aligned_rows", "write_member", "write_fused",
     "save_fusion", "load_fusion", "embed_paths", "umap_map", "ID_COLUMNS", "partition_mask",
-    "train_members", "train_fusion", "split_digest", "member_specs_for_manifest", "projector_payload", "projector_from_payload",
+    "train_members", "train_head_members", "train_fusion", "split_digest", "member_specs_for_manifest", "projector_payload", "projector_from_payload",
 ]
 
 ID_COLUMNS = ["uid", "dataset", "image_id"]
@@ -66,6 +67,14 @@ def build_member(spec: dict, embedding_dir: str | os.PathLike, cache_dir: str | 
                                  backend=spec.get("backend", "onnx"), num_threads=int(spec.get("threads", 2)))
     if kind in TRAINABLE_KINDS:
         return training.TrainedImageEncoder.load(runs.chapter_export_path(embedding_dir, "embedding.model", member=spec["name"]))
+    if kind in HEAD_KINDS:
+        from skinmap.embed.members.efficientnet_onnx import EfficientNetLite0
+        from skinmap.embed.members.heads import HeadEncoder, HeadMember
+
+        saved = load_checkpoint(runs.chapter_export_path(embedding_dir, "embedding.model", member=spec["name"]))
+        base = EfficientNetLite0(cache_dir, image_size=int(spec.get("image_size", 224)),
+                                 backend=spec.get("backend", "onnx"), num_threads=int(spec.get("threads", 2)))
+        return HeadEncoder(spec["name"], HeadMember.from_payload(saved), base)
     raise ValueError(f"unknown member kind {kind!r}")
 
 
@@ -284,6 +293,8 @@ def train_members(specs: list[MemberSpec | dict], images: pd.DataFrame, embeddin
     for spec in tqdm(specs, desc="members", disable=not progress, leave=False):
         spec = spec if isinstance(spec, dict) else spec.model_dump()
         name, kind = spec["name"], spec["kind"]
+        if kind not in TRAINABLE_KINDS:  # head members train in train_head_members
+            continue
         checkpoint = runs.chapter_export_path(embedding_dir, "embedding.model", member=name)
         paths, part_hashes, captions = _training_data(spec, images, hashes, seed, train_rows)
         info = {"kind": kind, "partition": spec["partition"], "n_partition": len(paths)}
@@ -341,8 +352,131 @@ def train_fusion(members: list[np.ndarray], config: FusionConfig, *, text: np.nd
 
 
 def member_specs_for_manifest(efficientnet_image_size: int, trained: dict, threads: int = 2) -> list[dict]:
+    """The ordered member specs :func:`build_member` rebuilds: the frozen member, then every trained one.
+
+    A head member (``HEAD_KINDS``) carries its frozen base's input size and threads."""
     specs = [{"name": "efficientnet_lite0", "kind": "efficientnet_lite0", "image_size": efficientnet_image_size,
               "threads": threads}]
-    specs += [{"name": name, "kind": info["kind"]} for name, info in trained.items()
-              if info["status"] in ("trained", "cached")]
+    for name, info in trained.items():
+        if info["status"] not in ("trained", "cached"):
+            continue
+        spec = {"name": name, "kind": info["kind"]}
+        if info["kind"] in HEAD_KINDS:
+            spec.update(image_size=efficientnet_image_size, threads=threads)
+        specs.append(spec)
     return specs
+
+
+def train_head_members(specs: list[MemberSpec | dict], images: pd.DataFrame, embedding_dir, base,
+                       base_vectors: np.ndarray, *, hashes: list[str | None], train_rows: np.ndarray,
+                       text: np.ndarray | None = None, seed: int = 0, cache_dir=None, reuse: bool = True,
+                       split: str | None = None, batch_size: int = 64, num_workers: int = 0,
+                       progress: bool = True, on_batch=None) -> tuple[pd.DataFrame, dict, dict[str, np.ndarray]]:
+    """Train the head members (:mod:`skinmap.embed.members.heads`) on cached frozen features.
+
+    Parameters
+    ----------
+    specs : list of MemberSpec or dict
+        Members whose ``kind`` is one of ``HEAD_KINDS`` (others are ignored).
+    images : DataFrame
+        The image rows (``dataset``, ``path``, ``caption``), one per row of ``base_vectors``.
+    embedding_dir : path
+        Where each member's ``embedding.model`` checkpoint is written.
+    base : ImageEncoder
+        The frozen image encoder whose vectors ``base_vectors`` are; augmented views (``dino_head``)
+        are extracted with it through the content-keyed vector cache (train rows only).
+    base_vectors : ndarray of shape (n, d)
+        l2-normalised frozen features of every image (NaN rows: not embedded).
+    hashes : list of str or None
+        Content hashes of ``images["path"]`` (the cache keys).
+    train_rows : ndarray of shape (n,), bool
+        The evaluation split's training mask: no other row reaches a training batch (or a view extraction).
+    text : ndarray of shape (n, d_text), optional
+        Caption vectors (MiniLM), required by the caption kinds; NaN rows (no caption) do not train them.
+    cache_dir, reuse, split, seed, batch_size, num_workers, progress
+        As in :func:`train_members` (``batch_size``/``num_workers``: view extraction).
+    on_batch : callable, optional
+        Receives the row numbers (positions in ``images``) of every training batch (instrumentation).
+
+    Returns
+    -------
+    curves : DataFrame
+        ``member``, ``step``, ``train/loss``, ``lr``.
+    report : dict
+        Per member: ``kind``, ``partition``, ``n_partition`` (training rows), ``status``
+        ("trained", "cached", "skipped"), ``steps``, ``final_loss``, ``train_seconds``, ``view_seconds``.
+    vectors : dict of str to ndarray of shape (n, embed_dim)
+        Each trained member's vectors for every image (NaN where the base has none).
+    """
+    import time
+
+    from skinmap.embed.members.heads import CAPTION_HEAD_KINDS, HeadMember, ViewEncoder, fit_head
+
+    base_vectors = np.asarray(base_vectors, np.float32)
+    train_rows = np.asarray(train_rows, dtype=bool)
+    if not (len(base_vectors) == len(train_rows) == len(images) == len(hashes)):
+        raise ValueError("images, hashes, base_vectors and train_rows must have one entry per image")
+    finite = np.isfinite(base_vectors).all(axis=1)
+    captions_all = images["caption"].astype(object).where(images["caption"].notna(), None).tolist() \
+        if "caption" in images else [None] * len(images)
+    curves, report, vectors = [], {}, {}
+    for spec in tqdm(specs, desc="head members", disable=not progress, leave=False):
+        spec = spec if isinstance(spec, dict) else spec.model_dump()
+        name, kind = spec["name"], spec["kind"]
+        if kind not in HEAD_KINDS:
+            continue
+        uses_text = kind in CAPTION_HEAD_KINDS
+        mask = partition_mask(images["dataset"], spec["partition"], seed) & train_rows & finite
+        if uses_text:
+            mask &= np.isfinite(text).all(axis=1) if text is not None else np.zeros(len(mask), bool)
+        rows = np.flatnonzero(mask)
+        caps = [captions_all[i] for i in rows] if uses_text else None
+        rows = rows[tc.canonical_order([hashes[i] for i in rows], caps)]
+        caps = [captions_all[i] for i in rows] if uses_text else None
+        config = member_config(spec, len(rows))
+        info = {"kind": kind, "partition": spec["partition"], "n_partition": int(rows.size)}
+        if rows.size < 2:
+            info.update(status="skipped", reason=f"{rows.size} training rows with features"
+                        + (" and a caption" if uses_text else ""))
+            report[name] = info
+            continue
+        checkpoint = runs.chapter_export_path(embedding_dir, "embedding.model", member=name)
+        key = tc.head_key(kind, name, config, base.identity, [hashes[i] for i in rows], caps, split)
+        hit = tc.lookup_member(cache_dir, name, key) if cache_dir is not None and reuse else None
+        view_seconds = train_seconds = 0.0
+        if hit is not None:
+            tc.link_or_copy(hit["checkpoint"], checkpoint)
+            module, history, status = HeadMember.from_payload(load_checkpoint(checkpoint)), hit["history"], "cached"
+        else:
+            kwargs = {}
+            if uses_text:
+                kwargs.update(text=text[rows], caption_ids=pd.factorize(pd.Series(caps, dtype=object))[0])
+            else:
+                start = time.perf_counter()
+                paths = images["path"].iloc[rows].tolist()
+                row_hashes = [hashes[i] for i in rows]
+                stack, ok = [], np.ones(rows.size, bool)
+                for view in config.views:
+                    if view == "identity":
+                        stack.append(base_vectors[rows])
+                        continue
+                    res = extract_vectors(paths, ViewEncoder(base, view), cache_dir, hashes=row_hashes,
+                                          batch_size=batch_size, num_workers=num_workers, progress=progress)
+                    stack.append(res.vectors)
+                    ok &= res.ok
+                view_seconds = time.perf_counter() - start
+                rows = rows[ok]
+                kwargs.update(views=np.stack([v[ok] for v in stack]))
+            start = time.perf_counter()
+            module, history = fit_head(kind, config, base_vectors[rows], row_ids=rows, on_batch=on_batch, **kwargs)
+            train_seconds = time.perf_counter() - start
+            save_checkpoint({**module.payload(), "name": name}, checkpoint)
+            status = "trained"
+            if cache_dir is not None:
+                tc.store_member(cache_dir, name, key, checkpoint, history, 0)
+        vectors[name] = module.transform(base_vectors)
+        info.update(status=status, steps=len(history), final_loss=history[-1]["train/loss"] if history else None,
+                    train_seconds=round(train_seconds, 2), view_seconds=round(view_seconds, 2), cache_key=key[:16])
+        report[name] = info
+        curves += [{"member": name, **row} for row in history]
+    return pd.DataFrame(curves), report, vectors

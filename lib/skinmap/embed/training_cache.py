@@ -36,7 +36,7 @@ from skinmap.hashing import array_digest, canonical_hash, library_versions, sour
 from skinmap.io import atomic_path, read_json, write_json
 
 __all__ = [
-    "hardware_signature", "member_source_modules", "member_key", "fusion_key", "canonical_order", "lookup_member",
+    "hardware_signature", "member_source_modules", "member_key", "head_key", "fusion_key", "canonical_order", "lookup_member",
     "store_member", "lookup_fusion", "store_fusion", "link_or_copy", "refresh", "is_main_process",
 ]
 
@@ -83,6 +83,21 @@ def member_key(kind: str, name: str, config, hashes: Sequence[str | None], capti
         "code": source_hash(member_source_modules(kind)),
         "libraries": library_versions(_LIBRARIES, keep_missing=True),
         "hardware": hardware_signature(trainer_kwargs, default_precision),
+    })
+
+
+def head_key(kind: str, name: str, config, base_identity: str, hashes: Sequence[str | None],
+             captions: Sequence[str | None] | None, split: str | None = None) -> str:
+    """Cache key of a head member (:mod:`skinmap.embed.members.heads`): kind, name, config, the frozen
+    base encoder's identity (weights and input size), the training rows' content hashes in training
+    order (with the captions for the caption kinds), the heads' code, the library versions and the split."""
+    data = [[h, c] for h, c in zip(hashes, captions)] if captions is not None else list(hashes)
+    extra = {} if split is None else {"split": split}
+    return canonical_hash({**extra,
+        "what": "head_member", "kind": kind, "name": name, "config": asdict(config), "base": base_identity,
+        "data": data, "code": source_hash(["skinmap.embed.members.heads", "skinmap.embed.members.base",
+                                           "skinmap.embed.extract", "skinmap.embed.images"]),
+        "libraries": library_versions(_LIBRARIES, keep_missing=True),
     })
 
 

@@ -43,7 +43,15 @@ class Params(ChapterParams):
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = Field("cpu", description="Lightning accelerator for training")
     devices: int = Field(1, ge=1, description="devices (DDP when > 1) for member training")
     threads: int = Field(1, ge=1, le=64, description="torch / BLAS / onnxruntime intra-op threads (1 is fastest on a shared, oversubscribed machine)")
-    n_neighbors: int = Field(10, ge=1, description="neighbours for member agreement (k-NN overlap)")
+    n_neighbors: int = Field(10, ge=1, le=1000, description="neighbours for member agreement (k-NN overlap) and the "
+                                                         "cutoff k of the member retrieval table (P@k)")
+    max_neighbors: int = Field(50, ge=1, le=1000, description="longest cutoff of the member retrieval curves (P@1..P@K)")
+    match_on: str = Field("icd10_code", description="catalog column a retrieved image must share with the query")
+    fusion_members_rule: Literal["beats_chance", "all"] = Field(
+        "beats_chance", description="beats_chance: a member enters the fused space only if its retrieval P@k on the "
+                                    "test rows is above chance (95% interval); all: every member (as the paper)")
+    probe_attributes: list[str] = Field(["sex", "age", "body_site"],
+                                        description="attributes probed on the test rows besides the diagnosis")
     # the evaluation split (skinmap.analysis.evaluation_split), decided before any training
     evaluation_protocol: Protocol = Field(
         "strict", description="strict: members, captions and projector learn from train rows only; legacy: from every "

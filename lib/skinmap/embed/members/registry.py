@@ -16,12 +16,15 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
-    "CONTRASTIVE_KINDS", "MemberSpec", "TRAINABLE_KINDS", "TrainableKind", "build_module", "config_class",
+    "CONTRASTIVE_KINDS", "HEAD_KINDS", "HeadKind", "MemberSpec", "TRAINABLE_KINDS", "TrainableKind", "build_module", "config_class",
     "member_config", "module_class",
 ]
 
 TrainableKind = Literal["clip", "siglip", "dino", "ibot", "mae"]
 TRAINABLE_KINDS: tuple[str, ...] = get_args(TrainableKind)
+# members trained on cached features of frozen pretrained towers (skinmap.embed.members.heads)
+HeadKind = Literal["lit_clip", "lit_siglip", "dino_head"]
+HEAD_KINDS: tuple[str, ...] = get_args(HeadKind)
 # kinds trained on (image, caption) pairs: the only ones whose training data include the captions
 CONTRASTIVE_KINDS: tuple[str, ...] = ("clip", "siglip")
 
@@ -31,7 +34,9 @@ class MemberSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str = Field(..., pattern=r"^[a-z0-9_]+$", description="file-safe member name")
-    kind: TrainableKind = Field(..., description="training objective")
+    kind: Literal[TrainableKind, HeadKind] = Field(
+        ..., description="training objective: from scratch (clip, siglip, dino, ibot, mae) or heads on cached "
+                         "frozen features (lit_clip, lit_siglip, dino_head)")
     partition: Literal["all", "third0", "third1", "third2"] = Field(
         "all", description="images it trains on; thirds mix sources (stratified by dataset)")
     epochs: float | None = Field(None, gt=0, description="if set, overrides optim.max_steps by epochs over the partition")
@@ -79,7 +84,15 @@ def member_config(spec: MemberSpec | dict, n_images: int, world_size: int = 1):
     spec = spec if isinstance(spec, dict) else spec.model_dump()
     cfg = dict(spec.get("config") or {})
     optim = dict(cfg.pop("optim", {}) or {})
+    if spec["kind"] in HEAD_KINDS:
+        from dataclasses import asdict
+
+        from skinmap.embed.members.heads import HeadConfig
+
+        optim = {**asdict(HeadConfig().optim), **optim}  # the heads' optimiser defaults, not the ViTs'
     if spec.get("epochs"):
         batch = int(optim.get("batch_size", 32))
         optim["max_steps"] = max(1, int(np.ceil(spec["epochs"] * max(1, n_images) / (batch * world_size))))
+    if spec["kind"] in HEAD_KINDS:
+        return HeadConfig(**cfg, optim=OptimConfig(**optim))
     return config_class(spec["kind"])(**cfg, optim=OptimConfig(**optim))
