@@ -17,6 +17,15 @@ the one-batch warm-up, which a long extraction pays once. Also printed: CPU
 seconds per image (all threads and processes of the run) and ``threads / cpu_s_per_img``, the
 images per second that many idle cores reach at best, which is what to read when the machine
 is shared; and the 1-minute load average before and after. Target on 2 cores: 150 images/s.
+
+Second part (``--members``, default on): the per-member training time of the CPU profiles' head
+members (:mod:`skinmap.embed.members.heads`, the mini configuration: 600 steps of batch 256) on
+cached features of the mini size (``--member-rows`` train rows of 1280-d image features, 384-d
+captions with ~850 distinct texts, three views), against the baseline they replace on the mini
+profile: a from-scratch ViT member (64 px, 40 steps, the former mini configuration) on
+``--member-rows`` synthetic 64-px images (capped at 512: it decodes them into memory first).
+``uncached_s`` is what the same head steps would cost if every batch were re-encoded by the
+frozen tower at the measured extraction throughput (the saving of caching features).
 """
 
 from __future__ import annotations
@@ -102,6 +111,65 @@ def _best(runs: list[tuple[float, float, tuple[float, float]]]) -> tuple[float, 
     return best[2][0], best[1], min(r[2][1] for r in runs)
 
 
+def train_head(kind: str, rows: int, steps: int, seed: int = 0) -> float:
+    """Seconds of :func:`fit_head` for one mini head member on synthetic cached features."""
+    import time
+
+    import torch
+
+    from skinmap.embed.members.heads import HeadConfig, fit_head
+
+    torch.set_num_threads(2)
+    rng = np.random.default_rng(seed)
+
+    def unit(x):
+        return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+    x = unit(rng.standard_normal((rows, 1280)))
+    ids = rng.integers(0, 850, rows)
+    text = unit(rng.standard_normal((850, 384)))[ids]
+    views = np.stack([x, unit(x + 0.1 * rng.standard_normal(x.shape)), unit(x + 0.1 * rng.standard_normal(x.shape))])
+    cfg = HeadConfig(embed_dim=128, hidden_dim=512, optim={"lr": 1e-3, "batch_size": 256, "max_steps": steps})
+    kwargs = {"views": views} if kind == "dino_head" else {"text": text, "caption_ids": ids}
+    start = time.perf_counter()
+    fit_head(kind, cfg, x, **kwargs)
+    return time.perf_counter() - start
+
+
+def train_scratch(rows: int, steps: int, folder: str) -> float:
+    """Seconds of the former mini member (CLIP ViT from scratch, 64 px, ``steps`` steps)."""
+    import time
+
+    import torch
+
+    from skinmap.embed.members.registry import member_config
+    from skinmap.embed.members.training import train_member
+
+    torch.set_num_threads(2)
+    paths = make_images(Path(folder), rows, size=96)
+    spec = {"name": "clip_scratch", "kind": "clip", "partition": "all",
+            "config": {"image_size": 64, "patch_size": 8, "vision_width": 128, "vision_layers": 4, "text_width": 128,
+                       "text_layers": 4, "text_heads": 4, "embed_dim": 128,
+                       "optim": {"lr": 5e-4, "batch_size": 64, "max_steps": steps}}}
+    start = time.perf_counter()
+    train_member("clip", "clip_scratch", member_config(spec, rows), paths, Path(folder) / "clip.pt",
+                 captions=[f"a photo of lesion type {i % 7}" for i in range(rows)])
+    return time.perf_counter() - start
+
+
+def bench_members(rows: int, steps: int, img_per_s: float) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        import skinmap.embed.members.heads  # noqa: F401  (imports outside the timed children)
+
+        base = _harness.measure(train_scratch, min(rows, 512), 40, tmp)
+        for kind in ("lit_clip", "lit_siglip", "dino_head"):
+            ours = _harness.measure(train_head, kind, rows, steps)
+            _harness.report(f"train_member_{kind}", (ours[2], ours[1], None), (base[2], base[1], None),
+                            rows=rows, steps=steps, batch=256, baseline="clip_vit_scratch_64px_40steps",
+                            ms_per_step=f"{1000 * ours[2] / steps:.1f}",
+                            uncached_s=f"{steps * 256 / max(img_per_s, 1e-9):.0f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=384)
@@ -112,6 +180,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--images", choices=("auto", "real", "synthetic"), default="auto")
     ap.add_argument("--data-root", type=Path, default=REAL_IMAGES)
+    ap.add_argument("--members", action=argparse.BooleanOptionalAction, default=True,
+                    help="also time the head members' training (and the from-scratch member they replace)")
+    ap.add_argument("--member-rows", type=int, default=7000)
+    ap.add_argument("--member-steps", type=int, default=600)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         paths = real_images(args.data_root, args.n) if args.images != "synthetic" else []
@@ -149,6 +221,8 @@ def main() -> None:
             threads=args.threads, workers=args.workers, batch=args.batch, repeats=args.repeats,
             load1=f"{load_before:.1f}->{os.getloadavg()[0]:.1f}",
         )
+    if args.members:
+        bench_members(args.member_rows, args.member_steps, n / ours[0])
 
 
 if __name__ == "__main__":

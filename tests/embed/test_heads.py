@@ -10,8 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
+from skinmap.embed.members.dino import dino_loss
 from skinmap.embed.members.heads import (
-    HEAD_KINDS, HeadConfig, HeadEncoder, ViewEncoder, apply_view, caption_positives, dino_loss, fit_head,
+    HEAD_KINDS, HeadConfig, HeadEncoder, ViewEncoder, apply_view, caption_positives, fit_head,
     multi_positive_clip_loss, siglip_loss,
 )
 

@@ -434,6 +434,8 @@ def train_head_members(specs: list[MemberSpec | dict], images: pd.DataFrame, emb
         rows = rows[tc.canonical_order([hashes[i] for i in rows], caps)]
         caps = [captions_all[i] for i in rows] if uses_text else None
         config = member_config(spec, len(rows))
+        if not uses_text and config.max_view_rows and rows.size > config.max_view_rows:
+            rows = rows[:config.max_view_rows]  # content-hash order: a fixed pseudo-random subset
         info = {"kind": kind, "partition": spec["partition"], "n_partition": int(rows.size)}
         if rows.size < 2:
             info.update(status="skipped", reason=f"{rows.size} training rows with features"

@@ -27,7 +27,8 @@ towers whose outputs are computed once per image and cached on disk by image con
     no canonical orientation, and each view is one more cached EfficientNet pass over the ``train``
     rows). A student ``g_s`` (MLP to ``embed_dim``, l2-normalised, then weight-normalised prototypes)
     sees two views of an image with feature dropout; the teacher, an exponential moving average of
-    the student, sees the clean views, centred and sharpened; the loss is :func:`dino_loss`. The
+    the student, sees the clean views, centred and sharpened; the loss is the from-scratch member's
+    :func:`skinmap.embed.members.dino.dino_loss`. The
     member's vector is the teacher's ``embed_dim`` output (before the prototypes).
 
 The loops are plain PyTorch on in-memory feature matrices (a Lightning trainer would cost more to start
@@ -48,10 +49,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from skinmap.embed.members.base import MemberConfig, OptimConfig, warmup_linear_decay
+from skinmap.embed.members.dino import dino_loss  # the same objective as the from-scratch DINO member
 
 __all__ = [
     "HEAD_KINDS", "VIEWS", "HeadConfig", "ProjectionHead", "HeadMember", "HeadEncoder", "ViewEncoder",
-    "caption_positives", "multi_positive_clip_loss", "siglip_loss", "dino_loss", "apply_view", "fit_head",
+    "caption_positives", "multi_positive_clip_loss", "siglip_loss", "apply_view", "fit_head",
 ]
 
 HEAD_KINDS: tuple[str, ...] = ("lit_clip", "lit_siglip", "dino_head")
@@ -83,6 +85,7 @@ class HeadConfig(MemberConfig):
     teacher_temp: float = 0.04
     center_momentum: float = 0.9
     teacher_momentum: float = 0.99
+    max_view_rows: int = 0
     optim: OptimConfig = field(default_factory=_head_optim)
 
     def __post_init__(self):
@@ -91,8 +94,8 @@ class HeadConfig(MemberConfig):
         bad = [v for v in self.views if v not in VIEWS]
         if bad or len(self.views) < 2:
             raise ValueError(f"views must be at least two of {VIEWS}, got {self.views}")
-        if self.embed_dim < 2 or self.hidden_dim < 0 or not 0 <= self.feature_dropout < 1:
-            raise ValueError("embed_dim >= 2, hidden_dim >= 0 and 0 <= feature_dropout < 1 are required")
+        if self.embed_dim < 2 or self.hidden_dim < 0 or not 0 <= self.feature_dropout < 1 or self.max_view_rows < 0:
+            raise ValueError("embed_dim >= 2, hidden_dim >= 0, max_view_rows >= 0 and 0 <= feature_dropout < 1 are required")
 
 
 class ProjectionHead(nn.Module):
@@ -141,19 +144,6 @@ def siglip_loss(u: torch.Tensor, v: torch.Tensor, logit_scale, logit_bias, posit
     s = torch.eye(u.shape[0], device=u.device) if positives is None else positives.to(u.dtype)
     z = 2.0 * s - 1.0
     return -F.logsigmoid(z * (logit_scale * u @ v.T + logit_bias)).sum() / u.shape[0]
-
-
-def dino_loss(student: list[torch.Tensor], teacher: list[torch.Tensor], center: torch.Tensor,
-              student_temp: float, teacher_temp: float) -> torch.Tensor:
-    """DINO's cross-entropy ``H(P_t(x_a), P_s(x_b))`` averaged over pairs of different views.
-
-    ``P_t = softmax((t - center) / teacher_temp)`` (no gradient), ``P_s = softmax(s / student_temp)``;
-    a view is never compared with itself.
-    """
-    q = [torch.softmax((t - center) / teacher_temp, dim=-1).detach() for t in teacher]
-    logp = [F.log_softmax(s / student_temp, dim=-1) for s in student]
-    terms = [-(qa * lp).sum(-1).mean() for a, qa in enumerate(q) for b, lp in enumerate(logp) if a != b]
-    return torch.stack(terms).mean()
 
 
 # --- the member module ----------------------------------------------------------------------------
@@ -227,7 +217,7 @@ def _batches(n: int, batch_size: int, steps: int, seed: int):
 
 def fit_head(kind: str, config: HeadConfig, features: np.ndarray, *, text: np.ndarray | None = None,
              caption_ids: np.ndarray | None = None, views: np.ndarray | None = None,
-             row_ids: np.ndarray | None = None, on_batch=None) -> tuple[HeadMember, list[dict]]:
+             row_ids: np.ndarray | None = None, on_batch=None, threads: int = 1) -> tuple[HeadMember, list[dict]]:
     """Train a head member on in-memory features of its training rows.
 
     Parameters
@@ -246,12 +236,26 @@ def fit_head(kind: str, config: HeadConfig, features: np.ndarray, *, text: np.nd
         Global row ids handed to ``on_batch`` (default ``0..n-1``).
     on_batch : callable, optional
         Called with the ``row_ids`` of every training batch (instrumentation).
+    threads : int
+        torch intra-op threads while training (restored afterwards). The heads' matrices are small:
+        on a shared, oversubscribed machine one thread was 3-10x faster per step than two
+        (``tests/benchmarks/bench_embed.py``).
 
     Returns
     -------
     (HeadMember, history)
         The trained module (eval mode) and one ``{"step", "train/loss", "lr"}`` dict per step.
     """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(threads)))
+    try:
+        return _fit_head(kind, config, features, text=text, caption_ids=caption_ids, views=views, row_ids=row_ids,
+                         on_batch=on_batch)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _fit_head(kind, config, features, *, text, caption_ids, views, row_ids, on_batch):
     features = np.asarray(features, np.float32)
     n = len(features)
     if n < 2 or not np.isfinite(features).all():
@@ -296,7 +300,7 @@ def fit_head(kind: str, config: HeadConfig, features: np.ndarray, *, text: np.nd
             loss = (multi_positive_clip_loss(u, v, scale, pos) if kind == "lit_clip"
                     else siglip_loss(u, v, scale, module.logit_bias, pos))
         else:
-            pick = torch.stack([torch.randperm(len(vx), generator=gen)[:2] for _ in range(len(rows))])  # (B, 2)
+            pick = torch.rand(len(rows), len(vx), generator=gen).argsort(dim=1)[:, :2]  # two distinct views per row
             pair = [vx[pick[:, a], r] for a in (0, 1)]
             drop = config.feature_dropout
             student = [module.prototypes(module.embed(F.dropout(p, drop, training=True) if drop else p)) for p in pair]
