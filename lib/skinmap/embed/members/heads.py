@@ -86,6 +86,7 @@ class HeadConfig(MemberConfig):
     center_momentum: float = 0.9
     teacher_momentum: float = 0.99
     max_view_rows: int = 0
+    pca_init: bool = False
     optim: OptimConfig = field(default_factory=_head_optim)
 
     def __post_init__(self):
@@ -94,6 +95,8 @@ class HeadConfig(MemberConfig):
         bad = [v for v in self.views if v not in VIEWS]
         if bad or len(self.views) < 2:
             raise ValueError(f"views must be at least two of {VIEWS}, got {self.views}")
+        if self.pca_init and self.hidden_dim:
+            raise ValueError("pca_init needs a linear head (hidden_dim 0)")
         if self.embed_dim < 2 or self.hidden_dim < 0 or not 0 <= self.feature_dropout < 1 or self.max_view_rows < 0:
             raise ValueError("embed_dim >= 2, hidden_dim >= 0, max_view_rows >= 0 and 0 <= feature_dropout < 1 are required")
 
@@ -203,6 +206,16 @@ class HeadMember(nn.Module):
         return hashlib.sha256(buffer.getvalue()).hexdigest()[:16]
 
 
+def _pca_start(linear: nn.Linear, x: np.ndarray, embed_dim: int, seed: int) -> None:
+    """Set ``linear`` to ``W (x - mu)`` with ``W`` the top principal axes of ``x``."""
+    from skinmap.embed.fusion import pca_init
+
+    mu, weight = pca_init(x, embed_dim, seed)
+    with torch.no_grad():
+        linear.weight.copy_(torch.from_numpy(weight))
+        linear.bias.copy_(torch.from_numpy(-(weight @ mu)))
+
+
 def _batches(n: int, batch_size: int, steps: int, seed: int):
     """Row positions of every step: seeded epoch permutations cut into batches of ``min(batch, n)``."""
     rng = np.random.default_rng(seed)
@@ -265,6 +278,10 @@ def _fit_head(kind, config, features, *, text, caption_ids, views, row_ids, on_b
     torch.manual_seed(cfg.seed)
     module = HeadMember(kind, config, features.shape[1], None if text is None else np.asarray(text).shape[1])
     x = torch.from_numpy(features)
+    if config.pca_init:
+        _pca_start(module.image.net, features, config.embed_dim, cfg.seed)
+        if kind in CAPTION_HEAD_KINDS and text is not None and np.isfinite(text).all():
+            _pca_start(module.text.net, np.asarray(text, np.float32), config.embed_dim, cfg.seed + 1)
     if kind in CAPTION_HEAD_KINDS:
         if text is None or len(text) != n or not np.isfinite(text).all():
             raise ValueError(f"{kind}: one finite caption vector per row is required")
