@@ -220,3 +220,19 @@ def test_view_encoder_identity_names_the_view():
     base = _RowEncoder()
     assert ViewEncoder(base, "identity").identity == base.identity
     assert ViewEncoder(base, "hflip").identity != ViewEncoder(base, "rot90").identity
+
+
+def test_pca_init_starts_at_the_principal_axes(rng):
+    # with a zero learning rate the trained head is its start: the PCA projection of the training features
+    x = _unit(rng.standard_normal((50, 6)) * np.array([5, 4, 3, 0.1, 0.1, 0.1])).astype(np.float32)
+    text = _unit(rng.standard_normal((50, 4))).astype(np.float32)
+    cfg = HeadConfig(embed_dim=3, hidden_dim=0, pca_init=True, optim={"lr": 0.0, "max_steps": 2, "batch_size": 10})
+    module, _ = fit_head("lit_clip", cfg, x, text=text)
+    mu = x.mean(axis=0)
+    _, _, vt = np.linalg.svd(x - mu, full_matrices=False)
+    ref = _unit((x - mu) @ vt[:3].T)
+    got = module.transform(x)
+    signs = np.sign(np.sum(got * ref, axis=0))
+    assert np.allclose(got, ref * signs, atol=1e-4)
+    with pytest.raises(ValueError, match="linear"):
+        HeadConfig(hidden_dim=8, pca_init=True)
