@@ -165,7 +165,7 @@ def bench_members(rows: int, steps: int, img_per_s: float) -> None:
         for kind in ("lit_clip", "lit_siglip", "dino_head"):
             ours = _harness.measure(train_head, kind, rows, steps)
             _harness.report(f"train_member_{kind}", (ours[2], ours[1], None), (base[2], base[1], None),
-                            rows=rows, steps=steps, batch=256, baseline="clip_vit_scratch_64px_40steps",
+                            rows=rows, steps=steps, batch=256, replaces="clip_vit_scratch_64px_40steps",
                             ms_per_step=f"{1000 * ours[2] / steps:.1f}",
                             uncached_s=f"{steps * 256 / max(img_per_s, 1e-9):.0f}")
 
