@@ -61,6 +61,25 @@ def test_executed_notebooks_have_no_errors(built_book):
         assert not errors, f"{chapter.key}: {errors[0].get('ename')}: {errors[0].get('evalue')}"
 
 
+def test_every_chapter_figure_passes_the_figure_rules(built_book):
+    """Each chapter's displayed figures were audited while it ran (viz.audit: text >= 9 pt at the
+    rendered width, legends inside the figure and off the data, distinct colours, no unmarked clipped
+    bar, no overlapping titles); the records are in ``<chapter>/figure_audit.jsonl``."""
+    from skinmap import runs
+
+    audited, bad = 0, []
+    for chapter in book_chapters(ROOT):
+        path = runs.run_file(ROOT / "runs" / "demo", "figure_audit", chapter=chapter.key)
+        if not path.is_file():
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            audited += 1
+            bad += [f"{chapter.key} {record.get('cell')}: {v}" for v in record.get("violations", [])]
+    assert audited >= 20, f"only {audited} figures were audited"
+    assert not bad, "\n".join(bad[:20])
+
+
 def test_browser_follows_navigation_to_every_chapter(built_book, chromium):
     import contextlib
 
