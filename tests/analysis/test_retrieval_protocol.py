@@ -329,7 +329,7 @@ def test_hit_sources_match_a_brute_force_split(rng):
     X = rng.normal(size=(n, d))
     labels = rng.integers(0, 3, n).astype(str)
     datasets = np.where(np.arange(n) < 40, "Q", np.where(np.arange(n) < 80, "A", "B"))
-    groups = retrieval.union_groups(rng.integers(0, 60, n).astype(str))
+    groups = one_dataset_groups(rng.integers(0, 60, n).astype(str))
     out = retrieval.hit_sources(X, labels, datasets, "Q", k, groups=groups).set_index("source")
     Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
     own_hits = own_rel = other_hits = other_rel = 0
