@@ -562,7 +562,8 @@ _SCRIPT = r"""
     S = DATA.scenes[idx]; hole = S.holes.length ? 0 : -1; selected = []; $('download').disabled = true;
     opt($('hole'), S.holes.map(function (h, k) { return [String(k), '#' + h.rank + ' (persistence ' + h.persistence.toPrecision(3) +
       (h.p_value === null ? '' : ', p = ' + h.p_value.toPrecision(2)) + ')']; }).concat([['none', 'none']]));
-    opt($('color'), S.columns.map(function (c) { return [c, c]; }), S.columns.indexOf(DATA.color) >= 0 ? DATA.color : S.columns[0]);
+    var firstColour = [DATA.color, 'shape', 'dataset'].filter(function (c) { return S.columns.indexOf(c) >= 0; })[0] || S.columns[0];
+    opt($('color'), S.columns.map(function (c) { return [c, c]; }), firstColour);
     opt($('fcol'), [['', '(none)']].concat(S.columns.map(function (c) { return [c, c]; })));
     opt($('fval'), [['__all__', 'all']]);
     $('note').textContent = S.note || '';
