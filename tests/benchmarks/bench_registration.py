@@ -41,7 +41,8 @@ def accepted(scores, i, j, truth) -> int:
     return len(set(zip(found["i"], found["j"])) & set(truth))
 
 
-def main() -> str:
+def heldout_thumbnails() -> tuple[np.ndarray, dict]:
+    """The held-out copy-detection set as (n, 128, 128) luminance thumbnails, and its planted pairs."""
     images, truth = copy_detection_set()
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
@@ -49,7 +50,12 @@ def main() -> str:
             paths.append(Path(tmp) / f"{k}.png")
             im.save(paths[-1])
         fine, _ = thumbnails.luminance_thumbnails(paths, 128)
-    i, j = np.triu_indices(len(images), 1)
+    return fine, truth
+
+
+def main() -> str:
+    fine, truth = heldout_thumbnails()
+    i, j = np.triu_indices(len(fine), 1)
     load_before = os.getloadavg()[0]
     a = _harness.measure(score, fine, i, j)
     b = _harness.measure(score, fine, i, j, coarse_factor=1, refine_gate=-1.0)
@@ -65,14 +71,8 @@ def main() -> str:
 def orientations() -> str:
     """Cost of searching every orientation (the defaults: 8 right-angle orientations and tilts up to
     10 degrees) against the upright search (identity and mirror only), per 1,000 candidate pairs."""
-    images, truth = copy_detection_set()
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = []
-        for k, im in enumerate(images):
-            paths.append(Path(tmp) / f"{k}.png")
-            im.save(paths[-1])
-        fine, _ = thumbnails.luminance_thumbnails(paths, 128)
-    i, j = np.triu_indices(len(images), 1)
+    fine, _ = heldout_thumbnails()
+    i, j = np.triu_indices(len(fine), 1)
     i, j = i[:1000], j[:1000]
     a = _harness.measure(score, fine, i, j)
     b = _harness.measure(score, fine, i, j, all_right_angles=False, max_tilt=0.0)
