@@ -109,6 +109,14 @@ def test_lit_head_learns_a_planted_caption_signal(rng):
         module, history = fit_head(kind, cfg, x[train], text=text[train], caption_ids=y[train])
         assert len(history) == 150 and history[-1]["train/loss"] < history[0]["train/loss"]
         assert _loo_1nn_accuracy(module.transform(x[test]), y[test]) > 0.9, kind
+        # zero-shot through the text head: each class's caption vector is its prompt; the test images
+        # were never trained on and chance is 1 / n_classes
+        prompts = module.embed_texts(np.eye(n_classes, dtype=np.float32))
+        assert np.allclose(np.linalg.norm(prompts, axis=1), 1.0, atol=1e-5)
+        predicted = (module.transform(x[test]) @ prompts.T).argmax(axis=1)
+        assert np.mean(predicted == y[test]) > 0.9, kind
+    with pytest.raises(ValueError, match="no text head"):
+        fit_head("dino_head", cfg, x[train], views=np.stack([x[train], x[train]]))[0].embed_texts(text[:2])
 
 
 def test_dino_head_learns_view_invariance(rng):

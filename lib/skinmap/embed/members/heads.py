@@ -175,6 +175,15 @@ class HeadMember(nn.Module):
         return F.normalize(self.image(x), dim=-1)
 
     @torch.no_grad()
+    def embed_texts(self, text: np.ndarray) -> np.ndarray:
+        """The text head's l2-normalised vectors ``v = normalize(h(t))`` of caption vectors ``text``
+        (n, text_dim) -> (n, embed_dim): the locked-image members' side of zero-shot prompts."""
+        if self.kind not in CAPTION_HEAD_KINDS:
+            raise ValueError(f"a {self.kind} member has no text head")
+        self.eval()
+        return F.normalize(self.text(torch.from_numpy(np.asarray(text, np.float32))), dim=-1).numpy()
+
+    @torch.no_grad()
     def transform(self, x: np.ndarray, batch_size: int = 8192) -> np.ndarray:
         """:meth:`embed` of a float array, as float32 numpy (NaN rows stay NaN)."""
         self.eval()
