@@ -10,6 +10,7 @@ Examples::
     python -m skinmap params novelty               # show a chapter's parameters and their ranges
     python -m skinmap atlas                        # the retrieval web app on http://127.0.0.1:8765
     python -m skinmap assess path/to/cohort/       # what would this cohort add?
+    python -m skinmap vectors extract --profile full   # under torchrun/srun: embed across GPUs and nodes
 
 Every command has ``--help`` with its options and examples. This module holds the argument
 parsing of every command and the one project-root finder (:func:`find_project_root`).
@@ -36,6 +37,7 @@ examples:
   python -m skinmap params novelty              # a chapter's parameters, allowed values and ranges
   python -m skinmap atlas                       # the retrieval web app on http://127.0.0.1:8765
   python -m skinmap assess path/to/cohort/      # what would this cohort add?
+  python -m skinmap vectors extract --profile full  # under torchrun/srun: embed across GPUs and nodes
 
 Run `python -m skinmap <command> --help` for a command's options and examples."""
 
@@ -268,6 +270,71 @@ def _cmd_assess(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- multi-node vectors
+
+
+def _read_hash_table(path: Path, paths: list[str]) -> list[str | None]:
+    """The content hashes of ``vectors hash --out``; an error if its images are not ``paths``."""
+    rows = [line.split("\t", 1) for line in Path(path).read_text().splitlines() if line]
+    if [r[1] if len(r) > 1 else "" for r in rows] != paths:
+        raise LookupError(f"{path} lists other images than the run's catalog ({len(rows)} rows for {len(paths)} "
+                          "images, or another order): recompute it with `python -m skinmap vectors hash`")
+    return [None if r[0] == "-" else r[0] for r in rows]
+
+
+def _cmd_vectors(args) -> int:
+    from skinmap import runs
+    from skinmap.book.params import load_params
+    from skinmap.embed import pipeline as emb
+    from skinmap.embed.extract import VectorCache, cache_identity, extract_vectors, hash_files
+    from skinmap.embed.shards import CacheMergeError, clean_parts, merge_vectors
+    from skinmap.io import write_text
+
+    root = _project_root(args.project)
+    run_dir = Path(args.run_dir).resolve() if args.run_dir else root / "runs" / args.profile
+    params = load_params(root, args.profile, "embedding")
+    paths = [str(p) for p in emb.image_rows(runs.load_catalog(run_dir))["path"]]
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    if args.action == "hash":
+        hashes = hash_files(paths, threads=args.threads, progress=progress)
+        write_text("".join(f"{h or '-'}\t{p}\n" for h, p in zip(hashes, paths)), args.out)
+        print(f"{len(paths):,} images hashed ({sum(h is None for h in hashes):,} without a file) -> {args.out}")
+        return 0
+    hashes = _read_hash_table(args.hashes, paths) if args.hashes else hash_files(paths, progress=progress)
+    embedding_dir = runs.chapter_dir(run_dir, "embedding")
+    cache = Path(params.cache_dir) if params.cache_dir else runs.folder_path(run_dir, "embedding.cache")
+    encoders = emb.run_encoders(embedding_dir, cache, params.members, threads=params.threads,
+                                efficientnet_image_size=params.efficientnet_image_size, members=args.member or None)
+    if args.action == "extract":
+        trainer_kwargs = {"accelerator": args.accelerator or params.accelerator,
+                          "devices": args.devices or params.devices,
+                          "num_nodes": args.num_nodes or params.num_nodes,
+                          "strategy": args.strategy or params.strategy, "enable_progress_bar": progress}
+        for encoder in encoders:
+            res = extract_vectors(paths, encoder, cache, batch_size=params.batch_size, num_workers=params.num_workers,
+                                  engine="lightning", trainer_kwargs=trainer_kwargs, hashes=hashes, progress=progress)
+            if res.extra["rank"] == 0:
+                print(f"{encoder.name}: {res.n_cached:,} cached, {res.n_computed:,} embedded by "
+                      f"{res.extra['world_size']} rank(s); merged and verified: {res.counts()}")
+        return 0
+    failed = 0
+    for encoder in encoders:  # merge: after the job, on one machine
+        folder = VectorCache(cache, cache_identity(encoder), encoder.name).root
+        out = Path(args.out) / f"{encoder.name}.npy" if args.out else None
+        try:
+            _, status, report = merge_vectors(folder, hashes, paths=paths, dim=encoder.dim, out=out, progress=progress)
+        except CacheMergeError as exc:
+            print(f"error: {encoder.name}: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        cleaned = clean_parts(folder, stale_after=args.stale_after, bad_parts=[n for n, _ in report.bad_parts])
+        ok = sum(not s.startswith("skipped") for s in status)
+        print(f"{encoder.name}: {report.n_images:,} images, {ok:,} with a vector, from {report.n_parts:,} part file(s) "
+              f"(ranks per job: {report.world_sizes or '-'}); {len(report.bad_parts)} unreadable part(s) set aside, "
+              f"{len(cleaned) - len(report.bad_parts)} half-written part(s) removed" + (f" -> {out}" if out else ""))
+    return 2 if failed else 0
+
+
 # --------------------------------------------------------------------------- parsers
 
 
@@ -352,6 +419,34 @@ def _add_assess(sub) -> None:
                    help="progress bars on standard error (default: when it is a terminal)")
 
 
+def _add_vectors(sub) -> None:
+    p = _subparser(sub, "vectors", "embed the catalog's images across GPUs and nodes (Lightning DDP), resumable; "
+                   "merge and verify the per-rank vector cache parts", """\
+  python -m skinmap vectors hash --profile full --out hashes.tsv       # once, on one node
+  torchrun --nnodes 4 --nproc-per-node 8 ... -m skinmap vectors extract --profile full --hashes hashes.tsv \\
+      --num-nodes 4 --devices 8                                         # every rank; rerun to resume
+  python -m skinmap vectors merge --profile full --hashes hashes.tsv   # after the job: verify, clean
+""", _cmd_vectors)
+    p.add_argument("action", choices=["hash", "extract", "merge"],
+                   help="hash: content hashes of the catalog's images to a file; extract: embed the images this "
+                   "rank owns (run on every rank); merge: check every image has exactly one vector")
+    _common(p)
+    p.add_argument("--hashes", help="the file written by `vectors hash` (default: hash every image on every rank)")
+    p.add_argument("--out", help="hash: the file to write; merge: a folder for <member>.npy in catalog image order")
+    p.add_argument("--member", action="append", default=[], metavar="NAME",
+                   help="only this member (repeatable; default the frozen one and every trained member "
+                   "with a checkpoint)")
+    p.add_argument("--accelerator", help="Lightning accelerator (default: the embedding params)")
+    p.add_argument("--devices", type=int, help="devices per node (default: the embedding params)")
+    p.add_argument("--num-nodes", type=int, help="nodes (default: the embedding params)")
+    p.add_argument("--strategy", help="Lightning strategy, e.g. ddp (default: the embedding params)")
+    p.add_argument("--threads", type=int, default=8, help="hash: reader threads (default 8)")
+    p.add_argument("--stale-after", type=float, default=600.0,
+                   help="merge: remove half-written part files older than this many seconds (default 600)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bars on standard error (default: when it is a terminal)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m skinmap", description=_DESCRIPTION, epilog=_EXAMPLES,
@@ -396,6 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_atlas(sub)
     _add_assess(sub)
+    _add_vectors(sub)
     return parser
 
 

@@ -48,7 +48,7 @@ def test_params_command_lists_ranges(toy, capsys):
     assert "n = 5" in out and "ge=1" in out
 
 
-@pytest.mark.parametrize("command", ["book", "run", "render", "params", "atlas", "assess"])
+@pytest.mark.parametrize("command", ["book", "run", "render", "params", "atlas", "assess", "vectors"])
 def test_every_command_has_help_with_a_description_and_examples(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])
@@ -85,7 +85,7 @@ def test_profile_names_are_validated_before_anything_runs(profile, capsys):
 DOCSTRING_MARKUP = ("``", "::", ":func:", ":mod:", ":class:", ":data:")
 
 
-@pytest.mark.parametrize("command", [None, "book", "run", "render", "params", "atlas", "assess"])
+@pytest.mark.parametrize("command", [None, "book", "run", "render", "params", "atlas", "assess", "vectors"])
 def test_help_has_no_raw_docstring_markup_and_ends_with_examples(command, capsys):
     with pytest.raises(SystemExit):
         main(["--help"] if command is None else [command, "--help"])

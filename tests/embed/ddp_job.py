@@ -4,6 +4,11 @@ Lightning on ``devices`` CPU processes (DDP, gloo) or one process, and save the 
     python ddp_job.py train <devices> <image_dir> <out.pt>
     python ddp_job.py extract <devices> <image_dir> <checkpoint.pt> <cache_dir> <out.npy>
     python ddp_job.py fusion <devices> <unused> <out.pt>
+    python ddp_job.py shards <devices> <image_dir> <cache_dir> <out.npz> <fail_rank> <fail_on_call>
+
+``shards`` extracts with the transparent mean-colour encoder of ``conftest.py`` (batches of 2, a
+part every 2 images); rank ``fail_rank`` raises on its ``fail_on_call``-th batch (-1: no failure).
+Rank 0 saves the merged vectors, statuses, and its counts.
 
 ``fusion`` trains the fusion projector twice on fixed random member vectors (seeded here, the same
 in every process): once against caption vectors, once with member-dropout views; the global batch
@@ -71,6 +76,25 @@ def main() -> None:
         out["world_size"] = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
         if int(os.environ.get("LOCAL_RANK", "0")) == 0:
             torch.save(out, sys.argv[4])
+    elif mode == "shards":
+        import os
+        from datetime import timedelta
+
+        from conftest import MeanColourEncoder
+        from lightning.pytorch.strategies import DDPStrategy
+
+        from skinmap.embed.extract import extract_vectors
+
+        rank = int(os.environ.get("LOCAL_RANK", "0"))
+        fail_rank, fail_on_call = int(sys.argv[6]), int(sys.argv[7])
+        enc = MeanColourEncoder(fail_on_call=fail_on_call if rank == fail_rank else None)
+        if devices > 1:  # a dead peer ends the barrier wait quickly instead of after 30 minutes
+            trainer_kwargs["strategy"] = DDPStrategy(process_group_backend="gloo", timeout=timedelta(seconds=120))
+        res = extract_vectors(paths, enc, sys.argv[4], batch_size=2, shard_size=2, progress=False, engine="lightning",
+                              trainer_kwargs={**trainer_kwargs, "enable_progress_bar": False})
+        if rank == 0:
+            np.savez(sys.argv[5], vectors=res.vectors, status=np.asarray(res.status), n_cached=res.n_cached,
+                     n_computed=res.n_computed, world_size=res.extra["world_size"], calls=enc.calls)
     else:
         raise SystemExit(f"unknown mode {mode}")
 

@@ -9,12 +9,17 @@ Cache
     is. Parts are written atomically every ``shard_size`` images, so a crash loses at most one
     shard and a rerun embeds only what is missing.
 Engines
-    ``"lightning"`` runs ``Trainer.predict`` (one CPU, one GPU, or DDP over many devices/nodes;
-    each rank writes its own parts, rank 0 reads them back after a barrier); ``"inline"`` is
-    the same DataLoader and writer without a Trainer (for a handful of images, e.g. the atlas
-    app's upload). With ``num_workers=0`` the inline engine decodes in one thread ahead of the
-    encoder (:func:`decode_ahead`); that overlaps decoding with encoding at less CPU cost than a
-    worker process (measured in ``tests/benchmarks/bench_embed.py``).
+    ``"lightning"`` runs ``Trainer.predict`` (one CPU, one GPU, or DDP over many devices/nodes,
+    e.g. under ``torchrun`` or ``srun``). Each rank embeds the missing images it owns by content
+    hash (:mod:`skinmap.embed.shards`: a fixed, coordination-free slice) and writes its own parts
+    ``part-r<rank>-w<world>-*.npz``; after a barrier every rank merges the parts in the list's
+    order with :func:`~skinmap.embed.shards.merge_vectors`, which verifies that every image has
+    exactly one vector (an error names the missing or conflicting image and part file), and rank 0
+    removes half-written parts. ``"inline"`` is the same DataLoader and writer without a Trainer
+    (for a handful of images, e.g. the atlas app's upload). With ``num_workers=0`` the inline
+    engine decodes in one thread ahead of the encoder (:func:`decode_ahead`); that overlaps
+    decoding with encoding at less CPU cost than a worker process (measured in
+    ``tests/benchmarks/bench_embed.py``).
 Bad input
     Unreadable/truncated files are skipped, grayscale/RGBA/16-bit converted (see
     :mod:`skinmap.embed.images`); a vector that is non-finite or constant is rejected as
@@ -43,6 +48,7 @@ from tqdm.auto import tqdm
 
 from skinmap.embed.images import PREPROCESSING, STATUS_OK, is_skipped, read_image
 from skinmap.embed.members import ImageEncoder
+from skinmap.embed.shards import PART_GLOB, UNREADABLE_PART, clean_parts, merge_vectors, part_tag, rank_positions
 from skinmap.hashing import file_sha256
 from skinmap.io import atomic_path
 
@@ -102,12 +108,12 @@ class VectorCache:
 
     def load(self) -> dict[str, tuple[np.ndarray, str]]:
         entries: dict[str, tuple[np.ndarray, str]] = {}
-        for part in sorted(self.root.glob("part-*.npz")):
+        for part in sorted(self.root.glob(PART_GLOB)):
             try:
                 with np.load(part, allow_pickle=False) as z:
                     for h, v, s in zip(z["hashes"], z["vectors"], z["status"]):
                         entries[str(h)] = (v, str(s))
-            except (OSError, ValueError, KeyError, EOFError):
+            except UNREADABLE_PART:
                 continue  # a part from a crashed writer: its images are simply re-embedded
         return entries
 
@@ -257,7 +263,14 @@ def decode_ahead(batches: Iterable, depth: int = 2) -> Iterator:
         thread.join()
 
 
-def _run_lightning(loader, encoder, cache, shard_size, trainer_kwargs):
+def _run_lightning(paths, hashes, encoder, cache, shard_size, batch_size, num_workers, trainer_kwargs):
+    """Embed the images this rank owns (:func:`skinmap.embed.shards.owner_ranks`) with ``Trainer.predict``.
+
+    Every rank calls this with the same missing images (or a superset: the slice is by content,
+    so ranks need not agree on what is missing) and builds its own DataLoader once the process
+    group exists (``predict_dataloader``; Lightning's distributed sampler is off). Returns
+    ``(rank, world_size)`` after a barrier: every rank's parts are on disk.
+    """
     import lightning as L
     from lightning.pytorch.callbacks import BasePredictionWriter
 
@@ -265,6 +278,13 @@ def _run_lightning(loader, encoder, cache, shard_size, trainer_kwargs):
         def __init__(self):
             super().__init__()
             self.encoder = encoder
+
+        def predict_dataloader(self):
+            rank, world = self.trainer.global_rank, self.trainer.world_size
+            mine = rank_positions(hashes, rank, world)
+            # Lightning refuses an empty DataLoader: a rank with nothing to embed gets one placeholder
+            # (no file: status skipped:missing, no content hash, so nothing is encoded or cached)
+            return _make_loader([paths[i] for i in mine] or [None], encoder, batch_size, num_workers)
 
         def predict_step(self, batch, batch_idx):
             return _encode_batch(self.encoder, batch)
@@ -275,7 +295,7 @@ def _run_lightning(loader, encoder, cache, shard_size, trainer_kwargs):
             self.buffer = None
 
         def setup(self, trainer, pl_module, stage):
-            self.buffer = _ShardBuffer(cache, shard_size, f"r{trainer.global_rank}-")
+            self.buffer = _ShardBuffer(cache, shard_size, part_tag(trainer.global_rank, trainer.world_size))
 
         def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
             self.buffer.add(*prediction)
@@ -286,9 +306,11 @@ def _run_lightning(loader, encoder, cache, shard_size, trainer_kwargs):
     kwargs = dict(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                   enable_model_summary=False, enable_progress_bar=True)
     kwargs.update(trainer_kwargs or {})
+    kwargs["use_distributed_sampler"] = False  # the slice is by content hash, made in predict_dataloader
     trainer = L.Trainer(callbacks=[ShardWriter()], **kwargs)
-    trainer.predict(ExtractionModule(), dataloaders=loader, return_predictions=False)
+    trainer.predict(ExtractionModule(), return_predictions=False)
     trainer.strategy.barrier()
+    return trainer.global_rank, trainer.world_size
 
 
 def extract_vectors(
@@ -324,19 +346,26 @@ def extract_vectors(
     known = cache.load()
     todo = sorted({h: i for i, h in enumerate(hashes) if h is not None and h not in known}.values())
     n_cached = sum(1 for h in hashes if h is not None and h in known)
+    if engine == "lightning":
+        # every rank enters the Trainer, even with nothing to embed, so that the collectives match
+        rank, world = _run_lightning([paths[i] for i in todo], [hashes[i] for i in todo], encoder, cache,
+                                   shard_size, batch_size, num_workers, trainer_kwargs)
+        del known
+        vectors, status, report = merge_vectors(cache.root, hashes, paths=paths, dim=encoder.dim, progress=progress)
+        if rank == 0:  # no writer is left (barrier): drop half-written parts, set unreadable ones aside
+            clean_parts(cache.root, bad_parts=[name for name, _ in report.bad_parts])
+        return ExtractionResult(vectors, status, hashes, n_cached, len(todo), identity,
+                                extra={"merge": report, "rank": rank, "world_size": world})
     if todo:
         todo_paths = [paths[i] for i in todo]
         loader = _make_loader(todo_paths, encoder, batch_size, num_workers)
-        if engine == "lightning":
-            _run_lightning(loader, encoder, cache, shard_size, trainer_kwargs)
-        else:
-            buffer = _ShardBuffer(cache, shard_size, "r0-")
-            # Without worker processes, decode in a thread ahead of the encoder (see decode_ahead).
-            batches = decode_ahead(loader) if num_workers == 0 else loader
-            for batch in tqdm(batches, total=len(loader), desc=f"embed {encoder.name}", disable=not progress,
-                              leave=False):
-                buffer.add(*_encode_batch(encoder, batch))
-            buffer.flush()
+        buffer = _ShardBuffer(cache, shard_size, part_tag(0, 1))
+        # Without worker processes, decode in a thread ahead of the encoder (see decode_ahead).
+        batches = decode_ahead(loader) if num_workers == 0 else loader
+        for batch in tqdm(batches, total=len(loader), desc=f"embed {encoder.name}", disable=not progress,
+                          leave=False):
+            buffer.add(*_encode_batch(encoder, batch))
+        buffer.flush()
         known = cache.load()
     vectors = np.full((len(paths), encoder.dim), np.nan, np.float32)
     status: list[str] = []

@@ -42,7 +42,7 @@ from skinmap.io import read_json, write_json, write_npy, write_parquet
 
 __all__ = [
     "FusedEmbedder",
-    "image_rows", "build_member", "extract_members", "aligned_rows", "write_member", "write_fused",
+    "image_rows", "build_member", "run_encoders", "extract_members", "aligned_rows", "write_member", "write_fused",
     "save_fusion", "load_fusion", "embed_paths", "umap_map", "ID_COLUMNS", "partition_mask",
     "train_members", "train_head_members", "train_fusion", "split_digest", "member_specs_for_manifest", "projector_payload", "projector_from_payload",
 ]
@@ -179,6 +179,32 @@ class FusedEmbedder:
 def embed_paths(paths, embedding_dir, *, cache_dir=None, batch_size: int = 64) -> np.ndarray:
     """One-off :class:`FusedEmbedder` call: embed ``paths`` into the run's fused space."""
     return FusedEmbedder(embedding_dir, cache_dir, batch_size=batch_size)(paths)
+
+
+def run_encoders(embedding_dir, cache_dir, member_specs: list[MemberSpec | dict], *, efficientnet_image_size: int,
+                 threads: int = 2, members: list[str] | None = None) -> list:
+    """The image encoders of a run whose vectors are extracted from pixels.
+
+    The frozen EfficientNet-Lite0 first, then every trainable member of ``member_specs`` (the
+    chapter's ``members`` parameter) whose ``embedding.model`` checkpoint exists in
+    ``embedding_dir``; ``members`` keeps only these names. Head members are functions of the
+    frozen vectors (nothing to extract from pixels) and are left out. This is what
+    ``python -m skinmap vectors extract`` embeds on every rank of a multi-node job.
+    """
+    specs = [{"name": "efficientnet_lite0", "kind": "efficientnet_lite0", "image_size": efficientnet_image_size,
+              "threads": threads}]
+    for spec in member_specs:
+        spec = spec if isinstance(spec, dict) else spec.model_dump()
+        checkpoint = runs.chapter_export_path(embedding_dir, "embedding.model", member=spec["name"])
+        if spec["kind"] in TRAINABLE_KINDS and checkpoint.is_file():
+            specs.append({"name": spec["name"], "kind": spec["kind"]})
+    if members is not None:
+        unknown = sorted(set(members) - {s["name"] for s in specs})
+        if unknown:
+            raise LookupError(f"no extractable member named {', '.join(unknown)} in {embedding_dir} (available: "
+                              f"{', '.join(s['name'] for s in specs)}; a trained member needs its checkpoint)")
+        specs = [s for s in specs if s["name"] in members]
+    return [build_member(s, embedding_dir, cache_dir) for s in specs]
 
 
 def umap_map(fused: np.ndarray, ids: pd.DataFrame, *, n_neighbors: int = 15, min_dist: float = 0.1,

@@ -40,8 +40,11 @@ class Params(ChapterParams):
     structure_tau: float = Field(0.1, gt=0, description="softmax temperature of the similarity distributions")
     batch_size: int = Field(64, ge=1, description="extraction batch size")
     num_workers: int = Field(0, ge=0, description="DataLoader decode workers")
-    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = Field("cpu", description="Lightning accelerator for training")
-    devices: int = Field(1, ge=1, description="devices (DDP when > 1) for member training")
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = Field("cpu", description="Lightning accelerator for training and `skinmap vectors extract`")
+    devices: int = Field(1, ge=1, description="devices per node (DDP when devices x num_nodes > 1) for member training and `skinmap vectors extract`")
+    num_nodes: int = Field(1, ge=1, le=4096, description="machines of a multi-node job (Lightning's num_nodes; under torchrun/SLURM it must match the launcher)")
+    strategy: Literal["auto", "ddp", "ddp_find_unused_parameters_true"] = Field(
+        "auto", description="Lightning strategy: auto (one process unless devices x num_nodes > 1) or ddp")
     threads: int = Field(1, ge=1, le=64, description="torch / BLAS / onnxruntime intra-op threads (1 is fastest on a shared, oversubscribed machine)")
     n_neighbors: int = Field(10, ge=1, le=1000, description="neighbours for member agreement (k-NN overlap) and the "
                                                          "cutoff k of the member retrieval table (P@k)")
