@@ -312,7 +312,8 @@ def _cmd_vectors(args) -> int:
                           "strategy": args.strategy or params.strategy, "enable_progress_bar": progress}
         for encoder in encoders:
             res = extract_vectors(paths, encoder, cache, batch_size=params.batch_size, num_workers=params.num_workers,
-                                  engine="lightning", trainer_kwargs=trainer_kwargs, hashes=hashes, progress=progress)
+                                  engine="lightning", trainer_kwargs=trainer_kwargs, hashes=hashes, progress=progress,
+                                  merge_on="rank0")
             if res.extra["rank"] == 0:
                 print(f"{encoder.name}: {res.n_cached:,} cached, {res.n_computed:,} embedded by "
                       f"{res.extra['world_size']} rank(s); merged and verified: {res.counts()}")

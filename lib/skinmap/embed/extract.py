@@ -278,6 +278,8 @@ def _run_lightning(paths, hashes, encoder, cache, shard_size, batch_size, num_wo
         def __init__(self):
             super().__init__()
             self.encoder = encoder
+            if isinstance(getattr(encoder, "module", None), torch.nn.Module):
+                self.net = encoder.module  # registered, so Lightning moves it to this rank's device
 
         def predict_dataloader(self):
             rank, world = self.trainer.global_rank, self.trainer.world_size
@@ -325,11 +327,17 @@ def extract_vectors(
     trainer_kwargs: dict | None = None,
     progress: bool = True,
     hashes: Sequence[str | None] | None = None,
+    merge_on: str = "every_rank",
 ) -> ExtractionResult:
     """Embed ``paths`` with ``encoder``, reusing and extending the cache; see the module doc.
 
     ``hashes`` (from :func:`hash_files`) can be passed when several members embed the same files.
+    ``merge_on`` (lightning engine): ``"every_rank"`` returns the merged, verified result on every
+    rank; ``"rank0"`` merges on rank 0 only (the others return an empty result, ``extra["merged"]``
+    False), so that a node does not hold ``n x dim`` vectors once per GPU at paper scale.
     """
+    if merge_on not in ("every_rank", "rank0"):
+        raise ValueError(f"merge_on must be 'every_rank' or 'rank0', got {merge_on!r}")
     if engine not in ("auto", "lightning", "inline"):
         raise ValueError(f"engine must be 'auto', 'lightning' or 'inline', got {engine!r}")
     if engine == "auto":  # a Trainer only when asked for one (devices, strategy, accelerator)
@@ -351,11 +359,14 @@ def extract_vectors(
         rank, world = _run_lightning([paths[i] for i in todo], [hashes[i] for i in todo], encoder, cache,
                                    shard_size, batch_size, num_workers, trainer_kwargs)
         del known
+        extra = {"rank": rank, "world_size": world, "merged": rank == 0 or merge_on == "every_rank"}
+        if not extra["merged"]:
+            return ExtractionResult(np.zeros((0, encoder.dim), np.float32), [], hashes, n_cached, len(todo), identity,
+                                    extra=extra)
         vectors, status, report = merge_vectors(cache.root, hashes, paths=paths, dim=encoder.dim, progress=progress)
         if rank == 0:  # no writer is left (barrier): drop half-written parts, set unreadable ones aside
             clean_parts(cache.root, bad_parts=[name for name, _ in report.bad_parts])
-        return ExtractionResult(vectors, status, hashes, n_cached, len(todo), identity,
-                                extra={"merge": report, "rank": rank, "world_size": world})
+        return ExtractionResult(vectors, status, hashes, n_cached, len(todo), identity, extra={**extra, "merge": report})
     if todo:
         todo_paths = [paths[i] for i in todo]
         loader = _make_loader(todo_paths, encoder, batch_size, num_workers)

@@ -106,8 +106,11 @@ class TrainedImageEncoder:
         return cls(module, f"{payload['name']}-{payload['kind']}-{file_sha256(path)[:16]}")
 
     def encode_uint8(self, batch: np.ndarray) -> np.ndarray:
+        # on the module's device: the Lightning extraction engine moves the module to its rank's GPU
+        device = next(self.module.parameters()).device
         with torch.inference_mode():
-            return self.module.encode_images(imagenet_normalize(torch.from_numpy(np.ascontiguousarray(batch)))).float().numpy()
+            pixels = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
+            return self.module.encode_images(imagenet_normalize(pixels)).float().cpu().numpy()
 
 
 def train_member(kind: str, name: str, config, paths, out_path, *, captions=None,
