@@ -136,3 +136,16 @@ def test_gpu_branch_is_the_same_code_path(rng, monkeypatch):
         np.testing.assert_array_equal(a.similarities, b.similarities)
     VectorIndex(8, use_gpu=False)
     assert len(calls) == 2  # an explicit use_gpu=False never moves the index
+
+
+def test_ivf_returns_k_neighbours_when_probed_lists_are_sparse(rng):
+    """Train on all data, index only a small far-away part: the first probed lists are empty."""
+    x = _clustered(rng, 4000, 8, 40, 0.1)
+    index = VectorIndex(8, SearchConfig(search_method="ivf", ivf_nlist=100, ivf_nprobe=1))
+    index.train(x)
+    far = x[:15] - 10.0 * x[:15].mean(axis=0)
+    index.add(far)
+    res = index.search(x[1000:1100], 10)
+    assert (res.indices >= 0).all() and np.isfinite(res.similarities).all()
+    want_idx, _ = _brute_topk(x[1000:1100], far, 10)
+    assert knn_recall(res.indices, want_idx) > 0.5

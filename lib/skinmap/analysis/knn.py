@@ -271,10 +271,30 @@ class VectorIndex:
         k_search = min(k, self.ntotal)
         for start in _chunks(m, batch_size, "index search"):
             stop = min(start + batch_size, m)
-            sims, idx = self._index.search(_read_rows(queries, rows, start, stop, normalize), k_search)
+            x = _read_rows(queries, rows, start, stop, normalize)
+            sims, idx = self._index.search(x, k_search)
+            if self.nlist is not None:
+                sims, idx = self._complete(x, sims, idx, k_search)
             out_idx[start:stop, :k_search] = idx
             out_sim[start:stop, :k_search] = np.where(idx >= 0, sims, -np.inf)
         return KnnResult(out_idx, out_sim)
+
+    def _complete(self, x: np.ndarray, sims: np.ndarray, idx: np.ndarray, k: int):
+        """IVF: queries whose probed lists held fewer than ``k`` rows (sparse or far-away data) are
+        searched again with 4x the lists, up to all of them, so ``k`` neighbours come back whenever
+        the index holds ``k`` rows."""
+        nprobe = self._index.nprobe
+        try:
+            while nprobe < self.nlist:
+                short = np.flatnonzero(idx[:, k - 1] < 0)
+                if short.size == 0:
+                    break
+                nprobe = min(self.nlist, nprobe * 4)
+                self._index.nprobe = nprobe
+                sims[short], idx[short] = self._index.search(x[short], k)
+        finally:
+            self._index.nprobe = min(self.config.ivf_nprobe, self.nlist)
+        return sims, idx
 
 
 @dataclass(frozen=True)

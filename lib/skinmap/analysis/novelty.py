@@ -48,15 +48,16 @@ Images with a missing release year take part in no year and are counted in ``n_m
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Callable, Literal
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from skinmap.analysis.knn import knn_search, l2_normalize
+from skinmap.analysis.knn import (SearchConfig, SearchMethod, VectorIndex, _exclude_self, knn_recall, knn_search,
+                                  l2_normalize, training_sample)
 from skinmap.analysis.resampling import CI_BOUNDS, bootstrap_draws, percentile_interval
-from skinmap.config import check_knobs, knob, with_knobs
+from skinmap.config import check_knobs, knob, knob_bounds, knob_default, knob_description, with_knobs
 
 __all__ = [
     "YEARLY_COLUMNS",
@@ -64,6 +65,8 @@ __all__ = [
     "YearlyNovelty",
     "bootstrap_null",
     "yearly_novelty",
+    "novelty_error",
+    "NOVELTY_ERROR_COLUMNS",
     "stratified_novelty",
     "novelty_vs_prevalence",
     "ratio_interval",
@@ -75,6 +78,13 @@ YEARLY_COLUMNS = (
 DUPLICATE_COLUMNS = {"year": "int64", "row": "int64", "history_row": "int64", "similarity": "float64"}
 
 OnSmallHistory = Literal["nan", "error"]
+
+
+def _search_knob(name: str):
+    """A :class:`NoveltyConfig` knob delegated to :class:`SearchConfig` (default, bounds and
+    description declared once, there)."""
+    return knob(knob_default(SearchConfig, name), **knob_bounds(SearchConfig, name),
+                description=knob_description(SearchConfig, name))
 
 
 @dataclass(frozen=True)
@@ -90,9 +100,22 @@ class NoveltyConfig:
     duplicate_similarity: float = knob(
         0.99999, gt=0.0, le=1.0,
         description="cosine similarity at or above which a new image duplicates a historical one")
+    search_method: SearchMethod = _search_knob("search_method")
+    ivf_nlist: int = _search_knob("ivf_nlist")
+    ivf_nprobe: int = _search_knob("ivf_nprobe")
+    ivf_train_size: int = _search_knob("ivf_train_size")
+    null_sample_size: int = knob(
+        0, ge=0, description="historical points whose leave-self-out score feeds the null per year "
+                             "(0 = every point of P_t, exact eq. 5; > 0 = a seeded uniform sample)")
 
     def __post_init__(self) -> None:
         check_knobs(self)
+
+    @property
+    def search_config(self) -> SearchConfig:
+        """The k-NN engine knobs (:class:`skinmap.analysis.knn.SearchConfig`), seeded by ``seed``."""
+        return SearchConfig(search_method=self.search_method, ivf_nlist=self.ivf_nlist, ivf_nprobe=self.ivf_nprobe,
+                            ivf_train_size=self.ivf_train_size, seed=self.seed)
 
 
 @dataclass(frozen=True)
@@ -106,6 +129,10 @@ class YearlyNovelty:
     ``cross_year_duplicates``: ``year, row, history_row, similarity`` for new images whose
     similarity to an earlier-year image is at least ``duplicate_similarity`` (within each image's
     ``k`` nearest historical neighbours).
+    ``neighbors``: (n, k) input rows of each image's ``k`` nearest historical neighbours as found by
+    the search engine (``-1`` where none), for :func:`novelty_error`'s recall.
+    ``null_centre_se``: year -> standard error of ``nu°_t`` due to sampling the null's points
+    (``null_sample_size > 0``; 0 when every historical point is scored).
     """
 
     table: pd.DataFrame
@@ -114,6 +141,8 @@ class YearlyNovelty:
     cross_year_duplicates: pd.DataFrame
     n_missing_year: int = 0
     params: dict = field(default_factory=dict)
+    neighbors: np.ndarray | None = None
+    null_centre_se: dict[int, float] = field(default_factory=dict)
 
 
 def bootstrap_null(
@@ -184,15 +213,17 @@ def _as_years(years, n: int) -> tuple[np.ndarray, np.ndarray]:
 class _YearState:
     """What :func:`yearly_novelty` carries from one year to the next (rows in release order)."""
 
-    z: np.ndarray  # l2-normalised rows sorted by (release year, input position)
+    z: np.ndarray | None  # l2-normalised rows sorted by (release year, input position); None: index path
     order: np.ndarray  # input row of each sorted row
     config: NoveltyConfig
     # Running top-k similarities of each already-released point among the other released
     # points (self excluded by identity), in sorted order: the leave-self-out pass of eq. 5.
     hist_sims: np.ndarray
     per_sample: np.ndarray
+    neighbors: np.ndarray  # (n, k) input rows of each scored image's historical neighbours
     replicates: dict[int, np.ndarray] = field(default_factory=dict)
     duplicates: list[pd.DataFrame] = field(default_factory=list)
+    null_centre_se: dict[int, float] = field(default_factory=dict)
 
 
 def _new_cohort_neighbours(state: _YearState, year: int, start: int, stop: int) -> np.ndarray:
@@ -205,15 +236,26 @@ def _new_cohort_neighbours(state: _YearState, year: int, start: int, stop: int) 
     if start == 0:
         return np.full((stop - start, k), -np.inf, dtype=np.float32)
     res = knn_search(new, history, k, normalize=False)
-    qi, li = np.nonzero(res.similarities >= state.config.duplicate_similarity)
-    if qi.size:
-        state.duplicates.append(pd.DataFrame({
-            "year": year, "row": state.order[start + qi], "history_row": state.order[res.indices[qi, li]],
-            "similarity": res.similarities[qi, li].astype(np.float64)}))
+    _record_neighbours(state, year, start, stop, res.indices, res.similarities)
     return _pad(res.similarities, k)
 
 
-def _score_year(state: _YearState, year: int, start: int, stop: int, new_sims: np.ndarray) -> dict:
+def _record_neighbours(state: _YearState, year: int, start: int, stop: int, ids: np.ndarray,
+                       sims: np.ndarray) -> None:
+    """Keep the cohort's neighbours (as input rows) and its exact duplicates of historical images;
+    ``ids`` are positions in the release order (``-1`` = none)."""
+    qi, li = np.nonzero(sims >= state.config.duplicate_similarity)
+    if qi.size:
+        state.duplicates.append(pd.DataFrame({
+            "year": year, "row": state.order[start + qi], "history_row": state.order[ids[qi, li]],
+            "similarity": sims[qi, li].astype(np.float64)}))
+    width = min(ids.shape[1], state.neighbors.shape[1])
+    state.neighbors[state.order[start:stop], :width] = np.where(ids[:, :width] >= 0,
+                                                                 state.order[ids[:, :width]], -1)
+
+
+def _score_year(state: _YearState, year: int, start: int, stop: int, new_sims: np.ndarray,
+                leave_self_out: Callable[[], np.ndarray]) -> dict:
     """One row of the yearly table: eqs. 3-4 (``nu``), eq. 5 (null, CI) and eq. 6 (ratio)."""
     cfg = state.config
     k, n_hist, n_new = cfg.n_neighbors, start, stop - start
@@ -230,7 +272,7 @@ def _score_year(state: _YearState, year: int, start: int, stop: int, new_sims: n
         state.per_sample[state.order[start:stop]] = d_i
         row["nu"] = float(d_i.mean())  # eq. 4
     if n_hist >= k + 1:
-        loo = _distances(state.hist_sims).mean(axis=1)
+        loo = leave_self_out()
         reps, nu_null, low, high = bootstrap_null(loo, n_new, cfg.n_bootstrap, seed=cfg.seed, year=year, ci=cfg.ci)
         state.replicates[year] = reps
         # eq. 6; a null of exactly 0 (every historical point has k exact twins) has no ratio
@@ -251,6 +293,71 @@ def _grow_history(state: _YearState, start: int, stop: int, new_sims: np.ndarray
     state.hist_sims = np.concatenate([hist_sims, _merge_topk(new_sims, within, k)], axis=0)
 
 
+def _null_sample(n_hist: int, size: int, seed: int, year: int) -> np.ndarray:
+    """Positions (in release order) of the historical points whose leave-self-out score feeds the
+    null: all of them (``size == 0`` or ``size >= n_hist``) or a seeded uniform sample, sorted."""
+    if size == 0 or size >= n_hist:
+        return np.arange(n_hist)
+    rng = np.random.default_rng([int(seed), int(year), _NULL_SAMPLE_STREAM])
+    return np.sort(rng.choice(n_hist, size=size, replace=False))
+
+
+_NULL_SAMPLE_STREAM = 5  # third seed word of the null's point sample (the bootstrap draws use two)
+_ERROR_SAMPLE_STREAM = 7  # third seed word of novelty_error's query samples
+
+
+def _indexed_leave_self_out(state: _YearState, index: VectorIndex, embeddings, n_hist: int, year: int) -> np.ndarray:
+    """Eq. 5's ``d_j^{-}`` of the null's points of ``P_t`` (all, or ``null_sample_size`` of them):
+    their ``k + 1`` neighbours in the index holding exactly ``P_t``, self removed by identity."""
+    cfg = state.config
+    k = cfg.n_neighbors
+    ids = _null_sample(n_hist, cfg.null_sample_size, cfg.seed, year)
+    res = index.search(embeddings, k + 1, rows=state.order[ids])
+    _, sims = _exclude_self(res.indices, res.similarities, ids)
+    loo = _distances(sims[:, :k]).mean(axis=1)
+    m = ids.size
+    # standard error of the null's centre from scoring m of n_hist points (finite population)
+    se = float(loo.std(ddof=1) / np.sqrt(m) * np.sqrt(1.0 - m / n_hist)) if 1 < m < n_hist else 0.0
+    state.null_centre_se[year] = se
+    return loo
+
+
+def _indexed_years(state: _YearState, embeddings, years_iter) -> list[dict]:
+    """The years through ONE :class:`VectorIndex` (exact flat or IVF), trained once and grown by
+    each cohort; ``P_t`` is exactly the rows added so far (ids = release order)."""
+    cfg = state.config
+    search = cfg.search_config
+    k = cfg.n_neighbors
+    index = VectorIndex(int(np.shape(embeddings)[1]), search)
+    if search.search_method != "exact" and state.order.size:
+        sample = training_sample(embeddings, search.ivf_train_size, seed=search.seed, rows=state.order)
+        index.train(sample, n_total=state.order.size, normalize=False)
+        del sample
+    rows = []
+    for year, start, stop in years_iter:
+        year, start, stop = int(year), int(start), int(stop)
+        cohort = state.order[start:stop]
+        if start == 0:
+            new_sims = np.full((stop - start, k), -np.inf, dtype=np.float32)
+        else:
+            res = index.search(embeddings, k, rows=cohort)  # eq. 2
+            _record_neighbours(state, year, start, stop, res.indices, res.similarities)
+            new_sims = res.similarities
+        rows.append(_score_year(state, year, start, stop, new_sims,
+                                lambda: _indexed_leave_self_out(state, index, embeddings, start, year)))
+        index.add(embeddings, rows=cohort)  # P_{t+1} = P_t + I_t
+    return rows
+
+
+def _release_order(year_of: np.ndarray, valid: np.ndarray):
+    """Rows sorted by (release year, input position), the years and each year's slice."""
+    rows = np.flatnonzero(valid)
+    order = rows[np.argsort(year_of[rows], kind="stable")]
+    unique_years, starts = np.unique(year_of[order], return_index=True)
+    stops = np.append(starts[1:], order.size)
+    return order, unique_years, starts, stops
+
+
 def yearly_novelty(
     embeddings: np.ndarray,
     years,
@@ -259,47 +366,60 @@ def yearly_novelty(
     progress: bool = True,
     **knobs,
 ) -> YearlyNovelty:
-    """Yearly novelty ``nu_t``, its bootstrap null and the ratio (eqs. 1-6), exact k-NN.
+    """Yearly novelty ``nu_t``, its bootstrap null and the ratio (eqs. 1-6).
 
     Parameters
     ----------
-    embeddings : ndarray (n, d)
-        Image embeddings, l2-normalised here.
+    embeddings : ndarray or memmap (n, d)
+        Image embeddings, l2-normalised here (in row chunks on the index path).
     years : sequence (n,)
         Release years (missing allowed, see the module docstring for every edge case).
     config : NoveltyConfig, optional
         The knobs (``n_neighbors``, ``n_bootstrap``, ``ci``, ``seed``, ``on_small_history``,
-        ``duplicate_similarity``); single knobs may also be given as keyword arguments.
+        ``duplicate_similarity``, ``search_method``, ``ivf_*``, ``null_sample_size``); single knobs
+        may also be given as keyword arguments.
     progress : bool
         Show a progress bar over the years.
 
-    Per year: one k-NN query of the new cohort against the history and one of the history against
-    the new cohort; the ``B`` replicates only resample precomputed leave-self-out scores.
+    ``search_method="exact"`` with ``null_sample_size=0`` (the default): exact k-NN with the running
+    leave-self-out top-k (one query of the new cohort against the history and one of the history
+    against the new cohort per year). Otherwise one :class:`skinmap.analysis.knn.VectorIndex` is
+    trained once and grown year by year, the cohort is searched in it and the null's points
+    (``null_sample_size`` of them) query it with ``k + 1`` neighbours. The ``B`` replicates only
+    resample precomputed leave-self-out scores in both cases.
     """
     cfg = with_knobs(NoveltyConfig, config, knobs)
-    z = l2_normalize(embeddings)
-    n = z.shape[0]
+    n = int(np.shape(embeddings)[0])
     year_of, valid = _as_years(years, n)
+    k = cfg.n_neighbors
 
-    # 1. Release order: the history of every year is a prefix of the sorted rows (no copies).
-    rows = np.flatnonzero(valid)
-    order = rows[np.argsort(year_of[rows], kind="stable")]
-    y_sorted = year_of[order]
-    unique_years, starts = np.unique(y_sorted, return_index=True)
-    stops = np.append(starts[1:], y_sorted.size)
-    state = _YearState(z=np.ascontiguousarray(z[order]), order=order, config=cfg,
-                       hist_sims=np.empty((0, cfg.n_neighbors), dtype=np.float32), per_sample=np.full(n, np.nan))
+    # 1. Release order: the history of every year is a prefix of the sorted rows.
+    order, unique_years, starts, stops = _release_order(year_of, valid)
+    running = cfg.search_method == "exact" and cfg.null_sample_size == 0
+    z_sorted = None
+    if running:
+        z = l2_normalize(embeddings)
+        z_sorted = np.ascontiguousarray(z[order])
+        del z
+    elif np.ndim(embeddings) != 2:
+        raise ValueError(f"expected a 2-D array (n, d), got shape {np.shape(embeddings)}")
+    state = _YearState(z=z_sorted, order=order, config=cfg, hist_sims=np.empty((0, k), dtype=np.float32),
+                       per_sample=np.full(n, np.nan), neighbors=np.full((n, k), -1, dtype=np.int64))
 
     # 2. Year by year: search the new cohort (eq. 2), score it (eqs. 3-6), grow the history.
-    table_rows = []
     years_iter = zip(unique_years, starts, stops)
     if progress:
         years_iter = tqdm(list(years_iter), desc="novelty by year", unit="year")
-    for year, start, stop in years_iter:
-        year, start, stop = int(year), int(start), int(stop)
-        new_sims = _new_cohort_neighbours(state, year, start, stop)
-        table_rows.append(_score_year(state, year, start, stop, new_sims))
-        _grow_history(state, start, stop, new_sims)
+    if running:
+        table_rows = []
+        for year, start, stop in years_iter:
+            year, start, stop = int(year), int(start), int(stop)
+            new_sims = _new_cohort_neighbours(state, year, start, stop)
+            table_rows.append(_score_year(state, year, start, stop, new_sims,
+                                          lambda: _distances(state.hist_sims).mean(axis=1)))
+            _grow_history(state, start, stop, new_sims)
+    else:
+        table_rows = _indexed_years(state, embeddings, years_iter)
 
     # 3. The result tables.
     dups = (pd.concat(state.duplicates, ignore_index=True) if state.duplicates
@@ -311,8 +431,137 @@ def yearly_novelty(
         cross_year_duplicates=dups,
         n_missing_year=int((~valid).sum()),
         params=dict(n_neighbors=cfg.n_neighbors, n_bootstrap=cfg.n_bootstrap, ci=cfg.ci, seed=cfg.seed,
-                    on_small_history=cfg.on_small_history, duplicate_similarity=cfg.duplicate_similarity),
+                    on_small_history=cfg.on_small_history, duplicate_similarity=cfg.duplicate_similarity,
+                    search_method=cfg.search_method, ivf_nlist=cfg.ivf_nlist, ivf_nprobe=cfg.ivf_nprobe,
+                    ivf_train_size=cfg.ivf_train_size, null_sample_size=cfg.null_sample_size),
+        neighbors=state.neighbors,
+        null_centre_se=state.null_centre_se,
     )
+
+
+NOVELTY_ERROR_COLUMNS = (
+    "year", "n_queries", "nu_exact", "nu_approx", "rel_error", "recall_at_k",
+    "n_null_queries", "nu_null_exact", "nu_null", "null_rel_error", "null_rel_se",
+)
+
+
+def _exact_topk_by_year(embeddings, year_of: np.ndarray, valid: np.ndarray, queries: dict[int, np.ndarray],
+                        k: int, chunk_size: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Exact top-``k`` (similarities, input rows) of each year's query rows among the rows released
+    before that year: one sequential pass over ``embeddings`` in chunks, brute force per chunk."""
+    import faiss
+
+    qz = {t: l2_normalize(embeddings[r]) for t, r in queries.items() if r.size}
+    best = {t: (np.full((q.shape[0], k), -np.inf, np.float32), np.full((q.shape[0], k), -1, np.int64))
+            for t, q in qz.items()}
+    n = int(np.shape(embeddings)[0])
+    for start in tqdm(range(0, n, chunk_size), desc="exact k-NN check", unit="chunk",
+                      disable=True if n <= chunk_size else None, leave=False):
+        stop = min(start + chunk_size, n)
+        chunk_years, chunk_valid = year_of[start:stop], valid[start:stop]
+        if not chunk_valid.any():
+            continue
+        block = l2_normalize(embeddings[start:stop][chunk_valid])
+        block_rows = np.arange(start, stop)[chunk_valid]
+        block_years = chunk_years[chunk_valid]
+        for t, q in qz.items():
+            keep = block_years < t
+            if not keep.any():
+                continue
+            xb = block[keep] if not keep.all() else block
+            kk = min(k, xb.shape[0])
+            sims, idx = faiss.knn(q, np.ascontiguousarray(xb), kk, metric=faiss.METRIC_INNER_PRODUCT)
+            ids = np.where(idx >= 0, block_rows[keep][np.clip(idx, 0, None)], -1)
+            s_all = np.concatenate([best[t][0], np.where(idx >= 0, sims, -np.inf)], axis=1)
+            i_all = np.concatenate([best[t][1], ids], axis=1)
+            top = np.argsort(-s_all, axis=1, kind="stable")[:, :k]
+            best[t] = (np.take_along_axis(s_all, top, axis=1), np.take_along_axis(i_all, top, axis=1))
+    return best
+
+
+def novelty_error(
+    embeddings,
+    years,
+    result: YearlyNovelty,
+    *,
+    n_queries: int = 2000,
+    seed: int = 0,
+    chunk_size: int = 65_536,
+) -> pd.DataFrame:
+    """The error of a (possibly approximate) :func:`yearly_novelty` result against exact k-NN on a sample.
+
+    Per scored year ``t``: a seeded sample of ``n_queries`` new images ``i in I_t`` gets its exact
+    ``k`` nearest neighbours in ``P_t`` (brute force over the rows of year ``< t``, one sequential
+    pass over ``embeddings`` in chunks for all years), compared with ``result.per_sample`` on the
+    same rows; and a seeded sample of ``n_queries`` points of ``P_t`` gets its exact leave-self-out
+    score ``d_j^{-}`` (eq. 5, self excluded by identity), whose mean is an exact estimate of the
+    null's centre, compared with ``result``'s ``nu_null``.
+
+    Parameters
+    ----------
+    embeddings : ndarray or memmap (n, d)
+        The embeddings given to :func:`yearly_novelty`.
+    years : sequence (n,)
+        The same release years.
+    result : YearlyNovelty
+        Its result.
+    n_queries : int
+        Sampled rows per year (new cohort and history each).
+    seed : int
+        Seed of the samples.
+    chunk_size : int
+        Rows read from ``embeddings`` at a time.
+
+    Returns
+    -------
+    DataFrame
+        One row per year with a defined ``nu``: ``year, n_queries, nu_exact, nu_approx`` (mean
+        ``d_i`` of the sampled new rows, exact and from ``result``), ``rel_error = (nu_approx -
+        nu_exact) / nu_exact``, ``recall_at_k`` (:func:`skinmap.analysis.knn.knn_recall` of
+        ``result.neighbors`` on those rows), ``n_null_queries, nu_null_exact, nu_null,
+        null_rel_error = (nu_null - nu_null_exact) / nu_null_exact`` and ``null_rel_se``, the
+        relative standard error of ``nu_null_exact`` itself (it is a sample mean too).
+    """
+    if n_queries < 1:
+        raise ValueError(f"n_queries must be >= 1, got {n_queries}")
+    k = int(result.params["n_neighbors"])
+    n = int(np.shape(embeddings)[0])
+    year_of, valid = _as_years(years, n)
+    table = result.table.set_index("year")
+    scored = [int(t) for t in table.index if np.isfinite(table.loc[t, "nu"])]
+    new_q, null_q = {}, {}
+    for t in scored:
+        rng = np.random.default_rng([int(seed), t, _ERROR_SAMPLE_STREAM])
+        cohort = np.flatnonzero(valid & (year_of == t))
+        new_q[t] = np.sort(rng.choice(cohort, size=min(n_queries, cohort.size), replace=False))
+        if np.isfinite(table.loc[t, "nu_null"]):
+            hist = np.flatnonzero(valid & (year_of < t))
+            null_q[t] = np.sort(rng.choice(hist, size=min(n_queries, hist.size), replace=False))
+    queries = {t: np.concatenate([new_q[t], null_q.get(t, np.empty(0, np.int64))]) for t in scored}
+    best = _exact_topk_by_year(embeddings, year_of, valid, queries, k + 1, chunk_size)
+    out = []
+    nan = float("nan")
+    for t in scored:
+        sims, ids = best[t]
+        m_new = new_q[t].size
+        d_exact = _distances(sims[:m_new, :k]).mean(axis=1)
+        d_approx = result.per_sample[new_q[t]]
+        nu_exact, nu_approx = float(d_exact.mean()), float(d_approx.mean())
+        recall = (knn_recall(result.neighbors[new_q[t]], ids[:m_new, :k]) if result.neighbors is not None else nan)
+        row = dict(year=t, n_queries=m_new, nu_exact=nu_exact, nu_approx=nu_approx,
+                   rel_error=(nu_approx - nu_exact) / nu_exact if nu_exact > 0 else nan, recall_at_k=recall,
+                   n_null_queries=0, nu_null_exact=nan, nu_null=float(table.loc[t, "nu_null"]),
+                   null_rel_error=nan, null_rel_se=nan)
+        if t in null_q:
+            _, s_loo = _exclude_self(ids[m_new:], sims[m_new:], null_q[t])
+            loo = _distances(s_loo[:, :k]).mean(axis=1)
+            centre = float(loo.mean())
+            row.update(n_null_queries=loo.size, nu_null_exact=centre,
+                       null_rel_error=(row["nu_null"] - centre) / centre if centre > 0 else nan,
+                       null_rel_se=float(loo.std(ddof=1) / np.sqrt(loo.size) / centre)
+                       if centre > 0 and loo.size > 1 else nan)
+        out.append(row)
+    return pd.DataFrame(out, columns=list(NOVELTY_ERROR_COLUMNS))
 
 
 def stratified_novelty(
