@@ -130,6 +130,7 @@ EXPORTS: dict[str, str] = {
     "novelty.vs_prevalence": "novelty/novelty_vs_prevalence.csv",
     "novelty.icd_coverage_by_fst": "novelty/icd_coverage_by_fst.csv",
     "novelty.orphan_codes": "novelty/orphan_codes.csv",
+    "novelty.search_error": "novelty/search_error.csv",
     # similarity
     "similarity.frechet": "similarity/frechet.csv",
     "similarity.frechet_size_fair": "similarity/frechet_size_fair.csv",

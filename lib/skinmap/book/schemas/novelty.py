@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from skinmap.analysis.icd_coverage import WINDOW_YEARS_BOUNDS
+from skinmap.analysis.knn import SearchMethod
 from skinmap.analysis.novelty import NoveltyConfig, OnSmallHistory
 from skinmap.book.schemas import ChapterParams, knob_field
 
@@ -22,6 +23,16 @@ class Params(ChapterParams):
     seed: int = knob_field(NoveltyConfig, "seed")
     on_small_history: OnSmallHistory = knob_field(NoveltyConfig, "on_small_history")
     duplicate_similarity: float = knob_field(NoveltyConfig, "duplicate_similarity")
+    # the k-NN engine (skinmap.analysis.knn.SearchConfig) and the null's point sample; demo/mini
+    # keep the exact defaults, the full profile uses IVF and a sampled null (issue 19)
+    search_method: SearchMethod = knob_field(NoveltyConfig, "search_method")
+    ivf_nlist: int = knob_field(NoveltyConfig, "ivf_nlist")
+    ivf_nprobe: int = knob_field(NoveltyConfig, "ivf_nprobe")
+    ivf_train_size: int = knob_field(NoveltyConfig, "ivf_train_size")
+    null_sample_size: int = knob_field(NoveltyConfig, "null_sample_size")
+    error_n_queries: int = Field(
+        2000, ge=1, le=1_000_000,
+        description="sampled rows per year checked against exact k-NN when the search or null is approximate")
     coverage_level: Literal["icd10_code", "icd10_block"] = Field(
         "icd10_code", description="ICD-10 granularity of the cumulative coverage curves"
     )
