@@ -20,7 +20,8 @@ GPU code path.
 
 Memory: :meth:`VectorIndex.add` and :meth:`VectorIndex.search` read their inputs in row chunks
 (optionally a subset ``rows``), so a read-only ``np.memmap`` / ``np.load(..., mmap_mode="r")``
-array is never copied whole; each chunk is l2-normalised on its own. No ``n x n`` matrix is
+array is never copied whole besides the index's own float32 storage (``n x d``, as flat and
+IVF-flat both keep full vectors); each chunk is l2-normalised on its own. No ``n x n`` matrix is
 ever formed.
 """
 
