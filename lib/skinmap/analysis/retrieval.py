@@ -31,19 +31,39 @@ and the paired difference strict − legacy: how much leakage inflated the score
 one eval set also share their bootstrap draws, so the difference whole atlas − own dataset (the
 paper's claim that the atlas improves retrieval for a small collection, Fig. 6) carries a paired
 interval too (:attr:`RetrievalCurves.setting_differences`).
+
+Search engine (issue 19). Every function that searches takes ``search`` (a
+:class:`~skinmap.analysis.knn.SearchConfig`) and, where a search is repeated, ``index`` (a prebuilt
+:class:`~skinmap.analysis.knn.VectorIndex` over *all* rows, :func:`shared_search_index`).
+``search=None`` or ``search_method="exact"`` keeps the exact search of the pool (the results of the
+demo and mini profiles do not move). ``search_method="ivf"`` searches one index over all rows (built
+in row chunks from a memmap, :func:`build_search_index`) and filters the hits afterwards
+(:func:`neighbours_outside_group`, :func:`search_allowed`): no ``n x n`` matrix and no copy of the
+atlas per setting. :func:`retrieval_recall` measures the approximation's recall@k against an exact
+brute-force search (in row chunks) of the same exclusions on a sample of queries.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
-from skinmap.analysis.knn import build_index, knn_search, l2_normalize
+from skinmap.analysis.knn import (
+    KnnResult,
+    SearchConfig,
+    VectorIndex,
+    build_index,
+    knn_recall,
+    knn_search,
+    l2_normalize,
+    training_sample,
+)
 from skinmap.analysis.resampling import CI_BOUNDS, bootstrap_weights, percentile_interval
 from skinmap.config import check_choice, check_knobs, knob, with_knobs
 
@@ -67,6 +87,10 @@ __all__ = [
     "ranking_curves",
     "group_bootstrap_means",
     "retrieval_curves",
+    "build_search_index",
+    "shared_search_index",
+    "search_allowed",
+    "retrieval_recall",
 ]
 
 #: Which rows a query may not retrieve: its whole group (``strict``) or only itself (``legacy``).
@@ -370,18 +394,32 @@ def neighbours_outside_group(
     *,
     groups: np.ndarray | None = None,
     protocol: Protocol = "strict",
+    search: SearchConfig | None = None,
+    index: VectorIndex | None = None,
 ) -> np.ndarray:
     """The ``n_neighbors`` nearest allowed pool rows of each query, nearest first.
 
-    Exact cosine search (:func:`knn_search`) asked for ``n_neighbors`` plus the largest number of
-    pool rows any query must skip, then each query's excluded rows
+    Exact engine (``search`` None or ``search_method="exact"``, no ``index``): exact cosine search
+    (:func:`knn_search`) of ``vectors[pool_rows]`` asked for ``n_neighbors`` plus the largest number
+    of pool rows any query must skip, then each query's excluded rows
     (:func:`excluded_from_candidates`) are dropped in rank order; the result equals a search of
     the allowed rows alone.
 
+    Index engine (``search_method="ivf"``, or a prebuilt ``index``): one
+    :class:`~skinmap.analysis.knn.VectorIndex` is searched and the hits filtered
+    (:func:`search_allowed`). The index is ``index`` (over all rows, in row order) when the pool
+    holds at least :data:`SHARED_INDEX_MIN_SHARE` of the rows, else one built over the pool rows
+    (e.g. the same-dataset setting of a small held-out dataset). Each query first asks for
+    ``n_neighbors`` + the size of its own group in the pool (strict; 1 under legacy) +
+    :data:`SEARCH_MARGIN` candidates, divided by the pool's share of the index rows; a query left
+    with fewer than ``n_neighbors`` allowed rows (out-of-pool rows crowding its neighbourhood) is
+    searched again with a larger ``k`` until it has enough or the index has no more candidates for it.
+    Nothing of size n x n is formed and ``vectors`` (a memmap is fine) is read in row chunks.
+
     Parameters
     ----------
-    vectors : ndarray of shape (n_atlas, d)
-        The atlas, l2-normalised.
+    vectors : ndarray or memmap of shape (n_atlas, d)
+        The atlas (l2-normalised for the exact engine; the index engine normalises per chunk).
     query_rows : ndarray of shape (n_queries,)
     pool_rows : ndarray of shape (n_pool,)
         Rows of ``vectors`` that may be retrieved (the query's own rows among them are excluded).
@@ -389,15 +427,26 @@ def neighbours_outside_group(
         List length ``K``.
     groups, protocol
         As in :func:`excluded_from_candidates`.
+    search : SearchConfig, optional
+        Engine knobs (None: exact).
+    index : VectorIndex, optional
+        A prebuilt index over all ``n_atlas`` rows in row order (:func:`shared_search_index`),
+        reused instead of building one per call.
 
     Returns
     -------
     ndarray of shape (n_queries, n_neighbors), int64
-        Rows of ``vectors``; -1 where fewer allowed rows exist.
+        Rows of ``vectors``; -1 where fewer allowed rows exist (or, with IVF, were found).
     """
     check_choice("protocol", protocol, Protocol)
     query_rows, pool_rows = np.asarray(query_rows, dtype=np.int64), np.asarray(pool_rows, dtype=np.int64)
-    g = _group_codes(groups, len(vectors)) if protocol == "strict" else np.arange(len(vectors), dtype=np.int64)
+    n = int(np.shape(vectors)[0])
+    g = _group_codes(groups, n) if protocol == "strict" else np.arange(n, dtype=np.int64)
+    if _is_approximate(search, index):
+        if query_rows.size == 0 or pool_rows.size == 0:
+            return np.full((query_rows.size, n_neighbors), -1, dtype=np.int64)
+        used, index_rows = _pool_index(vectors, pool_rows, search, index)
+        return _neighbours_indexed(vectors, query_rows, pool_rows, n_neighbors, g, used, index_rows)
     pool_group_size = np.bincount(g[pool_rows], minlength=int(g.max(initial=-1)) + 1)
     n_skip = int(pool_group_size[g[query_rows]].max(initial=0))
     out = np.full((query_rows.size, n_neighbors), -1, dtype=np.int64)
@@ -414,6 +463,300 @@ def neighbours_outside_group(
     return out
 
 
+# --------------------------------------------------------------------------- search engine
+
+#: Extra candidates asked for beyond ``n_neighbors`` plus the rows a query must skip.
+SEARCH_MARGIN = 10
+#: A shared all-rows index serves a pool holding at least this share of its rows; a smaller pool
+#: (e.g. one held-out dataset of a 1.1M-row atlas) gets its own index over the pool rows.
+SHARED_INDEX_MIN_SHARE = 0.25
+#: Largest (queries x k) result block of one faiss call in :func:`search_allowed`.
+_MAX_RESULT_ENTRIES = 1 << 24
+
+
+def _is_approximate(search: SearchConfig | None, index: VectorIndex | None) -> bool:
+    """Whether a call goes through a :class:`VectorIndex` (else: the exact search of the pool)."""
+    return index is not None or (search is not None and search.search_method != "exact")
+
+
+def build_search_index(vectors: np.ndarray, search: SearchConfig | None = None, *, rows: np.ndarray | None = None,
+                       normalize: bool = True, chunk_size: int = 65_536,
+                       use_gpu: bool | None = None) -> VectorIndex:
+    """One :class:`~skinmap.analysis.knn.VectorIndex` over ``vectors`` (or over ``vectors[rows]``).
+
+    IVF: the coarse quantiser is trained on a seeded sample of ``search.ivf_train_size`` rows
+    (:func:`~skinmap.analysis.knn.training_sample`), then every row is added in chunks of
+    ``chunk_size``, each l2-normalised on its own, so a memmap is never read whole.
+
+    Parameters
+    ----------
+    vectors : ndarray or memmap of shape (n, d)
+    search : SearchConfig, optional
+        Engine knobs (None: exact).
+    rows : ndarray of shape (m,), optional
+        Index only these rows, in this order (index id ``i`` is row ``rows[i]``).
+    normalize : bool
+        l2-normalise each chunk (False when ``vectors`` are unit rows already).
+
+    Returns
+    -------
+    VectorIndex
+        With ``ntotal == m`` (or ``n``), ids in the order of ``rows`` (or of ``vectors``).
+    """
+    search = SearchConfig() if search is None else search
+    rows = None if rows is None else np.asarray(rows, dtype=np.int64)
+    index = VectorIndex(int(np.shape(vectors)[1]), search, use_gpu=use_gpu)
+    n_rows = int(np.shape(vectors)[0]) if rows is None else rows.size
+    if search.search_method != "exact":
+        sample = training_sample(vectors, search.ivf_train_size, seed=search.seed, rows=rows, normalize=normalize,
+                                 chunk_size=chunk_size)
+        index.train(sample, n_total=n_rows, normalize=False)
+        del sample
+    index.add(vectors, rows=rows, normalize=normalize, chunk_size=chunk_size)
+    return index
+
+
+def shared_search_index(vectors: np.ndarray, search: SearchConfig | None) -> VectorIndex | None:
+    """The one index over all rows that approximate searches share, or None for the exact engine.
+
+    Build it once and pass it as ``index`` to :func:`retrieval_curves`, :func:`hit_sources` and
+    :func:`neighbours_outside_group`; with the exact engine (None) each call searches its pool exactly.
+    """
+    return build_search_index(vectors, search) if _is_approximate(search, None) else None
+
+
+def _next_power_of_two(x: np.ndarray) -> np.ndarray:
+    x = np.maximum(np.asarray(x, dtype=np.int64), 1)
+    return (1 << np.ceil(np.log2(x)).astype(np.int64)).astype(np.int64)
+
+
+def search_allowed(
+    index: VectorIndex,
+    queries: np.ndarray,
+    n_neighbors: int,
+    allowed: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    *,
+    k_start: int | np.ndarray | None = None,
+    query_rows: np.ndarray | None = None,
+    normalize: bool = True,
+    batch_size: int = 8192,
+) -> KnnResult:
+    """The ``n_neighbors`` nearest *allowed* index entries of each query, by search-and-filter.
+
+    Each query is searched with ``k_start`` candidates (rounded up to a power of two, so queries
+    share few distinct ``k``), the candidates ``allowed`` rejects are dropped in rank order, and a
+    query left with fewer than ``n_neighbors`` is searched again with a larger ``k`` (at least
+    double, more when few candidates passed) until it has enough or its list is exhausted: the
+    index returned fewer than ``k`` ids (an IVF search ran out of candidates in its ``nprobe``
+    lists) or ``k`` reached ``index.ntotal``. With the exact engine the result equals an exact
+    search of the allowed entries alone; with IVF it equals the best allowed entries among the
+    probed lists, the same answer as a faiss ID selector inside the IVF search.
+
+    Parameters
+    ----------
+    index : VectorIndex
+    queries : ndarray or memmap of shape (m, d)
+    n_neighbors : int
+    allowed : callable
+        ``allowed(positions, ids) -> bool array`` of the shape of ``ids`` (n_batch, k): whether the
+        query at ``positions`` (n_batch,) — positions into ``query_rows`` (or into ``queries``) — may
+        retrieve index entry ``ids`` (all >= 0).
+    k_start : int or ndarray of shape (m,), optional
+        First ``k`` per query (default ``n_neighbors``); an estimate of ``n_neighbors`` plus the
+        number of entries it will reject saves a second search.
+    query_rows : ndarray of shape (m,), optional
+        Search ``queries[query_rows]`` (read in blocks of ``batch_size``).
+    normalize : bool
+        l2-normalise the query blocks (False when they are unit rows already).
+
+    Returns
+    -------
+    KnnResult
+        (m, n_neighbors) index ids and similarities, nearest first; -1 / -inf where fewer exist.
+    """
+    if n_neighbors < 1:
+        raise ValueError(f"n_neighbors must be >= 1, got {n_neighbors}")
+    m = int(np.shape(queries)[0]) if query_rows is None else len(query_rows)
+    out_idx = np.full((m, n_neighbors), -1, dtype=np.int64)
+    out_sim = np.full((m, n_neighbors), -np.inf, dtype=np.float32)
+    ntotal = index.ntotal
+    if m == 0 or ntotal == 0:
+        return KnnResult(out_idx, out_sim)
+    k_first = np.broadcast_to(np.asarray(n_neighbors if k_start is None else k_start, dtype=np.int64), (m,))
+    k_first = np.minimum(_next_power_of_two(np.maximum(k_first, n_neighbors)), ntotal)
+    for start in tqdm(range(0, m, batch_size), desc="filtered search", unit="block", leave=False,
+                      disable=True if m <= batch_size else None):
+        stop = min(start + batch_size, m)
+        block = queries[start:stop] if query_rows is None else queries[np.asarray(query_rows[start:stop])]
+        block = l2_normalize(block) if normalize else np.ascontiguousarray(block, dtype=np.float32)
+        k = k_first[start:stop].copy()
+        pending = np.arange(stop - start)
+        while pending.size:
+            retry = []
+            for kk in np.unique(k[pending]):
+                kk = int(kk)
+                members = pending[k[pending] == kk]
+                step = max(1, _MAX_RESULT_ENTRIES // kk)
+                for s in range(0, members.size, step):
+                    local = members[s:s + step]
+                    res = index.search(block[local], kk, normalize=False, batch_size=batch_size)
+                    ids = res.indices
+                    ok = ids >= 0
+                    ok &= np.asarray(allowed(start + local, np.maximum(ids, 0)), dtype=bool)
+                    n_ok = ok.sum(axis=1)
+                    exhausted = (ids < 0).any(axis=1) | (kk >= ntotal)
+                    done = (n_ok >= n_neighbors) | exhausted
+                    order = np.argsort(~ok[done], axis=1, kind="stable")[:, :n_neighbors]
+                    keep = np.take_along_axis(ok[done], order, axis=1)
+                    width = order.shape[1]
+                    rows_done = start + local[done]
+                    out_idx[rows_done, :width] = np.where(keep, np.take_along_axis(ids[done], order, axis=1), -1)
+                    out_sim[rows_done, :width] = np.where(
+                        keep, np.take_along_axis(res.similarities[done], order, axis=1), -np.inf)
+                    again = local[~done]
+                    if again.size:
+                        # at least double; aim at n_neighbors passes given the share that passed so far
+                        want = np.ceil(kk * (n_neighbors + 1) / np.maximum(n_ok[~done], 1)).astype(np.int64)
+                        k[again] = np.minimum(_next_power_of_two(np.maximum(want, 2 * kk)), ntotal)
+                        retry.append(again)
+            pending = np.concatenate(retry) if retry else np.empty(0, dtype=np.int64)
+    return KnnResult(out_idx, out_sim)
+
+
+def _pool_index(vectors: np.ndarray, pool_rows: np.ndarray, search: SearchConfig | None,
+                index: VectorIndex | None) -> tuple[VectorIndex, np.ndarray | None]:
+    """The index a pool is searched in, and the atlas row of each of its ids (None: id = row).
+
+    A shared all-rows ``index`` serves a pool of at least :data:`SHARED_INDEX_MIN_SHARE` of the rows
+    (the other rows are filtered out); a smaller pool gets its own index over its rows, with
+    ``search`` (default: the shared index's knobs).
+    """
+    n = int(np.shape(vectors)[0])
+    if index is not None:
+        if index.ntotal != n:
+            raise ValueError(f"index holds {index.ntotal} rows but vectors has {n}: pass an index over all rows "
+                             "in row order (shared_search_index)")
+        if pool_rows.size >= SHARED_INDEX_MIN_SHARE * n:
+            return index, None
+        search = index.config if search is None else search
+    if pool_rows.size == n and np.array_equal(pool_rows, np.arange(n)):
+        return build_search_index(vectors, search), None
+    return build_search_index(vectors, search, rows=pool_rows), pool_rows
+
+
+def _neighbours_indexed(vectors: np.ndarray, query_rows: np.ndarray, pool_rows: np.ndarray, n_neighbors: int,
+                        g: np.ndarray, index: VectorIndex, index_rows: np.ndarray | None) -> np.ndarray:
+    """:func:`neighbours_outside_group` through ``index`` (ids -> rows by ``index_rows``; None: identity)."""
+    n = int(np.shape(vectors)[0])
+    out = np.full((query_rows.size, n_neighbors), -1, dtype=np.int64)
+    if query_rows.size == 0 or pool_rows.size == 0:
+        return out
+    in_pool = np.zeros(n, dtype=bool)
+    in_pool[pool_rows] = True
+    gq = g[query_rows]
+    skip = np.bincount(g[pool_rows], minlength=int(g.max(initial=-1)) + 1)[gq]
+    share = 1.0 if index_rows is not None else pool_rows.size / index.ntotal  # expected share of hits in the pool
+    k_start = np.ceil((n_neighbors + skip + SEARCH_MARGIN) / share).astype(np.int64)
+
+    def allowed(positions: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        rows = ids if index_rows is None else index_rows[ids]
+        return in_pool[rows] & (g[rows] != gq[positions][:, None])
+
+    res = search_allowed(index, vectors, n_neighbors, allowed, k_start=k_start, query_rows=query_rows)
+    ids = res.indices
+    rows = ids if index_rows is None else index_rows[np.maximum(ids, 0)]
+    out[:] = np.where(ids >= 0, rows, -1)
+    return out
+
+
+def _exact_neighbours_chunked(vectors: np.ndarray, query_rows: np.ndarray, pool_rows: np.ndarray,
+                              n_neighbors: int, g: np.ndarray, *, chunk_size: int = 65_536) -> np.ndarray:
+    """Brute force: the ``n_neighbors`` most similar pool rows outside each query's group.
+
+    Scans the pool in row chunks (l2-normalised per chunk), masks each query's own group and keeps a
+    running top ``n_neighbors``; memory is (n_queries x chunk_size), never n x n. Ties: lower row first.
+    """
+    nq = query_rows.size
+    q = l2_normalize(vectors[query_rows]) if nq else np.empty((0, np.shape(vectors)[1]), np.float32)
+    gq = g[query_rows]
+    best_sim = np.full((nq, n_neighbors), -np.inf, dtype=np.float32)
+    best_row = np.full((nq, n_neighbors), -1, dtype=np.int64)
+    if nq == 0:
+        return best_row
+    for start in tqdm(range(0, pool_rows.size, chunk_size), desc="exact search", unit="chunk", leave=False,
+                      disable=True if pool_rows.size <= chunk_size else None):
+        rows = pool_rows[start:start + chunk_size]
+        sims = q @ l2_normalize(vectors[rows]).T
+        sims[gq[:, None] == g[rows][None, :]] = -np.inf
+        sims = np.concatenate([best_sim, sims], axis=1)
+        cand = np.concatenate([best_row, np.broadcast_to(rows, (nq, rows.size))], axis=1)
+        width = min(n_neighbors, sims.shape[1])
+        top = np.argpartition(-sims, width - 1, axis=1)[:, :width] if width < sims.shape[1] else \
+            np.broadcast_to(np.arange(sims.shape[1]), (nq, sims.shape[1]))
+        best_sim = np.take_along_axis(sims, top, axis=1)
+        best_row = np.take_along_axis(cand, top, axis=1)
+    order = np.lexsort((best_row, -best_sim), axis=1)
+    best_sim = np.take_along_axis(best_sim, order, axis=1)
+    best_row = np.take_along_axis(best_row, order, axis=1)
+    return np.where(np.isfinite(best_sim), best_row, -1)
+
+
+def retrieval_recall(
+    vectors: np.ndarray,
+    query_rows: np.ndarray,
+    neighbours: np.ndarray,
+    pool_rows: np.ndarray | None = None,
+    *,
+    groups: np.ndarray | None = None,
+    protocol: Protocol = "strict",
+    n_sample: int = 1000,
+    seed: int = 0,
+    chunk_size: int = 65_536,
+) -> float:
+    """Recall@k of approximate excluded neighbours against an exact search on a sample of queries.
+
+    ``neighbours`` are the rows :func:`neighbours_outside_group` returned for ``query_rows`` (any
+    engine); for a seeded sample of at most ``n_sample`` of those queries the exact neighbours under
+    the same exclusions are found by brute force over ``pool_rows`` in chunks of ``chunk_size``
+    rows (memory ``n_sample x chunk_size``), and the mean share of them the approximate lists hold
+    is returned (:func:`~skinmap.analysis.knn.knn_recall`, ``k = neighbours.shape[1]``).
+
+    Parameters
+    ----------
+    vectors : ndarray or memmap of shape (n, d)
+    query_rows : ndarray of shape (n_queries,)
+    neighbours : ndarray of shape (n_queries, k)
+        Rows of ``vectors`` (-1: missing).
+    pool_rows : ndarray of shape (n_pool,), optional
+        The searched pool (default: every row).
+    groups, protocol
+        As in :func:`neighbours_outside_group`.
+    n_sample : int
+        Queries checked.
+    seed : int
+        Seed of the query sample.
+
+    Returns
+    -------
+    float
+        Mean recall@k over the sampled queries (NaN when none has an exact neighbour).
+    """
+    check_choice("protocol", protocol, Protocol)
+    n = int(np.shape(vectors)[0])
+    query_rows = np.asarray(query_rows, dtype=np.int64)
+    neighbours = np.asarray(neighbours, dtype=np.int64)
+    if neighbours.shape[0] != query_rows.size:
+        raise ValueError(f"{neighbours.shape[0]} neighbour lists for {query_rows.size} queries")
+    pool_rows = np.arange(n, dtype=np.int64) if pool_rows is None else np.asarray(pool_rows, dtype=np.int64)
+    g = _group_codes(groups, n) if protocol == "strict" else np.arange(n, dtype=np.int64)
+    pick = np.arange(query_rows.size)
+    if pick.size > n_sample:
+        pick = np.sort(np.random.default_rng(seed).choice(pick.size, size=n_sample, replace=False))
+    exact = _exact_neighbours_chunked(vectors, query_rows[pick], pool_rows, neighbours.shape[1], g,
+                                      chunk_size=chunk_size)
+    return knn_recall(neighbours[pick], exact)
+
+
 def hit_sources(
     vectors: np.ndarray,
     labels: Sequence,
@@ -423,6 +766,8 @@ def hit_sources(
     *,
     groups: np.ndarray | None = None,
     protocol: Protocol = "strict",
+    search: SearchConfig | None = None,
+    index: VectorIndex | None = None,
 ) -> pd.DataFrame:
     """Where a held-out dataset's whole-atlas hits come from, and how often each source is right.
 
@@ -441,6 +786,8 @@ def hit_sources(
     n_neighbors : int
     groups, protocol
         As in :func:`excluded_from_candidates`.
+    search, index
+        Search engine, as in :func:`neighbours_outside_group`.
 
     Returns
     -------
@@ -449,13 +796,14 @@ def hit_sources(
         all queries), ``relevant`` (of which share the query's label), ``precision`` (relevant /
         hits), ``share_of_hits`` (hits / all hits), and ``n_queries``.
     """
-    vectors = l2_normalize(vectors)
+    if not _is_approximate(search, index):
+        vectors = l2_normalize(vectors)
     codes = _label_codes(labels)
     ds = pd.Series(np.asarray(datasets, dtype=object)).astype("string")
     in_ds = (ds == eval_dataset).fillna(False).to_numpy()
     q_rows = np.flatnonzero(in_ds & (codes >= 0))
     found = neighbours_outside_group(vectors, q_rows, np.arange(len(codes)), n_neighbors,
-                                     groups=groups, protocol=protocol)
+                                     groups=groups, protocol=protocol, search=search, index=index)
     valid = found >= 0
     own = valid & in_ds[np.maximum(found, 0)]
     relevant = valid & (codes[np.maximum(found, 0)] == codes[q_rows][:, None])
@@ -516,8 +864,14 @@ def ranking_curves(relevance: np.ndarray, n_relevant: np.ndarray) -> dict[str, n
     return {"precision": precision, "recall": recall, "ap": ap}
 
 
-def _per_query_curves(vectors, codes, groups, q_rows, pool, max_neighbors, protocol) -> dict[str, np.ndarray]:
-    nn = neighbours_outside_group(vectors, q_rows, pool, max_neighbors, groups=groups, protocol=protocol)
+def _per_query_curves(vectors, codes, groups, q_rows, pool, max_neighbors, protocol,
+                      pool_index: tuple[VectorIndex, np.ndarray | None] | None = None) -> dict[str, np.ndarray]:
+    if pool_index is None:
+        nn = neighbours_outside_group(vectors, q_rows, pool, max_neighbors, groups=groups, protocol=protocol)
+    else:
+        g = groups if protocol == "strict" else np.arange(len(codes), dtype=np.int64)
+        nn = _neighbours_indexed(vectors, np.asarray(q_rows, dtype=np.int64), np.asarray(pool, dtype=np.int64),
+                                 max_neighbors, g, *pool_index)
     relevance = (nn >= 0) & (codes[np.maximum(nn, 0)] == codes[q_rows][:, None])
     n_rel = relevant_counts(codes, q_rows, pool, groups=groups, protocol=protocol)
     return {**ranking_curves(relevance, n_rel), "n_relevant": n_rel}
@@ -633,6 +987,8 @@ def retrieval_curves(
     config: RetrievalConfig | None = None,
     settings: Sequence[str] = ("same_dataset", "whole_atlas"),
     protocols: Sequence[str] = PROTOCOLS,
+    search: SearchConfig | None = None,
+    index: VectorIndex | None = None,
     **knobs,
 ) -> RetrievalCurves:
     """Diagnosis-match retrieval of held-out datasets: curves, intervals, strict versus legacy.
@@ -656,6 +1012,13 @@ def retrieval_curves(
         The searched pool: the query's own dataset, or the whole atlas.
     protocols : sequence of {"strict", "legacy"}
         Exclusion rules (module docstring); the differences need both.
+    search : SearchConfig, optional
+        Search engine (:func:`neighbours_outside_group`); None or ``"exact"``: the exact search of
+        each pool, as before. With IVF one index over all rows (``index``, or built here once) serves
+        the whole-atlas setting of every eval set, and a pool that is a small share of the atlas
+        (the same-dataset setting) gets one index of its own, shared by both protocols.
+    index : VectorIndex, optional
+        A prebuilt index over all rows in row order (:func:`shared_search_index`).
 
     Returns
     -------
@@ -667,7 +1030,9 @@ def retrieval_curves(
     cfg = with_knobs(RetrievalConfig, config, knobs)
     for protocol in protocols:
         check_choice("protocol", protocol, Protocol)
-    vectors = l2_normalize(vectors)
+    approximate = _is_approximate(search, index)
+    if not approximate:
+        vectors = l2_normalize(vectors)
     codes = _label_codes(labels)
     group_ids = _group_codes(groups, len(codes))
     datasets = pd.Series(np.asarray(datasets, dtype=object)).astype("string")
@@ -682,7 +1047,14 @@ def retrieval_curves(
         setting_reps, setting_means = {}, {}
         for setting in settings:
             pool = _pool(setting, in_ds)
-            per = {p: _per_query_curves(vectors, codes, group_ids, q_rows, pool, K, p) for p in protocols}
+            pool_index = None
+            if approximate:
+                if index is None and pool.size >= SHARED_INDEX_MIN_SHARE * len(codes):
+                    index = build_search_index(vectors, search)  # once, for every eval set
+                pool_index = _pool_index(vectors, pool, search, index)
+            per = {p: _per_query_curves(vectors, codes, group_ids, q_rows, pool, K, p, pool_index)
+                   for p in protocols}
+            del pool_index
             blocks = []
             for p in protocols:
                 ok = per[p]["n_relevant"] > 0

@@ -1,10 +1,13 @@
 """The atlas app's search index: built once at start-up, with the benchmark's exclusions.
 
 :class:`AtlasIndex` holds the atlas vectors (l2-normalised, so inner product = cosine
-similarity) in one faiss index chosen by size: exact (``IndexFlatIP``) below
-``ivf_min_rows`` rows, an inverted-file index (``IndexIVFFlat``, ``ivf_nlist`` cells, ``ivf_nprobe``
-searched) from there on. Metadata filters and exclusions are applied *inside* the search with a
-faiss ID selector, so a filtered query still gets its k nearest allowed cases.
+similarity) in one :class:`~skinmap.analysis.knn.VectorIndex` (the project's one k-NN engine,
+built by :func:`skinmap.analysis.retrieval.build_search_index`) chosen by size: exact below
+``ivf_min_rows`` rows, an inverted-file index (IVF-flat, ``ivf_nlist`` cells trained on a sample of
+``ivf_train_size`` rows, ``ivf_nprobe`` searched) from there on. Metadata filters and exclusions are
+applied by search-and-filter with a growing ``k`` (:func:`skinmap.analysis.retrieval.search_allowed`),
+so a filtered query still gets its k nearest allowed cases (with IVF: among the probed cells, as
+a faiss ID selector inside the search would).
 
 Which rows a query may retrieve follows the atlas chapter's benchmark
 (:mod:`skinmap.analysis.retrieval`, strict protocol): a catalog case never retrieves its own
@@ -28,9 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from skinmap.analysis.knn import l2_normalize
-from skinmap.analysis.retrieval import filter_mask, neighbours_outside_group
-from skinmap.config import check_knobs, knob
+from skinmap.analysis.knn import SearchConfig, l2_normalize
+from skinmap.analysis.retrieval import build_search_index, filter_mask, neighbours_outside_group, search_allowed
+from skinmap.config import check_knobs, knob, knob_default
 
 __all__ = ["AtlasIndexConfig", "AtlasIndex", "nn_similarity_threshold", "quality_flags", "FLAG_REASONS"]
 
@@ -47,11 +50,14 @@ class AtlasIndexConfig:
                              "smaller ones are searched exactly")
     ivf_nlist: int = knob(0, ge=0, description="IVF cells (0: about 4 sqrt(n), at most n / 39)")
     ivf_nprobe: int = knob(32, ge=1, description="IVF cells searched per query")
+    ivf_train_size: int = knob(knob_default(SearchConfig, "ivf_train_size"), ge=1,
+                               description="rows sampled (seeded) to train the IVF cells")
     ood_percentile: float = knob(1.0, ge=0.0, le=100.0, description="percentile of the atlas's own "
                                  "nearest-neighbour similarities below which a query is out of distribution")
     ood_max_queries: int = knob(20_000, ge=1, description="atlas rows searched to estimate that distribution")
     exclude_flagged: bool = knob(True, description="leave out images the quality chapter flags unless asked")
-    seed: int = knob(0, ge=0, description="seed of the subsample of the threshold's queries")
+    seed: int = knob(0, ge=0, description="seed of the subsample of the threshold's queries and of the IVF "
+                     "training sample")
 
     def __post_init__(self) -> None:
         check_knobs(self)
@@ -112,8 +118,6 @@ class AtlasIndex:
 
     def __init__(self, vectors: np.ndarray, metadata: pd.DataFrame, *, groups: np.ndarray | None = None,
                  flagged: np.ndarray | None = None, clusters=None, config: AtlasIndexConfig | None = None):
-        import faiss
-
         if len(metadata) != len(vectors):
             raise ValueError(f"{len(vectors)} vectors but {len(metadata)} metadata rows")
         if "uid" not in metadata:
@@ -132,21 +136,16 @@ class AtlasIndex:
         self._row_of_uid = pd.Series(np.arange(n), index=self.metadata["uid"].astype(str))
         if not self._row_of_uid.index.is_unique:
             raise ValueError("metadata 'uid' values must be unique")
-        d = self.vectors.shape[1]
-        if n >= self.config.ivf_min_rows:
-            nlist = self.config.ivf_nlist or int(4 * np.sqrt(n))
-            nlist = max(1, min(nlist, n // 39))  # faiss wants >= 39 training points per cell
-            quantizer = faiss.IndexFlatIP(d)
-            index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
-            index.train(self.vectors)
-            index.add(self.vectors)
-            self._quantizer = quantizer  # the IVF index does not own it
-            self.kind, self.nlist, self.nprobe = "ivf", nlist, min(self.config.ivf_nprobe, nlist)
+        cfg = self.config
+        self.search_config = SearchConfig(
+            search_method="ivf" if n >= cfg.ivf_min_rows else "exact", ivf_nlist=cfg.ivf_nlist,
+            ivf_nprobe=cfg.ivf_nprobe, ivf_train_size=cfg.ivf_train_size, seed=cfg.seed)
+        self._index = build_search_index(self.vectors, self.search_config, normalize=False, use_gpu=False)
+        if self.search_config.search_method == "ivf":
+            nlist = int(self._index.nlist)
+            self.kind, self.nlist, self.nprobe = "ivf", nlist, min(cfg.ivf_nprobe, nlist)
         else:
-            index = faiss.IndexFlatIP(d)
-            index.add(self.vectors)
             self.kind, self.nlist, self.nprobe = "exact", 0, 0
-        self._index = index
         self.nn_similarities = self._atlas_nn_similarities()
         self.ood_threshold = nn_similarity_threshold(self.nn_similarities, self.config.ood_percentile)
 
@@ -167,7 +166,8 @@ class AtlasIndex:
         if pool.size > self.config.ood_max_queries:
             rng = np.random.default_rng(self.config.seed)
             queries = np.sort(rng.choice(pool, size=self.config.ood_max_queries, replace=False))
-        nn = neighbours_outside_group(self.vectors, queries, pool, 1, groups=self.groups, protocol="strict")[:, 0]
+        nn = neighbours_outside_group(self.vectors, queries, pool, 1, groups=self.groups, protocol="strict",
+                                      index=self._index)[:, 0]
         ok = nn >= 0
         return np.einsum("ij,ij->i", self.vectors[queries[ok]], self.vectors[nn[ok]]).astype(np.float64)
 
@@ -192,8 +192,6 @@ class AtlasIndex:
         (its nearest member) and ``k`` counts results, not rows. Returns ``rank``, ``row``,
         ``similarity``, ``copies`` (rows of the cluster), ``flagged`` and the metadata columns.
         """
-        import faiss
-
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         q = l2_normalize(np.asarray(query, dtype=np.float32).reshape(1, -1))
@@ -206,15 +204,13 @@ class AtlasIndex:
         kk = min(k_rows, n_allowed)
         if kk == 0:
             return self._frame(np.empty(0, np.int64), np.empty(0, np.float32))
-        selector = None if n_allowed == len(allowed) else faiss.IDSelectorBatch(
-            np.flatnonzero(allowed).astype(np.int64))
-        if self.kind == "ivf":
-            params = faiss.SearchParametersIVF(sel=selector, nprobe=self.nprobe)
-        else:
-            params = faiss.SearchParameters(sel=selector) if selector is not None else None
-        sims, idx = self._index.search(q, kk, params=params)
-        keep = idx[0] >= 0
-        rows, sims = idx[0][keep], sims[0][keep]
+        if n_allowed == len(allowed):
+            res = self._index.search(q, kk, normalize=False)
+        else:  # search-and-filter, first asking for as many as the allowed share suggests
+            res = search_allowed(self._index, q, kk, lambda _, ids: allowed[ids], normalize=False,
+                                 k_start=int(np.ceil(kk * len(allowed) / n_allowed)))
+        keep = res.indices[0] >= 0
+        rows, sims = res.indices[0][keep], res.similarities[0][keep]
         if collapse:
             first = ~pd.Series(self.collapse_key[rows]).duplicated().to_numpy()
             rows, sims = rows[first][:k], sims[first][:k]
