@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from skinmap.analysis.frechet import Covariance
+from skinmap.analysis.knn import SearchConfig, SearchMethod
 from skinmap.analysis.retrieval import RetrievalConfig
 from skinmap.atlas.assess import AssessConfig
 from skinmap.book.schemas import ChapterParams, knob_field
@@ -41,7 +42,17 @@ class Params(ChapterParams):
     near_duplicate_similarity: float = knob_field(AssessConfig, "near_duplicate_similarity")
     duplicate_share: float = knob_field(AssessConfig, "duplicate_share")
     fd_covariance: Covariance = knob_field(AssessConfig, "fd_covariance")
-    seed: int = Field(0, ge=0, description="seed of example picks and the bootstraps")
+    search_method: SearchMethod = knob_field(
+        SearchConfig, "search_method",
+        description="k-NN engine of the retrieval benchmark: 'exact' search of each pool, or 'ivf' (one approximate "
+                    "index over all rows, hits filtered by group and pool; paper scale)")
+    ivf_nlist: int = knob_field(SearchConfig, "ivf_nlist")
+    ivf_nprobe: int = knob_field(SearchConfig, "ivf_nprobe")
+    ivf_train_size: int = knob_field(SearchConfig, "ivf_train_size")
+    ivf_recall_queries: int = Field(
+        1000, ge=1, le=100_000,
+        description="query rows whose approximate whole-atlas neighbours are checked against an exact search (ivf only)")
+    seed: int = Field(0, ge=0, description="seed of example picks, the bootstraps and the IVF training sample")
 
     @model_validator(mode="after")
     def _cutoff_within_curves(self):
