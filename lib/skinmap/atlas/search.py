@@ -19,7 +19,7 @@ flags (off-topic, or members of a near-duplicate cluster whose labels conflict,
 Out-of-distribution threshold. At build time every eligible atlas row (at most ``ood_max_queries``
 of them, drawn with ``seed``) is searched against the other eligible rows outside its group, and
 the ``ood_percentile``-th percentile of those nearest-neighbour similarities is the threshold
-``s_min``. A query whose nearest similarity falls below ``s_min`` is less like its nearest case
+``s_min`` (searched in the same index, so approximate with IVF). A query whose nearest similarity falls below ``s_min`` is less like its nearest case
 than (100 - ``ood_percentile``) % of atlas images are like theirs: "unlike anything in the atlas".
 """
 
