@@ -35,31 +35,125 @@ __all__ = [
 
 
 def farthest_point_landmarks(
-    x: np.ndarray, n_landmarks: int, *, seed: int = 0, progress: bool = False
+    x: np.ndarray,
+    n_landmarks: int,
+    *,
+    seed: int = 0,
+    progress: bool = False,
+    flush_size: int = 256,
+    top_size: int = 4096,
+    chunk_size: int = 32_768,
 ) -> np.ndarray:
     """Greedy farthest-point (max-min) sample of ``n_landmarks`` rows under cosine distance.
 
     Starts from a seeded random row; each next landmark is the row whose cosine distance to its
-    nearest landmark so far is largest. Cost ``O(n * n_landmarks * d)`` time, ``O(n)`` memory.
-    Returns sorted row indices. Asking for at least ``n`` rows returns every row.
+    nearest landmark so far is largest (ties: the lowest row). Returns sorted row indices; asking
+    for at least ``n`` rows returns every row.
+
+    Exact, but not one pass over all rows per landmark: the distance of every row to its nearest
+    landmark is brought up to date in blocks of ``flush_size`` new landmarks (one matrix product
+    over row chunks of ``chunk_size``: compute-bound, instead of ``n_landmarks`` memory-bound
+    matrix-vector passes). Between two updates the stored distances are upper bounds; only the
+    *front*, the ``top_size`` rows with the largest ones, is kept exact after every landmark. While
+    the front's best value exceeds every stored value outside it, that row is the farthest;
+    otherwise all rows are brought up to date early. Cost ``O(n * n_landmarks * d)`` flops at
+    matrix-product speed plus ``O(top_size * n_landmarks * d)``; memory one float32 copy of the
+    normalised rows plus ``O(n + top_size * d)``.
+
+    Parameters
+    ----------
+    x : array of shape (n, d)
+        Rows (any scale; l2-normalised here).
+    n_landmarks : int
+        Landmarks to pick.
+    seed : int
+        Seed of the first landmark (``default_rng(seed).integers(n)``).
+    progress : bool
+        tqdm bar on stderr.
+    flush_size, top_size, chunk_size : int
+        Landmarks per bulk update, rows kept exact between updates, rows per matrix-product
+        chunk (speed only: the same landmarks up to float32 round-off in exact ties).
+
+    Returns
+    -------
+    ndarray of shape (n_landmarks,)
+        Sorted row indices.
     """
-    xn = l2_normalize(x)
-    n = xn.shape[0]
     if n_landmarks < 1:
         raise ValueError(f"n_landmarks must be >= 1, got {n_landmarks}")
+    n = len(x)
     if n_landmarks >= n:
         return np.arange(n)
+    xn = l2_normalize(x)
     rng = np.random.default_rng(seed)
     chosen = np.empty(n_landmarks, dtype=np.int64)
     chosen[0] = rng.integers(n)
-    nearest = 1.0 - xn @ xn[chosen[0]]
-    nearest[chosen[0]] = -np.inf
+    bound = 1.0 - xn @ xn[chosen[0]]  # float32: exact distance to the first landmark
+    bound[chosen[0]] = -np.inf
+    front = _Front(xn, bound, top_size)
+    pending: list[int] = []
     for step in tqdm(range(1, n_landmarks), disable=not progress, desc="farthest-point landmarks"):
-        nxt = int(np.argmax(nearest))
+        nxt = front.best()
+        if nxt < 0:  # the front's best fell to the level of the rows outside it: bring all up to date
+            _flush(xn, bound, pending, chunk_size)
+            pending = []
+            nxt = int(np.argmax(bound))
+            front = _Front(xn, bound, top_size)
         chosen[step] = nxt
-        np.minimum(nearest, 1.0 - xn @ xn[nxt], out=nearest)
-        nearest[chosen[: step + 1]] = -np.inf  # duplicates of a landmark also have distance 0
+        pending.append(nxt)
+        front.add_landmark(nxt)  # also marks it chosen (-inf)
+        if len(pending) >= flush_size:
+            _flush(xn, bound, pending, chunk_size)
+            pending = []
+            front = _Front(xn, bound, top_size)
     return np.sort(chosen)
+
+
+class _Front:
+    """The ``top_size`` rows with the largest stored distances, kept exact landmark by landmark.
+
+    Rows outside the front have stored distances (upper bounds of their exact ones) of at most
+    ``outside``; while the front's best exact value exceeds it, that row is the farthest.
+    """
+
+    def __init__(self, xn: np.ndarray, bound: np.ndarray, top_size: int) -> None:
+        n = bound.size
+        self.bound = bound
+        if top_size >= n:
+            self.rows = np.arange(n)
+            self.outside = -np.inf
+        else:
+            part = np.argpartition(-bound, top_size)
+            self.rows = np.sort(part[:top_size])
+            self.outside = float(bound[part[top_size]])
+        self.x = xn[self.rows]
+        self.xn = xn
+
+    def best(self) -> int:
+        """The farthest row (lowest on ties), or -1 when it may lie outside the front."""
+        vals = self.bound[self.rows]
+        pos = int(np.argmax(vals))  # rows are sorted: argmax takes the lowest row on ties
+        if not vals[pos] > self.outside:
+            return -1
+        return int(self.rows[pos])
+
+    def add_landmark(self, row: int) -> None:
+        """Bring the front's distances up to date with a new landmark (rows outside: at the next flush)."""
+        d = (1.0 - self.x @ self.xn[row]).astype(self.bound.dtype)
+        np.minimum(self.bound[self.rows], d, out=d)
+        self.bound[self.rows] = d
+        self.bound[row] = -np.inf
+
+
+def _flush(xn: np.ndarray, bound: np.ndarray, pending: list[int], chunk_size: int) -> None:
+    """``bound = min(bound, distance to the pending landmarks)`` for every row, in chunks."""
+    if not pending:
+        return
+    p_t = np.ascontiguousarray(xn[pending].T)
+    for start in range(0, xn.shape[0], chunk_size):
+        blk = bound[start : start + chunk_size]
+        sim = (xn[start : start + chunk_size] @ p_t).max(axis=1)
+        np.minimum(blk, (1.0 - sim).astype(blk.dtype), out=blk)
 
 
 def knn_sparsity(x: np.ndarray, n_neighbors: int) -> np.ndarray:
