@@ -21,11 +21,13 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 from tqdm.auto import tqdm
 
-from skinmap.analysis.knn import knn_search, l2_normalize
+from skinmap.analysis.knn import SearchConfig, VectorIndex, knn_search, l2_normalize, training_sample
 
 __all__ = [
     "farthest_point_landmarks",
+    "build_row_index",
     "knn_sparsity",
+    "landmark_pool",
     "trimmed_farthest_landmarks",
     "stratified_landmarks",
     "select_landmarks",
@@ -156,16 +158,86 @@ def _flush(xn: np.ndarray, bound: np.ndarray, pending: list[int], chunk_size: in
         np.minimum(blk, (1.0 - sim).astype(blk.dtype), out=blk)
 
 
-def knn_sparsity(x: np.ndarray, n_neighbors: int) -> np.ndarray:
-    """Cosine distance of each row to its ``n_neighbors``-th nearest other row, shape ``(n,)``.
+def build_row_index(
+    x: np.ndarray, search: SearchConfig | None = None, *, use_gpu: bool | None = None
+) -> VectorIndex:
+    """A cosine :class:`~skinmap.analysis.knn.VectorIndex` over every row of ``x`` (ids = rows).
+
+    ``x`` (n, d) may be a memmap: it is read and normalised in chunks. An IVF index is trained
+    first on a seeded sample of ``search.ivf_train_size`` rows.
+    """
+    search = SearchConfig() if search is None else search
+    index = VectorIndex(x.shape[1], search, use_gpu=use_gpu)
+    if search.search_method != "exact":
+        index.train(training_sample(x, search.ivf_train_size, seed=search.seed), n_total=len(x), normalize=False)
+    index.add(x)
+    return index
+
+
+def knn_sparsity(
+    x: np.ndarray,
+    n_neighbors: int,
+    *,
+    rows: np.ndarray | None = None,
+    search: SearchConfig | None = None,
+    index: VectorIndex | None = None,
+) -> np.ndarray:
+    """Cosine distance of rows to their ``n_neighbors``-th nearest *other* row of ``x``.
 
     A k-NN density proxy: large values are rows in the lowest-density tail (isolated points).
+
+    Parameters
+    ----------
+    x : array of shape (n, d)
+        All rows (a memmap is read in chunks); neighbours are searched among all of them.
+    n_neighbors : int
+        ``k``, in ``[1, n - 1]``.
+    rows : array of shape (m,), optional
+        The rows whose sparsity is wanted (default: every row). Their neighbours are still
+        searched among all ``n`` rows, so a row's value does not depend on ``rows``.
+    search : SearchConfig, optional
+        k-NN engine (default exact); "ivf" approximates the neighbours (values can only grow).
+    index : VectorIndex, optional
+        A ready index over all rows of ``x`` in row order (built here when absent).
+
+    Returns
+    -------
+    ndarray of shape (m,)
+        float64 cosine distances; a row itself is excluded by identity (duplicates count).
     """
     n = len(x)
     if not 1 <= n_neighbors < n:
         raise ValueError(f"n_neighbors must be in [1, n-1] = [1, {n - 1}], got {n_neighbors}")
-    res = knn_search(x, x, n_neighbors, exclude_self=True)
-    return res.distances[:, n_neighbors - 1].astype(np.float64)
+    rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
+    if index is None:
+        index = build_row_index(x, search)
+    elif index.ntotal != n:
+        raise ValueError(f"index holds {index.ntotal} rows, x has {n}")
+    res = index.search(x, n_neighbors + 1, rows=rows)
+    idx, sims = res.indices, res.similarities
+    keep = (idx != rows[:, None]) & (idx >= 0)
+    # The n_neighbors-th kept entry of each row (its own row removed by identity, not by rank).
+    pos = np.argmax(np.cumsum(keep, axis=1) >= n_neighbors, axis=1)
+    found = keep.sum(axis=1) >= n_neighbors
+    out = 1.0 - sims[np.arange(rows.size), pos].astype(np.float64)
+    out[~found] = 2.0  # fewer than k neighbours came back: as isolated as a cosine distance can be
+    return out
+
+
+def landmark_pool(n: int, pool_size: int, *, strata: Sequence | None = None, seed: int = 0) -> np.ndarray:
+    """The seeded candidate rows landmarks are chosen among: all ``n`` rows when ``pool_size`` is
+    0 or at least ``n``, otherwise a random sample of ``pool_size`` rows, stratified by ``strata``
+    (one label per row; each stratum keeps its share, :func:`stratified_landmarks`) when given.
+    Returns sorted row indices."""
+    if pool_size < 0:
+        raise ValueError(f"pool_size must be >= 0, got {pool_size}")
+    if pool_size == 0 or pool_size >= n:
+        return np.arange(n)
+    if strata is not None:
+        if len(strata) != n:
+            raise ValueError(f"strata has {len(strata)} labels for {n} rows")
+        return stratified_landmarks(strata, pool_size, seed=seed)
+    return np.sort(np.random.default_rng(seed).choice(n, size=pool_size, replace=False))
 
 
 def trimmed_farthest_landmarks(
@@ -175,27 +247,44 @@ def trimmed_farthest_landmarks(
     trim_fraction: float = 0.025,
     n_neighbors: int = 10,
     seed: int = 0,
+    pool: np.ndarray | None = None,
+    search: SearchConfig | None = None,
+    index: VectorIndex | None = None,
+    progress: bool = False,
 ) -> np.ndarray:
     """Farthest-point landmarks among the rows left after dropping the lowest-density tail.
 
-    The ``ceil(trim_fraction * n)`` rows with the largest :func:`knn_sparsity` are removed (never
-    so many that fewer than ``n_landmarks`` rows remain), then :func:`farthest_point_landmarks`
-    runs on the rest: even coverage of the bulk, without spending landmarks on isolated outliers.
-    Returns sorted row indices of ``x``; at least ``n`` landmarks asked for returns every row.
+    Among the candidate rows ``pool`` (default: every row; :func:`landmark_pool`), the
+    ``ceil(trim_fraction * len(pool))`` with the largest :func:`knn_sparsity` (neighbours among
+    *all* rows of ``x``, engine ``search`` or ``index``) are removed (never so many that fewer than
+    ``n_landmarks`` remain), then :func:`farthest_point_landmarks` runs on the rest: even coverage
+    of the bulk, without spending landmarks on isolated outliers. A seeded random pool of a large
+    collection keeps its density (in expectation) and so its bulk, tail and holes, at a fraction
+    of the farthest-point cost. Returns sorted row indices of ``x``; at least ``len(pool)``
+    landmarks asked for returns the whole pool.
     """
     n = len(x)
+    pool = np.arange(n) if pool is None else np.asarray(pool, dtype=np.int64)
+    m = pool.size
     if n_landmarks < 1:
         raise ValueError(f"n_landmarks must be >= 1, got {n_landmarks}")
     if not 0.0 <= trim_fraction < 1.0:
         raise ValueError(f"trim_fraction must be in [0, 1), got {trim_fraction}")
-    if n_landmarks >= n:
-        return np.arange(n)
-    n_trim = min(int(np.ceil(trim_fraction * n)), n - n_landmarks)
+    if n_landmarks >= m:
+        return pool
+    n_trim = min(int(np.ceil(trim_fraction * m)), m - n_landmarks)
     if n_trim <= 0:
-        return farthest_point_landmarks(x, n_landmarks, seed=seed)
-    sparsity = knn_sparsity(x, min(n_neighbors, n - 1))
-    keep = np.sort(np.argsort(-sparsity, kind="stable")[n_trim:])
-    return keep[farthest_point_landmarks(x[keep], n_landmarks, seed=seed)]
+        return pool[farthest_point_landmarks(_rows_of(x, pool), n_landmarks, seed=seed, progress=progress)]
+    sparsity = knn_sparsity(x, min(n_neighbors, n - 1), rows=pool, search=search, index=index)
+    keep = pool[np.sort(np.argsort(-sparsity, kind="stable")[n_trim:])]
+    return keep[farthest_point_landmarks(_rows_of(x, keep), n_landmarks, seed=seed, progress=progress)]
+
+
+def _rows_of(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``x[rows]`` for sorted ``rows`` (a memmap is read once, in order; all rows: ``x`` itself)."""
+    if rows.size == len(x) and (rows.size == 0 or (rows[0] == 0 and rows[-1] == rows.size - 1)):
+        return x
+    return x[rows]
 
 
 def stratified_landmarks(strata: Sequence, n_landmarks: int, *, seed: int = 0) -> np.ndarray:
@@ -249,21 +338,31 @@ def select_landmarks(
     seed: int = 0,
     trim_fraction: float = 0.025,
     density_n_neighbors: int = 10,
+    pool_size: int = 0,
+    search: SearchConfig | None = None,
+    index: VectorIndex | None = None,
+    progress: bool = False,
 ) -> np.ndarray:
     """Landmark rows by ``method`` in {"farthest", "trimmed_farthest", "stratified", "random", "all"}.
 
-    ``trim_fraction`` and ``density_n_neighbors`` are used by "trimmed_farthest" only (see
-    :func:`trimmed_farthest_landmarks`). Returns every row when ``n_landmarks >= len(x)``
+    ``trim_fraction``, ``density_n_neighbors``, ``search`` and ``index`` are used by
+    "trimmed_farthest" only (see :func:`trimmed_farthest_landmarks`). ``pool_size`` (0: all rows)
+    restricts the farthest-point methods to a seeded candidate pool (:func:`landmark_pool`,
+    stratified by ``strata`` when given). Returns every row when ``n_landmarks >= len(x)``
     whatever the method.
     """
     n = len(x)
     if method == "all" or n_landmarks >= n:
         return np.arange(n)
-    if method == "farthest":
-        return farthest_point_landmarks(x, n_landmarks, seed=seed)
-    if method == "trimmed_farthest":
+    if method in ("farthest", "trimmed_farthest"):
+        pool = landmark_pool(n, pool_size, strata=strata, seed=seed)
+        if method == "farthest":
+            if n_landmarks >= pool.size:
+                return pool
+            return pool[farthest_point_landmarks(_rows_of(x, pool), n_landmarks, seed=seed, progress=progress)]
         return trimmed_farthest_landmarks(x, n_landmarks, trim_fraction=trim_fraction,
-                                          n_neighbors=density_n_neighbors, seed=seed)
+                                          n_neighbors=density_n_neighbors, seed=seed, pool=pool,
+                                          search=search, index=index, progress=progress)
     if method == "stratified":
         if strata is None:
             raise ValueError("method='stratified' needs `strata` (one label per row)")

@@ -27,6 +27,7 @@ persistence is kept.
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -38,8 +39,16 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import dijkstra
 from scipy.special import gammaln
 
-from skinmap.analysis.topology.persistence import max_statistic_p_values, rank_p_values, ratio_to_next
-from skinmap.analysis.topology.search import HoleSearch, HoleSearchConfig, search_holes
+from skinmap.analysis.knn import VectorIndex
+from skinmap.analysis.topology.graph import build_row_index
+from skinmap.analysis.topology.persistence import (
+    NullMethod,
+    max_statistic_p_values,
+    null_persistence_draws,
+    rank_p_values,
+    ratio_to_next,
+)
+from skinmap.analysis.topology.search import HoleSearch, HoleSearchConfig, search_holes, top_persistence
 from skinmap.config import check_knobs, knob, with_knobs
 
 __all__ = [
@@ -51,6 +60,8 @@ __all__ = [
     "hole_geometry",
     "boundary_samples",
     "describe_holes",
+    "HoleFinding",
+    "find_holes",
     "planted_overlap",
     "jaccard",
     "match_holes",
@@ -166,7 +177,7 @@ def log_ball_volume(radius: float, dim: int) -> float:
 
 def hole_geometry(z: np.ndarray, cycle_rows: np.ndarray) -> dict:
     """Center (eq. 15), size, radius (eq. 16) and log-volume (eq. 17) of a loop in ``z``."""
-    pts = np.asarray(z, dtype=np.float64)[np.asarray(cycle_rows)]
+    pts = np.asarray(z[np.asarray(cycle_rows, dtype=np.int64)], dtype=np.float64)  # only the loop's rows
     if pts.shape[0] == 0:
         raise ValueError("empty cycle")
     center = pts.mean(axis=0)
@@ -180,50 +191,107 @@ def hole_geometry(z: np.ndarray, cycle_rows: np.ndarray) -> dict:
 
 
 def _euclidean_neighbours(
-    z: np.ndarray, rows: np.ndarray, k: int, *, chunk: int = 65_536
+    z: np.ndarray, rows: np.ndarray, k: int, *, chunk: int = 16_384, index: VectorIndex | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest other rows of ``z[rows]`` in Euclidean distance, nearest first.
 
     Returns ``(indices, distances)``, each ``(len(rows), min(k, n - 1))``; a row is never its own
-    neighbour (by identity: exact duplicates stay neighbours at distance 0). Brute force over
-    chunks of ``z``; memory ``O(len(rows) * (chunk + k))``.
+    neighbour (by identity: exact duplicates stay neighbours at distance 0); ties go to the lower
+    row. Candidates come from a brute-force pass over chunks of ``z`` (a memmap is read once, in
+    order; float32 data is screened in float32 after centring on the queries, keeping
+    ``2k + 8`` candidates), or, with ``index`` (a cosine :class:`VectorIndex` over all rows of
+    ``z``), from its ``2k + 8`` most similar rows (the same rows when ``z``'s rows have one norm
+    and the index is exact). Candidates are then ranked by float64 distance. Memory
+    ``O(len(rows) * (chunk + k))``.
     """
-    z = np.asarray(z, dtype=np.float64)
-    q = z[rows]
-    k = min(k, len(z) - 1)
+    rows = np.asarray(rows, dtype=np.int64)
+    n = len(z)
+    k = min(k, n - 1)
+    queries = np.asarray(z[rows], dtype=np.float64)
+    n_cand = min(2 * k + 8, n)
+    if index is not None:
+        if index.ntotal != n:
+            raise ValueError(f"index holds {index.ntotal} rows, z has {n}")
+        cand = index.search(z, n_cand, rows=rows).indices
+    else:
+        cand = _screen_neighbours(z, rows, queries, n_cand, chunk)
+    return _rank_candidates(z, rows, queries, cand, k)
+
+
+def _screen_neighbours(z, rows: np.ndarray, queries: np.ndarray, n_cand: int, chunk: int) -> np.ndarray:
+    """Brute-force candidate rows (``n_cand`` per query, self excluded) over chunks of ``z``."""
+    work = np.float64 if np.asarray(z[:1]).dtype == np.float64 else np.float32
+    offset = queries.mean(axis=0)  # distances are translation invariant; centring keeps float32 accurate
+    q = (queries - offset).astype(work)
+    off = offset.astype(work)
     q_sq = np.einsum("ij,ij->i", q, q)
-    best_d = np.full((len(rows), 0), np.inf)
+    best_d = np.full((len(rows), 0), np.inf, dtype=work)
     best_i = np.zeros((len(rows), 0), dtype=np.int64)
     for start in range(0, len(z), chunk):
-        block = z[start : start + chunk]
+        block = np.asarray(z[start : start + chunk], dtype=work) - off
         d2 = q_sq[:, None] + np.einsum("ij,ij->i", block, block)[None, :] - 2.0 * (q @ block.T)
-        np.maximum(d2, 0.0, out=d2)
+        own = (rows >= start) & (rows < start + len(block))
+        d2[np.flatnonzero(own), rows[own] - start] = np.inf  # not itself
         idx = np.broadcast_to(np.arange(start, start + len(block)), d2.shape)
-        d2 = np.where(idx == rows[:, None], np.inf, d2)  # not itself
         cand_d = np.concatenate([best_d, d2], axis=1)
         cand_i = np.concatenate([best_i, idx], axis=1)
-        keep = np.argsort(cand_d, axis=1, kind="stable")[:, :k]
-        best_d = np.take_along_axis(cand_d, keep, axis=1)
-        best_i = np.take_along_axis(cand_i, keep, axis=1)
-    return best_i, np.sqrt(best_d)
+        if cand_d.shape[1] > n_cand:
+            keep = np.argpartition(cand_d, n_cand - 1, axis=1)[:, :n_cand]
+            cand_d = np.take_along_axis(cand_d, keep, axis=1)
+            cand_i = np.take_along_axis(cand_i, keep, axis=1)
+        best_d, best_i = cand_d, cand_i
+    return best_i
+
+
+def _rank_candidates(
+    z, rows: np.ndarray, queries: np.ndarray, cand: np.ndarray, k: int, batch: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest of each query's candidate rows by float64 distance (self and -1 dropped)."""
+    out_i = np.full((len(rows), k), -1, dtype=np.int64)
+    out_d = np.full((len(rows), k), np.inf)
+    for s in range(0, len(rows), batch):
+        c = cand[s : s + batch]
+        flat = np.unique(c[c >= 0])
+        pos = np.searchsorted(flat, np.where(c >= 0, c, flat[0] if flat.size else 0))
+        pts = np.asarray(z[flat], dtype=np.float64)
+        d = np.sqrt(((pts[pos] - queries[s : s + batch, None, :]) ** 2).sum(-1))
+        d[(c < 0) | (c == rows[s : s + batch, None])] = np.inf
+        for j in range(c.shape[0]):
+            order = np.lexsort((c[j], d[j]))[:k]
+            order = order[np.isfinite(d[j, order])]
+            out_i[s + j, : order.size] = c[j, order]
+            out_d[s + j, : order.size] = d[j, order]
+    return out_i, out_d
 
 
 def boundary_samples(
-    z: np.ndarray, cycle_rows: np.ndarray, config: BoundaryConfig | None = None, **knobs
+    z: np.ndarray,
+    cycle_rows: np.ndarray,
+    config: BoundaryConfig | None = None,
+    *,
+    index: VectorIndex | None = None,
+    **knobs,
 ) -> np.ndarray:
     """Rows bordering a hole (eq. 18): the loop points and their close neighbours.
 
-    For each loop point its ``k_b`` (``boundary_n_neighbors``) nearest neighbours in Euclidean
-    distance (itself excluded) are kept when closer than ``alpha`` times the median, over the
-    loop points, of their ``k_b``-th neighbour distance. Returns sorted unique rows including the
-    loop points themselves.
+    For each loop point its ``k_b`` (``boundary_n_neighbors``) nearest neighbours among all rows
+    of ``z`` in Euclidean distance (itself excluded) are kept when closer than ``alpha`` times
+    the median, over the loop points, of their ``k_b``-th neighbour distance. ``index`` (a cosine
+    :class:`~skinmap.analysis.knn.VectorIndex` over all rows of ``z``) supplies the neighbour
+    candidates instead of a brute-force pass (see :func:`_euclidean_neighbours`). Returns sorted
+    unique rows including the loop points themselves.
     """
     cfg = with_knobs(BoundaryConfig, config, knobs)
     cycle_rows = np.unique(np.asarray(cycle_rows, dtype=np.int64))
     if len(z) < 2 or cycle_rows.size == 0:
         return cycle_rows
-    idx, dist = _euclidean_neighbours(z, cycle_rows, cfg.boundary_n_neighbors)
-    radius = cfg.alpha * float(np.median(dist[:, -1]))
+    idx, dist = _euclidean_neighbours(z, cycle_rows, cfg.boundary_n_neighbors, index=index)
+    return _boundary_from_neighbours(cycle_rows, idx, dist, cfg.alpha)
+
+
+def _boundary_from_neighbours(cycle_rows: np.ndarray, idx: np.ndarray, dist: np.ndarray, alpha: float) -> np.ndarray:
+    """Eq. 18 given each (sorted, unique) loop point's neighbour rows and distances."""
+    radius = alpha * float(np.median(dist[:, -1]))
     return np.unique(np.concatenate([cycle_rows, idx[dist <= radius]]))
 
 
@@ -269,6 +337,7 @@ def describe_holes(
     *,
     n_holes: int = 3,
     null_draws: np.ndarray | None = None,
+    index: VectorIndex | None = None,
     **boundary_knobs,
 ) -> list[Hole]:
     """The ``n_holes`` most persistent holes with cycles, geometry and boundary samples (eqs. 14-18).
@@ -277,7 +346,9 @@ def describe_holes(
     ``null_draws`` (``(n_rounds, n_top)`` from
     :func:`~skinmap.analysis.topology.persistence.null_persistence_draws`, or 1-D null maxima)
     gives each hole its max-statistic adjusted p-value (``p_value``) and its rank-matched,
-    unadjusted one (``p_value_unadjusted``); without it both are ``None``.
+    unadjusted one (``p_value_unadjusted``); without it both are ``None``. The boundary samples of
+    all holes come from one neighbour search over the union of their loops (one pass over the
+    rows of ``z``, or ``index``, see :func:`boundary_samples`).
     """
     boundary = with_knobs(BoundaryConfig, boundary, boundary_knobs)
     diag = search.diagram
@@ -287,16 +358,27 @@ def describe_holes(
         p_rank = rank_p_values(diag.persistence[:n_top], null_draws)
         p_adj = max_statistic_p_values(diag.persistence[:n_top], null_draws)
     rows_of = search.rips_rows
-    holes = []
-    for rank in range(min(n_holes, len(diag))):
+    cycles = {}
+    for rank in range(n_top):
         try:
             pos = representative_cycle(diag.distance, diag.births[rank], diag.cocycles[rank])
         except ValueError as exc:  # not expected for Ripser bars; never silently drop one
             warnings.warn(f"H1 bar {rank + 1} has no representative cycle ({exc}); skipped", stacklevel=2)
             continue
-        cycle = rows_of[pos]
+        cycles[rank] = rows_of[pos]
+    loop_rows = np.unique(np.concatenate(list(cycles.values()))) if cycles else np.zeros(0, np.int64)
+    if len(z) >= 2 and loop_rows.size:
+        nb_idx, nb_dist = _euclidean_neighbours(z, loop_rows, boundary.boundary_n_neighbors, index=index)
+    holes = []
+    for rank, cycle in cycles.items():
         geom = hole_geometry(z, cycle)
         pers = float(diag.persistence[rank])
+        own = np.unique(cycle)
+        if len(z) >= 2:
+            at = np.searchsorted(loop_rows, own)
+            border = _boundary_from_neighbours(own, nb_idx[at], nb_dist[at], boundary.alpha)
+        else:
+            border = own
         holes.append(
             Hole(
                 rank=rank + 1,
@@ -311,10 +393,94 @@ def describe_holes(
                 size=geom["size"],
                 radius=geom["radius"],
                 log_volume=geom["log_volume"],
-                boundary=[int(r) for r in boundary_samples(z, cycle, boundary)],
+                boundary=[int(r) for r in border],
             )
         )
     return holes
+
+
+@dataclass(frozen=True)
+class HoleFinding:
+    """What :func:`find_holes` produced: the search, the described holes, the null and timings."""
+
+    search: HoleSearch
+    holes: list[Hole]
+    null_draws: np.ndarray | None
+    seconds: dict[str, float]
+
+
+def find_holes(
+    z: np.ndarray,
+    config: HoleSearchConfig | None = None,
+    boundary: BoundaryConfig | None = None,
+    *,
+    strata: Sequence | None = None,
+    n_holes: int = 3,
+    null_rounds: int = 0,
+    null_method: NullMethod = "shuffle",
+    blas_threads: int | None = 1,
+    progress: bool = False,
+) -> HoleFinding:
+    """The whole hole step: landmarks, corrected resistance, H1 with cycles, boundary samples (eqs. 9-18).
+
+    :func:`~skinmap.analysis.topology.search.search_holes`, then (``null_rounds > 0``) the
+    significance null on the observed landmarks
+    (:func:`~skinmap.analysis.topology.persistence.null_persistence_draws` of
+    :func:`~skinmap.analysis.topology.search.top_persistence`, seeded by ``config.seed``), then
+    :func:`describe_holes`. When landmark selection needs neighbours among all rows (trimmed
+    farthest-point on a pool) and ``config.search_method`` is "ivf", one
+    :class:`~skinmap.analysis.knn.VectorIndex` over all rows serves both the landmark density
+    and the boundary samples; otherwise the boundary samples are exact (one brute-force pass).
+
+    Parameters
+    ----------
+    z : array of shape (n, d)
+        The embedding; a float32 memmap is read in chunks (no full copy).
+    config, boundary : HoleSearchConfig, BoundaryConfig, optional
+        The knobs of the search and of the boundary samples.
+    strata : sequence of length n, optional
+        Labels of stratified landmarks and of the stratified landmark pool.
+    n_holes : int
+        Top holes described.
+    null_rounds : int
+        Null data sets (0: no p-values).
+    null_method : {"shuffle", "resample"}
+        The null (:func:`~skinmap.analysis.topology.persistence.null_persistence_draws`).
+    blas_threads : int or None
+        BLAS threads of every stage (see :mod:`~skinmap.analysis.topology.search`).
+    progress : bool
+        tqdm bars on stderr.
+
+    Returns
+    -------
+    HoleFinding
+        ``search``, ``holes``, ``null_draws`` (``(null_rounds, n_holes)`` or None) and ``seconds``
+        per stage: ``index``, ``landmarks``, ``resistance``, ``ripser``, ``null``, ``describe``
+        and ``null_per_round``.
+    """
+    cfg = config if config is not None else HoleSearchConfig()
+    boundary = boundary if boundary is not None else BoundaryConfig()
+    seconds = {}
+    t0 = time.perf_counter()
+    index = None
+    if cfg.search_method != "exact" and cfg.needs_row_index and cfg.n_landmarks < len(z):
+        index = build_row_index(z, cfg.search)
+    seconds["index"] = time.perf_counter() - t0
+    search = search_holes(z, cfg, strata=strata, blas_threads=blas_threads, index=index, progress=progress)
+    seconds.update(search.seconds)
+    t0 = time.perf_counter()
+    null_draws = None
+    if null_rounds:
+        null_draws = null_persistence_draws(
+            z[search.landmarks], lambda x: top_persistence(x, cfg, n_top=n_holes, blas_threads=blas_threads),
+            n_rounds=null_rounds, n_top=n_holes, method=null_method, seed=cfg.seed, blas_threads=blas_threads,
+            progress=progress)
+    seconds["null"] = time.perf_counter() - t0
+    seconds["null_per_round"] = seconds["null"] / max(null_rounds, 1)
+    t0 = time.perf_counter()
+    holes = describe_holes(z, search, boundary, n_holes=n_holes, null_draws=null_draws, index=index)
+    seconds["describe"] = time.perf_counter() - t0
+    return HoleFinding(search, holes, null_draws, seconds)
 
 
 def planted_overlap(holes: Sequence[Hole], planted_rows: Sequence[int]) -> pd.DataFrame:

@@ -23,22 +23,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
 
+from skinmap.analysis.knn import SearchConfig, SearchMethod, VectorIndex
 from skinmap.analysis.topology.graph import select_landmarks, symmetric_knn_graph
 from skinmap.analysis.topology.persistence import H1Diagram, h1_persistence
 from skinmap.analysis.topology.resistance import corrected_resistance, spectral_corrected_resistance
-from skinmap.config import check_knobs, knob, with_knobs
+from skinmap.config import check_knobs, knob, knob_bounds, knob_default, knob_description, with_knobs
 
 __all__ = ["HoleSearchConfig", "HoleSearch", "landmark_resistance", "search_holes", "top_persistence",
            "max_persistence"]
 
 LandmarkMethod = Literal["farthest", "trimmed_farthest", "stratified", "random"]
 ResistanceMethod = Literal["dense", "spectral"]
+
+
+def _search_knob(name: str):
+    """A knob of :class:`~skinmap.analysis.knn.SearchConfig` (bounds declared there, once)."""
+    return knob(knob_default(SearchConfig, name), **knob_bounds(SearchConfig, name),
+                description=knob_description(SearchConfig, name) + " (landmark density k-NN)")
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,13 @@ class HoleSearchConfig:
         description="share of rows with the sparsest k-NN neighbourhood dropped before trimmed farthest-point")
     landmark_density_n_neighbors: int = knob(
         10, ge=1, le=500, description="neighbours of the k-NN density that decides the trimmed tail")
+    landmark_pool_size: int = knob(
+        0, ge=0, description="farthest-point landmarks are chosen among a seeded random pool of this many rows "
+                             "(stratified by the landmark strata when given; 0: all rows)")
+    search_method: SearchMethod = _search_knob("search_method")
+    ivf_nlist: int = _search_knob("ivf_nlist")
+    ivf_nprobe: int = _search_knob("ivf_nprobe")
+    ivf_train_size: int = _search_knob("ivf_train_size")
     graph_n_neighbors: int = knob(15, ge=2, le=500, description="neighbours of the symmetric k-NN graph (eq. 9)")
     resistance_method: ResistanceMethod = knob(
         "dense", description="exact dense pseudoinverse or leading-eigenvector approximation (eq. 11)")
@@ -69,6 +84,20 @@ class HoleSearchConfig:
 
     def __post_init__(self) -> None:
         check_knobs(self)
+        if 0 < self.landmark_pool_size < self.n_landmarks:
+            raise ValueError(f"landmark_pool_size ({self.landmark_pool_size}) must be 0 (all rows) or at least "
+                             f"n_landmarks ({self.n_landmarks})")
+
+    @property
+    def search(self) -> SearchConfig:
+        """The k-NN engine of the landmark density (the graph on the landmarks is always exact)."""
+        return SearchConfig(search_method=self.search_method, ivf_nlist=self.ivf_nlist, ivf_nprobe=self.ivf_nprobe,
+                            ivf_train_size=self.ivf_train_size, seed=self.seed)
+
+    @property
+    def needs_row_index(self) -> bool:
+        """Whether landmark selection searches neighbours among all rows (the trimmed density)."""
+        return self.landmark_method == "trimmed_farthest" and self.landmark_trim_fraction > 0
 
 
 def landmark_resistance(
@@ -82,7 +111,7 @@ def landmark_resistance(
     ``config.resistance_method``: "dense" (exact) or "spectral" (leading-eigenvector approximation).
     """
     cfg = with_knobs(HoleSearchConfig, config, knobs)
-    adjacency = symmetric_knn_graph(z[landmarks], cfg.graph_n_neighbors)
+    adjacency = symmetric_knn_graph(z[np.asarray(landmarks)], cfg.graph_n_neighbors)
     if cfg.resistance_method == "dense":
         dist = corrected_resistance(adjacency, between_factor=cfg.between_factor)
     else:
@@ -97,6 +126,7 @@ class HoleSearch:
     landmarks: np.ndarray
     adjacency: sp.csr_matrix
     diagram: H1Diagram
+    seconds: dict[str, float] = field(default_factory=dict, compare=False)
 
     @property
     def rips_rows(self) -> np.ndarray:
@@ -118,22 +148,49 @@ def search_holes(
     *,
     strata: Sequence | None = None,
     blas_threads: int | None = 1,
+    index: VectorIndex | None = None,
+    progress: bool = False,
     **knobs,
 ) -> HoleSearch:
     """Landmarks -> k-NN graph -> corrected resistance -> H1 persistence (eqs. 9-13).
 
-    ``strata`` (one label per row of ``z``) is needed by ``landmark_method="stratified"`` only.
-    Single knobs of ``config`` may also be given as keyword arguments. ``blas_threads``: see the
-    module docstring (``None`` leaves the BLAS threads as they are).
+    Parameters
+    ----------
+    z : array of shape (n, d)
+        The embedding (a memmap is read in chunks; only the pool and the landmarks are copied).
+    config : HoleSearchConfig, optional
+        The knobs; single knobs may also be given as keyword arguments.
+    strata : sequence of length n, optional
+        Labels for ``landmark_method="stratified"`` and for the stratified landmark pool.
+    blas_threads : int or None
+        See the module docstring (``None`` leaves the BLAS threads as they are).
+    index : VectorIndex, optional
+        A ready index over all rows of ``z`` for the landmark density (built when needed).
+    progress : bool
+        tqdm bars on stderr.
+
+    Returns
+    -------
+    HoleSearch
+        Landmarks (rows of ``z``), graph, diagram and the seconds of each stage
+        (``landmarks``, ``resistance``, ``ripser``).
     """
     cfg = with_knobs(HoleSearchConfig, config, knobs)
+    seconds = {}
     with _blas_limit(blas_threads):
+        t0 = time.perf_counter()
         landmarks = select_landmarks(z, cfg.n_landmarks, cfg.landmark_method, strata=strata, seed=cfg.seed,
                                      trim_fraction=cfg.landmark_trim_fraction,
-                                     density_n_neighbors=cfg.landmark_density_n_neighbors)
+                                     density_n_neighbors=cfg.landmark_density_n_neighbors,
+                                     pool_size=cfg.landmark_pool_size, search=cfg.search, index=index,
+                                     progress=progress)
+        t1 = time.perf_counter()
         adjacency, dist = landmark_resistance(z, landmarks, cfg)
+        t2 = time.perf_counter()
         diagram = h1_persistence(dist, max_points=cfg.max_rips_points)
-    return HoleSearch(landmarks, adjacency, diagram)
+        t3 = time.perf_counter()
+    seconds.update(landmarks=t1 - t0, resistance=t2 - t1, ripser=t3 - t2)
+    return HoleSearch(landmarks, adjacency, diagram, seconds)
 
 
 def top_persistence(

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from skinmap.analysis.knn import SearchMethod
 from skinmap.analysis.topology.holes import BoundaryConfig, StabilityConfig
 from skinmap.analysis.topology.persistence import LEVEL_BOUNDS, NullMethod
 from skinmap.analysis.topology.search import HoleSearchConfig, LandmarkMethod, ResistanceMethod
@@ -35,7 +36,13 @@ class Params(ChapterParams):
     landmark_method: LandmarkMethod = knob_field(HoleSearchConfig, "landmark_method", default="trimmed_farthest")
     landmark_trim_fraction: float = knob_field(HoleSearchConfig, "landmark_trim_fraction")
     landmark_density_n_neighbors: int = knob_field(HoleSearchConfig, "landmark_density_n_neighbors")
-    landmark_strata: str = Field("dataset", description="catalog column stratified landmarks keep the mix of")
+    landmark_pool_size: int = knob_field(HoleSearchConfig, "landmark_pool_size")
+    search_method: SearchMethod = knob_field(HoleSearchConfig, "search_method")
+    ivf_nlist: int = knob_field(HoleSearchConfig, "ivf_nlist")
+    ivf_nprobe: int = knob_field(HoleSearchConfig, "ivf_nprobe")
+    ivf_train_size: int = knob_field(HoleSearchConfig, "ivf_train_size")
+    landmark_strata: str = Field(
+        "dataset", description="catalog column stratified landmarks and the landmark pool keep the mix of")
     graph_n_neighbors: int = knob_field(HoleSearchConfig, "graph_n_neighbors")
     resistance_method: ResistanceMethod = knob_field(HoleSearchConfig, "resistance_method")
     n_eigenvectors: int = knob_field(HoleSearchConfig, "n_eigenvectors")
