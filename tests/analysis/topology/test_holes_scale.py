@@ -160,3 +160,19 @@ def test_find_holes_is_the_chapter_flow_of_before(rng):
     np.testing.assert_array_equal(found.search.landmarks, search.landmarks)
     np.testing.assert_array_equal(found.null_draws, null)
     assert [h.to_json() for h in found.holes] == [h.to_json() for h in holes]
+
+
+def test_density_within_the_pool_equals_brute_force_on_the_pool(rng):
+    x = rng.normal(size=(600, 8)) + np.repeat(rng.normal(0, 2, (3, 8)), 200, axis=0)
+    pool = landmark_pool(600, 250, seed=4)
+    n_trim = int(np.ceil(0.05 * 250))
+    sparsity = _sparsity_reference(x[pool], 5, np.arange(250))
+    keep = np.sort(np.argsort(-sparsity, kind="stable")[n_trim:])
+    expected = pool[keep[_fps_reference(x[pool][keep], 40, seed=4)]]
+    got = select_landmarks(x, 40, "trimmed_farthest", trim_fraction=0.05, density_n_neighbors=5, seed=4,
+                           pool_size=250, density_rows="pool")
+    np.testing.assert_array_equal(got, expected)
+    # With the pool = all rows, "pool" and "all" are the same computation.
+    np.testing.assert_array_equal(
+        select_landmarks(x, 40, "trimmed_farthest", density_rows="pool", seed=4),
+        select_landmarks(x, 40, "trimmed_farthest", density_rows="all", seed=4))

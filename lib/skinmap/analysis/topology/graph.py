@@ -248,6 +248,7 @@ def trimmed_farthest_landmarks(
     n_neighbors: int = 10,
     seed: int = 0,
     pool: np.ndarray | None = None,
+    density_rows: str = "all",
     search: SearchConfig | None = None,
     index: VectorIndex | None = None,
     progress: bool = False,
@@ -262,6 +263,13 @@ def trimmed_farthest_landmarks(
     collection keeps its density (in expectation) and so its bulk, tail and holes, at a fraction
     of the farthest-point cost. Returns sorted row indices of ``x``; at least ``len(pool)``
     landmarks asked for returns the whole pool.
+
+    ``density_rows="pool"`` searches the neighbours among the pool rows only (``index``, if
+    given, must then hold exactly the pool rows in pool order): the same when the pool is all
+    rows, and much cheaper for a small pool. The ``k``-th neighbour distance within a uniform
+    random pool that keeps a share ``f`` of the rows is, in expectation, the ``k / f``-th
+    neighbour distance among all rows: a decreasing function of the local density, so it ranks
+    rows by density like the all-rows value, smoothed over a wider neighbourhood and noisier.
     """
     n = len(x)
     pool = np.arange(n) if pool is None else np.asarray(pool, dtype=np.int64)
@@ -275,9 +283,16 @@ def trimmed_farthest_landmarks(
     n_trim = min(int(np.ceil(trim_fraction * m)), m - n_landmarks)
     if n_trim <= 0:
         return pool[farthest_point_landmarks(_rows_of(x, pool), n_landmarks, seed=seed, progress=progress)]
-    sparsity = knn_sparsity(x, min(n_neighbors, n - 1), rows=pool, search=search, index=index)
-    keep = pool[np.sort(np.argsort(-sparsity, kind="stable")[n_trim:])]
-    return keep[farthest_point_landmarks(_rows_of(x, keep), n_landmarks, seed=seed, progress=progress)]
+    if density_rows == "all":
+        sparsity = knn_sparsity(x, min(n_neighbors, n - 1), rows=pool, search=search, index=index)
+        keep = pool[np.sort(np.argsort(-sparsity, kind="stable")[n_trim:])]
+        return keep[farthest_point_landmarks(_rows_of(x, keep), n_landmarks, seed=seed, progress=progress)]
+    if density_rows != "pool":
+        raise ValueError(f"density_rows must be 'all' or 'pool', got {density_rows!r}")
+    xp = _rows_of(x, pool)  # the pool is read once
+    sparsity = knn_sparsity(xp, min(n_neighbors, m - 1), search=search, index=index)
+    keep = np.sort(np.argsort(-sparsity, kind="stable")[n_trim:])  # positions in the pool
+    return pool[keep[farthest_point_landmarks(xp[keep], n_landmarks, seed=seed, progress=progress)]]
 
 
 def _rows_of(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -339,13 +354,14 @@ def select_landmarks(
     trim_fraction: float = 0.025,
     density_n_neighbors: int = 10,
     pool_size: int = 0,
+    density_rows: str = "all",
     search: SearchConfig | None = None,
     index: VectorIndex | None = None,
     progress: bool = False,
 ) -> np.ndarray:
     """Landmark rows by ``method`` in {"farthest", "trimmed_farthest", "stratified", "random", "all"}.
 
-    ``trim_fraction``, ``density_n_neighbors``, ``search`` and ``index`` are used by
+    ``trim_fraction``, ``density_n_neighbors``, ``density_rows``, ``search`` and ``index`` are used by
     "trimmed_farthest" only (see :func:`trimmed_farthest_landmarks`). ``pool_size`` (0: all rows)
     restricts the farthest-point methods to a seeded candidate pool (:func:`landmark_pool`,
     stratified by ``strata`` when given). Returns every row when ``n_landmarks >= len(x)``
@@ -362,7 +378,8 @@ def select_landmarks(
             return pool[farthest_point_landmarks(_rows_of(x, pool), n_landmarks, seed=seed, progress=progress)]
         return trimmed_farthest_landmarks(x, n_landmarks, trim_fraction=trim_fraction,
                                           n_neighbors=density_n_neighbors, seed=seed, pool=pool,
-                                          search=search, index=index, progress=progress)
+                                          density_rows=density_rows, search=search, index=index,
+                                          progress=progress)
     if method == "stratified":
         if strata is None:
             raise ValueError("method='stratified' needs `strata` (one label per row)")

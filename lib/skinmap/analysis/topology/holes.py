@@ -428,9 +428,10 @@ def find_holes(
     (:func:`~skinmap.analysis.topology.persistence.null_persistence_draws` of
     :func:`~skinmap.analysis.topology.search.top_persistence`, seeded by ``config.seed``), then
     :func:`describe_holes`. When landmark selection needs neighbours among all rows (trimmed
-    farthest-point on a pool) and ``config.search_method`` is "ivf", one
-    :class:`~skinmap.analysis.knn.VectorIndex` over all rows serves both the landmark density
-    and the boundary samples; otherwise the boundary samples are exact (one brute-force pass).
+    farthest-point with ``landmark_density_rows="all"``) and ``config.search_method`` is "ivf",
+    one :class:`~skinmap.analysis.knn.VectorIndex` over all rows serves both the landmark density
+    and the boundary samples; otherwise the boundary samples are exact (one brute-force pass over
+    the rows for all holes together).
 
     Parameters
     ----------

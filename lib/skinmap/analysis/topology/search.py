@@ -4,6 +4,14 @@ Its knobs travel as one :class:`HoleSearchConfig`, built once (a chapter builds 
 parameters) and given whole to :func:`search_holes` and to :func:`top_persistence` (one round of
 the significance null, which must run the same pipeline as the observed search).
 
+Scale (issue 19). Landmark selection never runs over all rows when ``landmark_pool_size`` is set:
+farthest-point sampling runs on a seeded (stratified) pool of that many rows, exactly and in
+blocks of matrix products (:func:`~skinmap.analysis.topology.graph.farthest_point_landmarks`),
+after the trimmed tail is decided by each pool row's k-NN distance among *all* rows (one
+:class:`~skinmap.analysis.knn.VectorIndex`, exact or IVF by ``search_method``). The graph,
+resistance and Ripser then work on the landmarks only. :func:`~.holes.find_holes` runs the whole
+step (and is what chapter 08 and the paper-scale benchmark call).
+
 Cost of the null. A null round reruns the graph, the resistance and Ripser on shuffled copies of
 the observed search's *landmark rows* (not of all rows: no landmark selection per round, and the
 graph has the observed size, so resistances are on the same scale) without cocycles. Its cost is
@@ -40,6 +48,7 @@ __all__ = ["HoleSearchConfig", "HoleSearch", "landmark_resistance", "search_hole
            "max_persistence"]
 
 LandmarkMethod = Literal["farthest", "trimmed_farthest", "stratified", "random"]
+DensityRows = Literal["all", "pool"]
 ResistanceMethod = Literal["dense", "spectral"]
 
 
@@ -66,6 +75,9 @@ class HoleSearchConfig:
     landmark_pool_size: int = knob(
         0, ge=0, description="farthest-point landmarks are chosen among a seeded random pool of this many rows "
                              "(stratified by the landmark strata when given; 0: all rows)")
+    landmark_density_rows: DensityRows = knob(
+        "all", description="the trimming k-NN density of a pool row counts neighbours among all rows, or among "
+                           "the pool only (cheaper; a monotone proxy of the same density)")
     search_method: SearchMethod = _search_knob("search_method")
     ivf_nlist: int = _search_knob("ivf_nlist")
     ivf_nprobe: int = _search_knob("ivf_nprobe")
@@ -97,7 +109,8 @@ class HoleSearchConfig:
     @property
     def needs_row_index(self) -> bool:
         """Whether landmark selection searches neighbours among all rows (the trimmed density)."""
-        return self.landmark_method == "trimmed_farthest" and self.landmark_trim_fraction > 0
+        return (self.landmark_method == "trimmed_farthest" and self.landmark_trim_fraction > 0
+                and self.landmark_density_rows == "all")
 
 
 def landmark_resistance(
@@ -165,7 +178,8 @@ def search_holes(
     blas_threads : int or None
         See the module docstring (``None`` leaves the BLAS threads as they are).
     index : VectorIndex, optional
-        A ready index over all rows of ``z`` for the landmark density (built when needed).
+        A ready index over all rows of ``z`` for the landmark density (built when needed;
+        not used when ``landmark_density_rows="pool"``).
     progress : bool
         tqdm bars on stderr.
 
@@ -182,7 +196,8 @@ def search_holes(
         landmarks = select_landmarks(z, cfg.n_landmarks, cfg.landmark_method, strata=strata, seed=cfg.seed,
                                      trim_fraction=cfg.landmark_trim_fraction,
                                      density_n_neighbors=cfg.landmark_density_n_neighbors,
-                                     pool_size=cfg.landmark_pool_size, search=cfg.search, index=index,
+                                     pool_size=cfg.landmark_pool_size, density_rows=cfg.landmark_density_rows,
+                                     search=cfg.search, index=index,
                                      progress=progress)
         t1 = time.perf_counter()
         adjacency, dist = landmark_resistance(z, landmarks, cfg)

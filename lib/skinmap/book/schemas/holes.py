@@ -9,7 +9,7 @@ from pydantic import Field
 from skinmap.analysis.knn import SearchMethod
 from skinmap.analysis.topology.holes import BoundaryConfig, StabilityConfig
 from skinmap.analysis.topology.persistence import LEVEL_BOUNDS, NullMethod
-from skinmap.analysis.topology.search import HoleSearchConfig, LandmarkMethod, ResistanceMethod
+from skinmap.analysis.topology.search import DensityRows, HoleSearchConfig, LandmarkMethod, ResistanceMethod
 from skinmap.book.schemas import ChapterParams, knob_field
 
 DEPENDS_ON: tuple[str, ...] = ("data", "embedding")
@@ -37,6 +37,7 @@ class Params(ChapterParams):
     landmark_trim_fraction: float = knob_field(HoleSearchConfig, "landmark_trim_fraction")
     landmark_density_n_neighbors: int = knob_field(HoleSearchConfig, "landmark_density_n_neighbors")
     landmark_pool_size: int = knob_field(HoleSearchConfig, "landmark_pool_size")
+    landmark_density_rows: DensityRows = knob_field(HoleSearchConfig, "landmark_density_rows")
     search_method: SearchMethod = knob_field(HoleSearchConfig, "search_method")
     ivf_nlist: int = knob_field(HoleSearchConfig, "ivf_nlist")
     ivf_nprobe: int = knob_field(HoleSearchConfig, "ivf_nprobe")
