@@ -176,3 +176,18 @@ def test_density_within_the_pool_equals_brute_force_on_the_pool(rng):
     np.testing.assert_array_equal(
         select_landmarks(x, 40, "trimmed_farthest", density_rows="pool", seed=4),
         select_landmarks(x, 40, "trimmed_farthest", density_rows="all", seed=4))
+
+
+def test_find_holes_shares_one_row_index_for_density_and_boundaries(rng):
+    # IVF visiting every list is exact, so the shared-index path must give the brute-force answers.
+    z, theta = _annulus(rng, 3_000, dim=24)
+    z = _unit(z).astype(np.float32)  # unit rows: cosine candidates rank like Euclidean distance
+    cfg = HoleSearchConfig(n_landmarks=150, landmark_method="trimmed_farthest", landmark_pool_size=1_000,
+                           search_method="ivf", ivf_nlist=8, ivf_nprobe=8, ivf_train_size=3_000,
+                           graph_n_neighbors=8, max_rips_points=150, seed=0)
+    found = th.find_holes(z, cfg, th.BoundaryConfig(boundary_n_neighbors=5), n_holes=1)
+    exact = th.find_holes(z, HoleSearchConfig(**{**cfg.__dict__, "search_method": "exact"}),
+                          th.BoundaryConfig(boundary_n_neighbors=5), n_holes=1)
+    np.testing.assert_array_equal(found.search.landmarks, exact.search.landmarks)
+    np.testing.assert_array_equal(found.holes[0].boundary, _boundary_reference(z, found.holes[0].cycle, 5, 1.5))
+    assert found.seconds["index"] > 0

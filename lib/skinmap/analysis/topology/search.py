@@ -7,8 +7,9 @@ the significance null, which must run the same pipeline as the observed search).
 Scale (issue 19). Landmark selection never runs over all rows when ``landmark_pool_size`` is set:
 farthest-point sampling runs on a seeded (stratified) pool of that many rows, exactly and in
 blocks of matrix products (:func:`~skinmap.analysis.topology.graph.farthest_point_landmarks`),
-after the trimmed tail is decided by each pool row's k-NN distance among *all* rows (one
-:class:`~skinmap.analysis.knn.VectorIndex`, exact or IVF by ``search_method``). The graph,
+after the trimmed tail is decided by each pool row's k-NN distance among all rows or among the
+pool (``landmark_density_rows``; one :class:`~skinmap.analysis.knn.VectorIndex`, exact or IVF by
+``search_method``). The graph,
 resistance and Ripser then work on the landmarks only. :func:`~.holes.find_holes` runs the whole
 step (and is what chapter 08 and the paper-scale benchmark call).
 
@@ -30,8 +31,8 @@ setting (they all take this default).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import nullcontext
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -197,7 +198,7 @@ def search_holes(
                                      trim_fraction=cfg.landmark_trim_fraction,
                                      density_n_neighbors=cfg.landmark_density_n_neighbors,
                                      pool_size=cfg.landmark_pool_size, density_rows=cfg.landmark_density_rows,
-                                     search=cfg.search, index=index,
+                                     search=cfg.search, index=index if cfg.needs_row_index else None,
                                      progress=progress)
         t1 = time.perf_counter()
         adjacency, dist = landmark_resistance(z, landmarks, cfg)
