@@ -43,7 +43,7 @@ def farthest_point_landmarks(
     seed: int = 0,
     progress: bool = False,
     flush_size: int = 256,
-    top_size: int = 4096,
+    top_size: int | None = None,
     chunk_size: int = 32_768,
 ) -> np.ndarray:
     """Greedy farthest-point (max-min) sample of ``n_landmarks`` rows under cosine distance.
@@ -73,8 +73,9 @@ def farthest_point_landmarks(
     progress : bool
         tqdm bar on stderr.
     flush_size, top_size, chunk_size : int
-        Landmarks per bulk update, rows kept exact between updates, rows per matrix-product
-        chunk (speed only: the same landmarks up to float32 round-off in exact ties).
+        Landmarks per bulk update, rows kept exact between updates (default ``n // 64`` within
+        ``[256, 4096]``), rows per matrix-product chunk (speed only: the same landmarks up to
+        float32 round-off in exact ties).
 
     Returns
     -------
@@ -86,6 +87,8 @@ def farthest_point_landmarks(
     n = len(x)
     if n_landmarks >= n:
         return np.arange(n)
+    if top_size is None:
+        top_size = int(np.clip(n // 64, 256, 4096))
     xn = l2_normalize(x)
     rng = np.random.default_rng(seed)
     chosen = np.empty(n_landmarks, dtype=np.int64)
