@@ -92,6 +92,9 @@ EXPORTS: dict[str, str] = {
     # the cleaned datasets: one row per image (dataset, kept, reason, split, split_clean) and their datasheet
     "quality.cleaned_rows": "quality/cleaned_rows.csv",
     "quality.datasheet": "quality/datasheet.json",
+    # `make bench-quality` (tests/benchmarks/bench_quality.py --run-dir): our detectors against the peers, one row per
+    # tool, set and transform (tool, licence, set, transform, precision, recall, n, note); the chapter shows it
+    "quality.peer_comparison": "quality/peer_comparison.csv",
     # embedding
     "embedding.roles": "embedding/roles.parquet",
     "embedding.fused": "embedding/fused.npy",

@@ -22,9 +22,14 @@ from ``../shared/data`` made by a seeded script with every transform below, amon
 distractors, written to a temporary folder and deleted afterwards (never copied into the project).
 
 Prints one ``BENCH`` line per tool and set, and a table of precision and per-transform recall;
-``--out`` writes that table as CSV (the quality chapter shows it when the run holds one).
+``--out`` writes that table as CSV. When set (a) ran, the table (long form: tool, licence, set,
+transform, precision, recall, n) is also written into ``--run-dir`` as the documented export
+``quality.peer_comparison``, which the quality chapter shows as "how our detectors compare".
+``--gate-check`` instead compares our detector with and without the rotation gate
+(``verify_rotation_rank``) on the held-out and real sets: recall of each and the time ratio.
 
-Licences (benchmark use only): cleanvision AGPL-3.0; SelfClean CC BY-NC 4.0.
+Licences (benchmark use only): cleanvision AGPL-3.0; SelfClean CC BY-NC 4.0 (its PyPI metadata, 0.0.39:
+"Attribution-NonCommercial 4.0 International").
 """
 
 from __future__ import annotations
@@ -169,13 +174,21 @@ def member_vectors(paths: list[Path], cache_dir: Path) -> np.ndarray:
     return out
 
 
-def ours(paths, vectors) -> set[tuple[int, int]]:
+def ours(paths, vectors, **knobs) -> set[tuple[int, int]]:
+    """Our detector at the profiles' defaults (``knobs`` override fields of the config);
+    ``found.attrs``-style cost in the returned set's companion :data:`LAST_COST`."""
     from skinmap.analysis.quality import registration, verification
 
-    config = verification.CopyVerificationConfig()
+    config = verification.CopyVerificationConfig(**knobs)
     _, scored, _ = registration.registered_candidates(vectors, [str(p) for p in paths], config, progress=False)
+    LAST_COST.clear()
+    LAST_COST.update(scored.attrs.get("registration", {}))
     found = verification.accepted_pairs(scored, 0.95, config)
     return {tuple(sorted((int(i), int(j)))) for i, j in zip(found["i"], found["j"])}
+
+
+#: Cost of the last :func:`ours` call (``seconds``, ``pairs``, ``rotation_searched``).
+LAST_COST: dict = {}
 
 
 def critique_rule(vectors, threshold: float) -> set[tuple[int, int]]:
@@ -219,6 +232,36 @@ def selfclean_status() -> str:
 # ---------------------------------------------------------------------------------------- scoring
 
 
+#: Licence of each tool as its package metadata states it (benchmark use only for the peers).
+LICENCES = {"ours": "the project's", "critique_cosine_0.90": "the project's (the critique's rule)",
+            "critique_cosine_0.95": "the project's (the critique's rule)", "cleanvision": "AGPL-3.0",
+            "selfclean": "CC BY-NC 4.0 (PyPI metadata of selfclean 0.0.39)"}
+
+
+def peer_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The comparison in long form, one row per tool, set and transform (``all`` = every planted
+    pair): ``tool, licence, set, transform, precision, recall, n`` (``n`` planted pairs, or planted
+    off-topic images; precision only on ``all``), plus a ``note`` for a tool that did not run."""
+    rows = []
+    for rec in table.to_dict("records"):
+        tool, licence = rec["tool"], LICENCES.get(str(rec["tool"]).split(":")[0], "")
+        if str(rec["set"]).endswith("off-topic"):
+            licence = LICENCES["cleanvision"] if str(tool).startswith("cleanvision") else LICENCES["ours"]
+        note = rec.get("note") if isinstance(rec.get("note"), str) else ""
+        if note:
+            rows.append({"tool": tool, "licence": licence, "set": rec["set"], "transform": "all",
+                         "precision": np.nan, "recall": np.nan, "n": np.nan, "note": note})
+            continue
+        rows.append({"tool": tool, "licence": licence, "set": rec["set"], "transform": "all",
+                     "precision": rec["precision"], "recall": rec["recall"], "n": rec["true_pairs"], "note": ""})
+        for key, value in rec.items():
+            if key.startswith("recall_") and pd.notna(value):
+                t = key.removeprefix("recall_")
+                rows.append({"tool": tool, "licence": licence, "set": rec["set"], "transform": t, "precision": np.nan,
+                             "recall": value, "n": rec.get(f"n_{t}", np.nan), "note": ""})
+    return pd.DataFrame(rows)
+
+
 def score(found: set, truth: dict, n_images: int) -> dict:
     hits = found & set(truth)
     row = {"predicted": len(found), "true_pairs": len(truth), "found": len(hits),
@@ -227,6 +270,7 @@ def score(found: set, truth: dict, n_images: int) -> dict:
     for t in sorted(set(truth.values())):
         total = sum(v == t for v in truth.values())
         row[f"recall_{t}"] = sum(truth[p] == t for p in hits) / total
+        row[f"n_{t}"] = total
     return row
 
 
@@ -282,6 +326,30 @@ def run(sets: dict, out: Path | None) -> pd.DataFrame:
     return table
 
 
+def gate_check(sets: dict) -> pd.DataFrame:
+    """Our detector with the rotation gate at its default (``rotation_rank`` 5) against no gate
+    (0: every candidate pair searched in every orientation): recall, precision and registration
+    seconds per set; the ``BENCH`` line reports the speed-up as a ratio."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import _harness
+
+    rows = []
+    with tempfile.TemporaryDirectory() as cache:
+        for set_name, (paths, truth, _) in sets.items():
+            vectors = member_vectors(paths, Path(cache))
+            runs = {}
+            for label, knobs in (("gated", {}), ("ungated", {"rotation_rank": 0})):
+                found = ours(paths, vectors, **knobs)
+                runs[label] = (LAST_COST.get("seconds", float("nan")), 0.0, found)
+                rows.append({"set": set_name, "search": label, **dict(LAST_COST), **score(found, truth, len(paths))})
+            _harness.report(f"quality_rotation_gate[{set_name}]", runs["gated"], runs["ungated"],
+                            recall_gated=f"{rows[-2]['recall']:.3f}", recall_ungated=f"{rows[-1]['recall']:.3f}",
+                            pairs=rows[-1].get("pairs"), rotation_searched=rows[-2].get("rotation_searched"))
+    table = pd.DataFrame(rows)
+    print(table.to_string(index=False), flush=True)
+    return table
+
+
 def main(argv=None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "demo", help="a built demo run (set a)")
@@ -290,11 +358,16 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--n-per-transform", type=int, default=4)
     parser.add_argument("--n-distractors", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--gate-check", action="store_true",
+                        help="only compare our detector with and without the rotation gate (held-out and real sets)")
+    parser.add_argument("--no-demo", action="store_true", help="leave out set (a)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         sets = {}
-        if (args.run_dir / "data").is_dir():
+        if args.no_demo or args.gate_check:
+            pass
+        elif (args.run_dir / "data").is_dir():
             try:
                 sets["demo"] = demo_set(args.run_dir)
             except FileNotFoundError as exc:
@@ -311,7 +384,16 @@ def main(argv=None) -> pd.DataFrame:
             sets["real"] = (paths, truth, ([], None))
         else:
             print(f"BENCH quality[real]: no real images at {args.data_dir} (set c skipped)", flush=True)
-        return run(sets, args.out)
+        if args.gate_check:
+            return gate_check(sets)
+        table = run(sets, args.out)
+        if "demo" in sets:  # the quality chapter's "how our detectors compare" table
+            from skinmap import runs
+
+            runs.write_export(args.run_dir, "quality.peer_comparison", peer_table(table))
+            print(f"BENCH quality: comparison table written to {runs.export_path(args.run_dir, 'quality.peer_comparison')}",
+                  flush=True)
+        return table
 
 
 if __name__ == "__main__":

@@ -131,3 +131,31 @@ def test_copies_in_any_orientation_are_found_and_lookalikes_are_not(tmp_path):
                                                     [copy_j[r] for r in rows], old, fine_thumbnails=fine,
                                                     progress=False)
     assert old_scores.max() < 0.65, dict(zip(rot, old_scores))
+
+
+def test_rotation_gate_is_the_brute_force_descriptor_rank(rng):
+    """The gate passes a pair exactly when one image is among the other's ``rank`` nearest images,
+    two images as close as their closest centred-crop views (brute force over all view pairs), and
+    a rotated copy passes with its source."""
+    x = rng.random((9, 32, 32)).astype(np.float32)
+    x[8] = np.rot90(x[2], 1)  # a copy of image 2, rotated
+    scales = [1.0, 0.925, 0.85]
+    views = registration._centre_crops(x, scales)
+    d = thumbnails.rotation_invariant_descriptor(views)
+    n = len(x)
+    sim = (d @ d.T).reshape(len(scales), n, len(scales), n).max(axis=(0, 2))
+    np.fill_diagonal(sim, -np.inf)
+    rank = 2
+    top = {(a, int(b)) for a in range(n) for b in np.argsort(-sim[a], kind="stable")[:rank]}
+    i, j = np.triu_indices(n, 1)
+    want = np.array([(a, b) in top or (b, a) in top for a, b in zip(i, j)])
+    got = registration.rotation_gate(x, i, j, rank, min_crop=0.85, sigma=1.0)
+    assert got.tolist() == want.tolist()
+    assert got[(i == 2) & (j == 8)].all()  # the rotated copy passes
+    assert 0 < got.sum() < len(got)  # and the gate does cut pairs
+    assert registration.rotation_gate(x, i, j, n - 1).all()  # a rank covering everyone passes every pair
+    with pytest.raises(ValueError):
+        registration.rotation_gate(x, i, j, 0)
+
+    # the default rank is the descriptor's own candidate rank
+    assert CopyVerificationConfig().rotation_rank == CopyVerificationConfig().n_candidates

@@ -49,6 +49,7 @@ knob :class:`~skinmap.analysis.quality.verification.CopyVerificationConfig`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -58,6 +59,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from skinmap.analysis.knn import knn_search
 from skinmap.analysis.quality.duplicates import near_duplicate_pairs, rescored_pairs
 from skinmap.analysis.quality.matching import agreement, normalized_cross_correlation, refine_crop, summed_area_tables
 from skinmap.analysis.quality.thumbnails import (dihedral, highpass, luminance_thumbnails, mean_pattern, orient,
@@ -65,7 +67,7 @@ from skinmap.analysis.quality.thumbnails import (dihedral, highpass, luminance_t
                                                  rotation_invariant_descriptor)
 from skinmap.analysis.quality.verification import CopyVerificationConfig
 
-__all__ = ["crop_scales", "tilt_crop", "registered_similarity", "registered_candidates"]
+__all__ = ["crop_scales", "tilt_crop", "rotation_gate", "registered_similarity", "registered_candidates"]
 
 
 def crop_scales(min_crop: float, step: float) -> tuple[float, ...]:
@@ -210,10 +212,16 @@ def _orientation_families(table: Sequence[tuple[int, float]]) -> list[list[int]]
     return [f for f in families if f]
 
 
+def _is_upright(family: Sequence[tuple[int, float]]) -> bool:
+    """Whether an orientation family holds only the identity and the horizontal mirror."""
+    return all(c in (0, 4) and not t for c, t in family)
+
+
 def _score_batch(frames: _Frames, a: torch.Tensor, b: torch.Tensor, fractions: Sequence[float],
-                 config: CopyVerificationConfig) -> torch.Tensor:
+                 config: CopyVerificationConfig, rotated: torch.Tensor | None = None) -> torch.Tensor:
     """``s(a, b)`` for one batch of pairs: the full frames, then the crop steps (1)-(3) per
-    orientation family (:func:`_orientation_families`)."""
+    orientation family (:func:`_orientation_families`). ``rotated`` (P,) bool: the pairs whose
+    rotated and tilted crops are searched (all when None; :func:`rotation_gate`)."""
     table = orientations(config.all_right_angles, config.max_tilt, config.tilt_step)
     best = _full_frame(frames.framed_hp[a], frames.framed_hp[b], config.blocks,
                        sorted({code for code, tilt in table if not tilt}))
@@ -223,22 +231,98 @@ def _score_batch(frames: _Frames, a: torch.Tensor, b: torch.Tensor, fractions: S
         sub = [table[k] for k in family]
         if not fractions and not any(t for _, t in sub):
             continue  # no crop fraction below 1 and no tilt: the full frames decided it
-        crop_best, hyp = _coarse_crop_search(frames, a, b, fractions, config.sigma, sub)
-        gate = (crop_best >= config.refine_gate) & (best < 0.99)  # full frames already a match: nothing to refine
+        rows = (torch.arange(len(a)) if rotated is None or _is_upright(sub)
+                else torch.nonzero(rotated)[:, 0])
+        if not len(rows):
+            continue
+        fa, fb = a[rows], b[rows]
+        crop_best, hyp = _coarse_crop_search(frames, fa, fb, fractions, config.sigma, sub)
+        gate = (crop_best >= config.refine_gate) & (best[rows] < 0.99)  # full frames already a match: nothing to refine
         if not gate.any():
             continue
         h = hyp[gate]
         forward = h[:, 0] == 0
-        src = torch.where(forward, a[gate], b[gate])
-        cpy = torch.where(forward, b[gate], a[gate])
+        src = torch.where(forward, fa[gate], fb[gate])
+        cpy = torch.where(forward, fb[gate], fa[gate])
         window = _full_size_windows(frames, src, cpy, h, config.coarse_factor, config.sigma, sub)
         # (3) sub-pixel refinement in the copy's frame
         copies = _oriented(frames.plain[cpy], h[:, 1], sub)
         refined = refine_crop(frames.plain[src] if frames.fine is None else frames.fine[src], copies, window,
                               sigma=config.sigma, pattern=frames.pattern_hp if config.subtract_mean else None,
                               blocks=config.blocks)
-        best[gate] = torch.maximum(best[gate], refined)
+        target = rows[gate]
+        best[target] = torch.maximum(best[target], refined)
     return best
+
+
+def _centre_crops(thumbnails: np.ndarray, scales: Sequence[float]) -> np.ndarray:
+    """(len(scales) * n, S, S): every thumbnail's centred crop of relative side ``scale``,
+    resampled to S x S (bicubic, antialiased), scale-major."""
+    x = torch.from_numpy(np.ascontiguousarray(thumbnails, np.float32))[:, None]
+    size = x.shape[-1]
+    out = []
+    for scale in scales:
+        side = min(size, max(2, int(round(scale * size))))
+        lo = (size - side) // 2
+        crop = x[..., lo:lo + side, lo:lo + side]
+        out.append(crop if side == size else F.interpolate(crop, size=(size, size), mode="bicubic", antialias=True,
+                                                           align_corners=False))
+    return torch.cat(out)[:, 0].numpy()
+
+
+def rotation_gate(thumbnails: np.ndarray, pairs_i: Sequence[int], pairs_j: Sequence[int], rank: int, *,
+                  min_crop: float = 0.85, sigma: float = 1.0, valid: np.ndarray | None = None) -> np.ndarray:
+    """Which pairs earn the rotated and tilted crop search: one image is among the other's ``rank``
+    nearest images by the rotation-invariant descriptor
+    (:func:`~skinmap.analysis.quality.thumbnails.rotation_invariant_descriptor`), each image
+    described at three centred crops (relative side 1, ``(1 + min_crop) / 2`` and ``min_crop``, the
+    range the crop search models) and two images as close as their closest views. A copy in any
+    orientation keeps its source's descriptor up to resampling, and a cropped or tilted copy (a
+    tilt is cropped) the descriptor of the source's matching crop, so it ranks among its source's
+    nearest; a pair the descriptor does not rank close is compared upright (and its full frames in
+    every right-angle orientation) only.
+
+    Parameters
+    ----------
+    thumbnails : ndarray of shape (n, S, S)
+    pairs_i, pairs_j : sequences of P row indices
+    rank : int
+        Neighbour images per image (>= 1); ``rank >= n - 1`` passes every pair.
+
+    Returns
+    -------
+    ndarray of shape (P,), bool
+    """
+    i = np.asarray(pairs_i, np.int64)
+    j = np.asarray(pairs_j, np.int64)
+    valid = np.ones(len(thumbnails), bool) if valid is None else np.asarray(valid, bool)
+    rows = np.flatnonzero(valid)
+    if rank < 1:
+        raise ValueError(f"rank must be >= 1, got {rank}")
+    if len(rows) - 1 <= rank:
+        return np.ones(i.shape, bool)
+    scales = sorted({1.0, round((1.0 + min_crop) / 2, 6), float(min_crop)}, reverse=True)
+    views = _centre_crops(np.asarray(thumbnails, np.float32)[rows], scales)
+    descriptor = rotation_invariant_descriptor(views, sigma=sigma)
+    owner = np.tile(rows, len(scales))  # image of each view
+    textured = np.linalg.norm(descriptor, axis=1) > 0.5  # a flat view has no detail to register (zero descriptor)
+    descriptor, owner = descriptor[textured], owner[textured]
+    if len(np.unique(owner)) - 1 <= rank:
+        return np.ones(i.shape, bool)
+    k = min(len(descriptor) - 1, len(scales) * (rank + 1))  # enough views for `rank` other images
+    near = knn_search(descriptor, descriptor, k, exclude_self=True)
+    # per image: its other images by their best view-to-view similarity, the first `rank` kept
+    query = np.repeat(owner, near.indices.shape[1])
+    other = owner[np.where(near.indices >= 0, near.indices, 0)].ravel()
+    sims = np.where(near.indices >= 0, near.similarities, -np.inf).ravel()
+    table = pd.DataFrame({"q": query, "o": other, "s": sims})
+    table = table[(table["q"] != table["o"]) & np.isfinite(table["s"])]
+    table = table.groupby(["q", "o"], as_index=False)["s"].max().sort_values(["q", "s"], ascending=[True, False])
+    table = table.groupby("q").head(rank)
+    n = len(thumbnails)
+    a, b = table["q"].to_numpy(np.int64), table["o"].to_numpy(np.int64)
+    codes = np.unique(np.minimum(a, b) * n + np.maximum(a, b))
+    return np.isin(np.minimum(i, j) * n + np.maximum(i, j), codes)
 
 
 def registered_similarity(
@@ -249,6 +333,7 @@ def registered_similarity(
     *,
     fine_thumbnails: np.ndarray | None = None,
     valid: np.ndarray | None = None,
+    rotated: np.ndarray | None = None,
     batch_size: int = 256,
     progress: bool = True,
 ) -> np.ndarray:
@@ -275,6 +360,10 @@ def registered_similarity(
     sampling the source from ``fine_thumbnails`` (n, 2S, 2S) when given. ``threads`` caps torch's
     intra-op threads for the call (small FFTs lose time to thread hand-offs: one thread was
     measured ~20x faster than two on a busy 2-core machine).
+
+    The rotated and tilted crop searches (most of the cost when ``all_right_angles`` or
+    ``max_tilt``) run only for the pairs in ``rotated`` (P,) bool; when None, for the pairs
+    :func:`rotation_gate` passes at ``config.rotation_rank`` (every pair when it is 0).
     """
     config = CopyVerificationConfig() if config is None else config
     raw = np.asarray(thumbnails, np.float32)
@@ -296,6 +385,15 @@ def registered_similarity(
         fine = torch.from_numpy(np.ascontiguousarray(fine_thumbnails, np.float32))
         if fine.shape[0] != len(raw) or fine.ndim != 3 or fine.shape[1] != fine.shape[2] or fine.shape[1] % size:
             raise ValueError(f"fine_thumbnails must be (n, zS, zS) for S = {size}, got {tuple(fine.shape)}")
+    searches_rotations = any(not _is_upright([o]) for o in orientations(config.all_right_angles, config.max_tilt,
+                                                                         config.tilt_step))
+    if rotated is None and searches_rotations and config.rotation_rank > 0 and i.size:
+        rotated = rotation_gate(raw, i, j, config.rotation_rank, min_crop=config.min_crop, sigma=config.sigma,
+                                valid=valid)
+    if rotated is not None:
+        rotated = np.asarray(rotated, bool)
+        if rotated.shape != i.shape:
+            raise ValueError(f"rotated must have one entry per pair ({i.size}), got shape {rotated.shape}")
     out = np.full(i.size, np.nan, np.float32)
     old_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
@@ -305,7 +403,8 @@ def registered_similarity(
         for start in tqdm(range(0, todo.size, batch_size), desc="registering pairs", disable=not progress,
                           leave=False):
             rows = todo[start:start + batch_size]
-            best = _score_batch(frames, torch.from_numpy(i[rows]), torch.from_numpy(j[rows]), fractions, config)
+            best = _score_batch(frames, torch.from_numpy(i[rows]), torch.from_numpy(j[rows]), fractions, config,
+                                None if rotated is None else torch.from_numpy(rotated[rows]))
             out[rows] = best.numpy()
     finally:
         torch.set_num_threads(old_threads)
@@ -331,7 +430,10 @@ def registered_candidates(
     embedding's similarity; NaN for a pair only the descriptor proposed) and ``source`` (``embedding``,
     ``rotation`` or ``both``); the pairs rescored (:func:`~skinmap.analysis.quality.duplicates.rescored_pairs`:
     ``similarity`` registered, ``embedding_similarity`` kept; pairs with an unreadable image dropped);
-    the mask of readable images.
+    the mask of readable images. ``scored.attrs["registration"]`` holds the cost: ``seconds`` of
+    the gate and registration (wall clock; reading the thumbnails excluded), ``pairs`` registered
+    and ``rotation_searched``, the pairs the gate (:func:`rotation_gate`) passed to the rotated and
+    tilted crop search.
     """
     config = CopyVerificationConfig() if config is None else config
     if len(vectors) != len(paths):
@@ -352,6 +454,16 @@ def registered_candidates(
         candidates = (merged.drop(columns="rot").sort_values(["similarity", "i", "j"], ascending=[False, True, True],
                                                               na_position="last").reset_index(drop=True))
         candidates[["i", "j"]] = candidates[["i", "j"]].astype(np.int64)
-    scores = registered_similarity(coarse, candidates["i"], candidates["j"], config,
-                                   fine_thumbnails=fine, valid=readable, progress=progress)
-    return candidates, rescored_pairs(candidates, scores), readable
+    i, j = candidates["i"].to_numpy(), candidates["j"].to_numpy()
+    start = time.perf_counter()
+    searches_rotations = any(not _is_upright([o]) for o in orientations(config.all_right_angles, config.max_tilt,
+                                                                         config.tilt_step))
+    rotated = (rotation_gate(coarse, i, j, config.rotation_rank, min_crop=config.min_crop, sigma=config.sigma,
+                             valid=readable)
+               if searches_rotations and config.rotation_rank > 0 and len(i) else np.full(len(i), searches_rotations))
+    scores = registered_similarity(coarse, i, j, config, fine_thumbnails=fine, valid=readable, rotated=rotated,
+                                   progress=progress)
+    scored = rescored_pairs(candidates, scores)
+    scored.attrs["registration"] = {"seconds": time.perf_counter() - start, "pairs": int(len(i)),
+                                    "rotation_searched": int(rotated.sum())}
+    return candidates, scored, readable
