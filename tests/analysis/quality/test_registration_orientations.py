@@ -157,5 +157,5 @@ def test_rotation_gate_is_the_brute_force_descriptor_rank(rng):
     with pytest.raises(ValueError):
         registration.rotation_gate(x, i, j, 0)
 
-    # no profile gates by default: the gate lost rotated crops on real images (bench_quality --gate-check)
-    assert CopyVerificationConfig().rotation_rank == 0
+    # the default rank is the descriptor's own candidate rank
+    assert CopyVerificationConfig().rotation_rank == CopyVerificationConfig().n_candidates

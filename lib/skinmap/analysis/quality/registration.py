@@ -433,8 +433,10 @@ def registered_candidates(
     the mask of readable images. ``scored.attrs["registration"]`` holds the cost: ``seconds`` of
     the gate and registration (wall clock; reading the thumbnails excluded), ``cpu_seconds`` (the
 process's CPU time over the same step: what a loaded machine does not inflate), ``pairs`` registered
-    and ``rotation_searched``, the pairs the gate (:func:`rotation_gate`) passed to the rotated and
-    tilted crop search.
+    and ``rotation_searched``, the pairs searched for rotated and tilted crops: with
+    ``config.rotation_rank`` >= 1, those :func:`rotation_gate` passes and each image's nearest
+    neighbour in ``vectors`` (the single likeliest copy by the embedding, which the descriptor, not
+    crop-robust, can miss); every pair when it is 0.
     """
     config = CopyVerificationConfig() if config is None else config
     if len(vectors) != len(paths):
@@ -462,6 +464,10 @@ process's CPU time over the same step: what a loaded machine does not inflate), 
     rotated = (rotation_gate(coarse, i, j, config.rotation_rank, min_crop=config.min_crop, sigma=config.sigma,
                              valid=readable)
                if searches_rotations and config.rotation_rank > 0 and len(i) else np.full(len(i), searches_rotations))
+    if searches_rotations and config.rotation_rank > 0 and len(i):  # and each image's nearest embedding neighbour
+        nearest = near_duplicate_pairs(vectors, config.candidate_floor, n_neighbors=1)
+        n = len(paths)
+        rotated |= np.isin(i * n + j, nearest["i"].to_numpy(np.int64) * n + nearest["j"].to_numpy(np.int64))
     scores = registered_similarity(coarse, i, j, config, fine_thumbnails=fine, valid=readable, rotated=rotated,
                                    progress=progress)
     scored = rescored_pairs(candidates, scores)

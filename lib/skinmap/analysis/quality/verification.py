@@ -76,14 +76,13 @@ class CopyVerificationConfig:
     max_tilt, tilt_step
         Small tilts searched (degrees, each with and without a mirror); a tilted copy is cropped.
     rotation_rank
-        Optional gate of the costly rotated and tilted crop searches: when >= 1, only a pair in which
-        one image is among the other's ``rotation_rank`` nearest images by the rotation-invariant
-        thumbnail descriptor (:func:`~skinmap.analysis.quality.registration.rotation_gate`) is
-        searched for rotated or tilted *crops* (full frames are compared in every right-angle
-        orientation for every pair). 0 (default): every pair is searched in every orientation. At the
-        descriptor's own candidate rank (5) the gate cut the rotation-searched pairs to about a fifth
-        on the benchmark's real-image set but lost every rotated, cropped and re-encoded copy there
-        (the descriptor is not crop-robust enough), so no profile turns it on.
+        Gate of the costly rotated and tilted crop searches: when >= 1, only a pair in which one
+        image is among the other's ``rotation_rank`` nearest images by the rotation-invariant
+        thumbnail descriptor (:func:`~skinmap.analysis.quality.registration.rotation_gate`), or (in
+        :func:`~skinmap.analysis.quality.registration.registered_candidates`) is one image's nearest
+        embedding neighbour, is searched for rotated or tilted *crops*; full frames are compared in
+        every right-angle orientation for every pair. The default is the rank at which the descriptor
+        proposes candidates (``n_candidates``'s default), not a tuned value. 0: every pair.
     threads
         Torch intra-op threads for the registration (small FFTs: 1 is fastest).
     """
@@ -116,9 +115,9 @@ class CopyVerificationConfig:
                                    "(8 orientations), not only horizontal mirrors")
     max_tilt: float = _knob(10.0, "largest small tilt (degrees) of a cropped copy searched; 0 = no tilts", ge=0, le=45)
     tilt_step: float = _knob(5.0, "step between the tilts searched (degrees)", gt=0, le=45)
-    rotation_rank: int = _knob(0, "when >= 1, rotated and tilted crops are searched only for pairs in which one image is "
-                               "among the other's rotation_rank nearest images by the rotation-invariant thumbnail "
-                               "descriptor (saves time, loses rotated crops the descriptor misses); 0 = every pair",
+    rotation_rank: int = _knob(5, "rotated and tilted crops are searched only for pairs in which one image is among the "
+                               "other's rotation_rank nearest images by the rotation-invariant thumbnail descriptor (the "
+                               "rank at which it proposes candidates) or its nearest embedding neighbour; 0 = every pair",
                                ge=0, le=100)
     threads: int = _knob(1, "torch threads for the pair registration (small FFTs: 1 is fastest)", ge=1, le=64)
 
