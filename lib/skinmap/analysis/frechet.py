@@ -49,7 +49,7 @@ from typing import Literal
 
 import numpy as np
 from scipy import linalg
-from scipy.linalg import lapack
+from scipy.linalg import blas, lapack
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
@@ -63,6 +63,10 @@ __all__ = [
     "frechet_distance",
     "pairwise_frechet",
     "fit_gaussians",
+    "DatasetMoments",
+    "label_codes",
+    "streamed_moments",
+    "row_chunks",
 ]
 
 # Below this dimension a multi-threaded BLAS only adds synchronisation: on a busy machine a
@@ -301,3 +305,131 @@ def pairwise_frechet(stats: Sequence[GaussianStats], *, progress: bool = False,
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 fill(pool.map(one, pairs))
     return out
+
+
+# ------------------------------------------------------------------ streamed moments over row labels
+
+
+def row_chunks(n_rows: int, chunk_rows: int) -> list[slice]:
+    """Consecutive row slices of at most ``chunk_rows`` rows covering ``range(n_rows)``."""
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    return [slice(i, min(i + chunk_rows, n_rows)) for i in range(0, n_rows, chunk_rows)]
+
+
+def label_codes(labels, names: Sequence[str]) -> np.ndarray:
+    """Per row, the position of its label in ``names`` (-1 for a label not in ``names``), int32."""
+    import pandas as pd
+
+    return pd.Index(list(names)).get_indexer(pd.Series(np.asarray(labels)).astype(str)).astype(np.int32)
+
+
+@dataclass(frozen=True)
+class DatasetMoments:
+    """Eq. 7 for several datasets from one pass over their rows.
+
+    ``n``: (m,) rows per dataset; ``mean``: (m, d); ``cov``: (m, d, d) with divisor ``n - 1``
+    (NaN for a dataset with fewer than 2 rows). Rows in the order of ``names``.
+    """
+
+    names: tuple[str, ...]
+    n: np.ndarray
+    mean: np.ndarray
+    cov: np.ndarray
+
+    def stats(self, i: int, **kwargs) -> GaussianStats:
+        """:meth:`GaussianStats.from_moments` of dataset ``i`` (empirical covariance)."""
+        return GaussianStats.from_moments(self.mean[i], self.cov[i], n=int(self.n[i]), estimator="empirical",
+                                          **kwargs)
+
+    def pooled(self, *, balanced: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Centre and second-moment matrix of all datasets pooled, ``(d,)`` and ``(d, d)``.
+
+        ``balanced=False``: every row counts once (the covariance of all rows pooled, divisor
+        ``N - 1``; what a PCA of the pooled rows diagonalises). ``balanced=True``: every dataset
+        counts equally, ``C = mean_a [(n_a - 1)/n_a S_a + (mu_a - c)(mu_a - c)^T]`` about the mean
+        of the dataset means ``c`` (within plus between datasets).
+        """
+        n = self.n.astype(np.float64)
+        if balanced:
+            centre = self.mean.mean(axis=0)
+            dev = self.mean - centre
+            second = np.tensordot((n - 1) / n, self.cov, axes=1) + dev.T @ dev
+            return centre, second / len(n)
+        centre = (n @ self.mean) / n.sum()
+        dev = self.mean - centre
+        second = np.tensordot(n - 1, self.cov, axes=1) + (dev * n[:, None]).T @ dev
+        return centre, second / (n.sum() - 1)
+
+
+def streamed_moments(x: np.ndarray, codes: np.ndarray, n_datasets: int, *, names: Sequence[str] | None = None,
+                     normalize: bool = True, chunk_rows: int = 32768, progress: bool = False) -> DatasetMoments:
+    """Eq. 7 (mean, covariance with divisor ``n - 1``) of every dataset in one pass over ``x``.
+
+    Parameters
+    ----------
+    x : array-like of shape (n, d)
+        All rows, e.g. an ``np.load(..., mmap_mode="r")`` memmap: it is read ``chunk_rows`` rows at
+        a time and never copied whole.
+    codes : ndarray of shape (n,)
+        Dataset of each row as a position in ``0..n_datasets-1`` (see :func:`label_codes`); rows
+        with a negative code are skipped.
+    n_datasets : int
+        Number of datasets ``m``.
+    names : sequence of str, optional
+        Dataset names (default ``"0".."m-1"``).
+    normalize : bool
+        l2-normalise each row first (as :func:`gaussian_stats` does, in float32).
+
+    Sums accumulate in float64 about a per-dataset shift (the mean of that dataset's rows in the
+    first chunk that has any), so the one-pass covariance does not lose digits to the mean; the
+    centred products are ``dsyrk`` rank-k updates (half a matrix product). Memory:
+    O(chunk_rows x d + m x d^2).
+    """
+    codes = np.asarray(codes)
+    rows, d = x.shape
+    if codes.shape != (rows,):
+        raise ValueError(f"codes must have one entry per row ({rows}), got shape {codes.shape}")
+    m = int(n_datasets)
+    names = tuple(str(i) for i in range(m)) if names is None else tuple(names)
+    if len(names) != m:
+        raise ValueError(f"{len(names)} names for {m} datasets")
+    count = np.zeros(m, dtype=np.int64)
+    shift = np.zeros((m, d))
+    seen = np.zeros(m, dtype=bool)
+    s1 = np.zeros((m, d))
+    s2 = np.zeros((m, d, d))
+    for part in tqdm(row_chunks(rows, chunk_rows), desc="dataset moments", unit="chunk", disable=not progress):
+        c = codes[part]
+        keep = c >= 0
+        if not keep.any():
+            continue
+        block = np.asarray(x[part])
+        block = l2_normalize(block) if normalize else block
+        order = np.argsort(c, kind="stable")
+        order = order[keep[order]]
+        cs = c[order]
+        starts = np.flatnonzero(np.r_[True, cs[1:] != cs[:-1]])
+        for lo, hi in zip(starts, np.r_[starts[1:], len(cs)]):
+            a = int(cs[lo])
+            sub = np.asarray(block[order[lo:hi]], dtype=np.float64)
+            if not seen[a]:
+                shift[a], seen[a] = sub.mean(axis=0), True
+            sub -= shift[a]
+            count[a] += hi - lo
+            s1[a] += sub.sum(axis=0)
+            # sub.T is a Fortran (d, r) view, s2[a].T a Fortran (d, d) one: dsyrk adds sub.T @ sub to
+            # the upper triangle of s2[a].T, i.e. the lower triangle of s2[a], in place
+            s2[a] = blas.dsyrk(1.0, sub.T, beta=1.0, c=s2[a].T, trans=0, lower=0, overwrite_c=1).T
+    mean = np.full((m, d), np.nan)
+    cov = np.full((m, d, d), np.nan)
+    for a in range(m):
+        if count[a] == 0:
+            continue
+        dm = s1[a] / count[a]
+        mean[a] = shift[a] + dm
+        if count[a] >= 2:
+            lower = np.tril(s2[a])
+            full = lower + np.tril(lower, -1).T
+            cov[a] = (full - count[a] * np.outer(dm, dm)) / (count[a] - 1)
+    return DatasetMoments(names=names, n=count, mean=mean, cov=cov)

@@ -25,6 +25,7 @@ is its mean FD to all others. Two estimators:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,8 +34,9 @@ from tqdm.auto import tqdm
 
 from threadpoolctl import threadpool_limits
 
-from skinmap.analysis.frechet import (Covariance, GaussianStats, fit_gaussians, frechet_distance, gaussian_stats,
-                                      pairwise_frechet)
+from skinmap.analysis.frechet import _available_cpus
+from skinmap.analysis.frechet import (Covariance, DatasetMoments, GaussianStats, fit_gaussians, frechet_distance,
+                                      gaussian_stats, label_codes, pairwise_frechet, row_chunks, streamed_moments)
 from skinmap.analysis.knn import l2_normalize
 from skinmap.analysis.resampling import (CI_BOUNDS, SUBSAMPLE_FRACTION_BOUNDS, bootstrap_weights,
                                          percentile_interval, subsampling_interval)
@@ -47,6 +49,11 @@ __all__ = [
     "SimilarityConfig",
     "DatasetSimilarity",
     "dataset_similarity",
+    "dataset_similarity_rows",
+    "size_fair_similarity_rows",
+    "SimilarityReport",
+    "similarity_report",
+    "frechet_exactness",
     "SizeFairConfig",
     "SizeFairFrechet",
     "subsample_sizes",
@@ -83,6 +90,9 @@ class SimilarityConfig:
     ci: float = knob(0.95, **CI_BOUNDS, description="central quantile range of the FD intervals")
     seed: int = knob(0, ge=0, description="seed of the bootstrap (and of the PCA solver)")
     min_images: int = knob(2, ge=2, description="datasets with fewer embedded images cannot be compared")
+    bootstrap_components: int | None = knob(
+        None, ge=1, description="bootstrap FD replicates in this many pooled principal axes (Poisson weights in "
+                                "one streamed pass; replicate = FD + FD*_k - FD_k); None = exact full-dimension bootstrap")
 
     def __post_init__(self) -> None:
         check_knobs(self)
@@ -244,22 +254,55 @@ def extrapolation_weights(sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return w[0], w[1]
 
 
+def _all_pairs_frechet_rows(sub: np.ndarray) -> np.ndarray:
+    """(m, m) eq. 8 between the empirical Gaussians of ``m`` equally sized samples ``sub`` (m, s, d).
+
+    Batched over pairs, with one factor per sample: the centred rows ``A_a`` (or their QR factor
+    ``R_a`` when ``s > d``; ``A_a^T A_a = R_a^T R_a``) give ``Tr (S_a S_b)^{1/2}`` as the sum of the
+    singular values of ``R_a R_b^T / (s - 1)`` (the non-zero eigenvalues of ``S_a S_b`` are their
+    squares), every pair's block cut from one cross-Gram matrix product.
+    """
+    m, size, d = sub.shape
+    mean = sub.mean(axis=1)
+    centred = sub - mean[:, None, :]
+    factor = np.linalg.qr(centred, mode="r") if size > d else centred
+    r = factor.shape[1]
+    flat = factor.reshape(m * r, d)
+    gram = (flat @ flat.T).reshape(m, r, m, r)
+    iu, ju = np.triu_indices(m, 1)
+    blocks = gram[iu, :, ju, :]
+    parts = np.array_split(np.arange(len(iu)), min(_available_cpus(), max(1, len(iu) // 64)))
+    if len(parts) > 1:  # numpy's batched SVD releases the GIL: independent pairs on threads
+        with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+            values = list(pool.map(lambda p: np.linalg.svd(blocks[p], compute_uv=False), parts))
+        singular = np.concatenate(values)
+    else:
+        singular = np.linalg.svd(blocks, compute_uv=False)
+    nuclear = singular.sum(axis=-1) / (size - 1)
+    trace = np.einsum("asd,asd->a", centred, centred) / (size - 1)
+    diff = mean[iu] - mean[ju]
+    out = np.zeros((m, m))
+    out[iu, ju] = out[ju, iu] = np.maximum(np.einsum("pd,pd->p", diff, diff) + trace[iu] + trace[ju] - 2.0 * nuclear,
+                                           0.0)
+    return out
+
+
 def _size_fair_draws(xs: Sequence[np.ndarray], pools: Sequence[np.ndarray], sizes: np.ndarray, n_draws: int,
                      rng: np.random.Generator) -> np.ndarray:
     """(R, K, m, m) FD of ``n_draws`` nested subsamples of every size, drawn from ``pools``.
 
     Draw ``r``: per dataset (in order) ``rng.permutation(len(pool))``; the size-``m_k`` subsample is
     the first ``m_k`` rows of that permutation (nested, which lowers the variance of the fit).
+    Every size's all-pairs FD is one batched computation (:func:`_all_pairs_frechet_rows`).
     """
     m = len(xs)
     fd = np.zeros((n_draws, len(sizes), m, m))
+    largest = int(sizes[-1])
     for r in range(n_draws):
-        perms = [pool[rng.permutation(len(pool))] for pool in pools]
+        perms = [pool[rng.permutation(len(pool))[:largest]] for pool in pools]
+        rows = np.stack([x[p] for x, p in zip(xs, perms)])  # (m, m_K, d): nested sizes are prefixes
         for k, size in enumerate(sizes):
-            stats = [gaussian_stats(x[p[:size]], covariance="empirical", normalize=False) for x, p in zip(xs, perms)]
-            for i in range(m):
-                for j in range(i + 1, m):
-                    fd[r, k, i, j] = fd[r, k, j, i] = frechet_distance(stats[i], stats[j])
+            fd[r, k] = _all_pairs_frechet_rows(rows[:, :size])
     return fd
 
 
@@ -503,3 +546,341 @@ def known_pair_ranks(matrix: pd.DataFrame, pairs: Sequence[tuple[str, str]],
                          parent_is_nearest=bool(value <= others.min()),
                          high_overlap=bool(overlap_threshold is not None and value <= overlap_threshold)))
     return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------- the same measures from (rows, labels)
+# Paper scale: one (n, d) array of every image, e.g. a 1.1M x 1,024 float32 memmap, and the dataset
+# of each row. Nothing here copies all rows: the Gaussians come from one streamed pass
+# (:func:`skinmap.analysis.frechet.streamed_moments`); rows are gathered only for datasets that
+# need them (Ledoit-Wolf shrinkage of datasets with n <= d; the exact bootstrap).
+
+#: Rows per block of the Poisson bootstrap pass; the weights of a block are drawn from
+#: ``default_rng([seed, block])``, so they do not depend on how the rows are read.
+BOOTSTRAP_BLOCK_ROWS = 16384
+
+
+def _dataset_rows(labels, names: Sequence[str] | None, min_images: int) -> tuple[list[str], np.ndarray]:
+    """Names (default: sorted distinct labels) and per-row codes; too small datasets are an error."""
+    labels = pd.Series(np.asarray(labels)).astype(str)
+    names = sorted(labels.unique()) if names is None else [str(k) for k in names]
+    if len(names) < 2:
+        raise ValueError(f"need at least 2 datasets to compare, got {len(names)}")
+    codes = label_codes(labels, names)
+    n = np.bincount(codes[codes >= 0], minlength=len(names))
+    small = [f"{k} ({c})" for k, c in zip(names, n) if c < max(min_images, 2)]
+    if small:
+        raise ValueError(f"datasets with too few images for a covariance: {', '.join(small)}")
+    return names, codes
+
+
+def _gather(x, rows: np.ndarray, centre: np.ndarray | None = None, axes: np.ndarray | None = None) -> np.ndarray:
+    """l2-normalised rows ``rows`` of ``x`` (sorted reads of a memmap), optionally projected, float64."""
+    block = l2_normalize(np.asarray(x[np.sort(rows)]))
+    if axes is None:
+        return block.astype(np.float64)
+    return (block.astype(np.float64) - centre) @ axes
+
+
+def _principal_axes(second: np.ndarray, n_components: int) -> np.ndarray:
+    """The ``n_components`` leading eigenvectors of a symmetric (d, d) matrix, as (d, k) columns."""
+    d = second.shape[0]
+    if not 1 <= n_components <= d:
+        raise ValueError(f"the number of principal axes must be in [1, {d}], got {n_components}")
+    w, v = np.linalg.eigh(second)
+    return np.ascontiguousarray(v[:, ::-1][:, :n_components])
+
+
+def _projected_chunks(x, codes: np.ndarray, centre: np.ndarray, axes: np.ndarray, chunk_rows: int,
+                      progress: bool, desc: str):
+    """Yield ``(row slice, codes, projected rows)`` over ``x`` in chunks (l2-normalised, float64)."""
+    for part in tqdm(row_chunks(len(codes), chunk_rows), desc=desc, unit="chunk", disable=not progress):
+        y = (l2_normalize(np.asarray(x[part])).astype(np.float64) - centre) @ axes
+        yield part, codes[part], y
+
+
+def _sq_distances(mean: np.ndarray) -> np.ndarray:
+    """(m, m) squared Euclidean distances between the rows of ``mean`` (m, d)."""
+    diff = mean[:, None, :] - mean[None, :, :]
+    return np.einsum("ijd,ijd->ij", diff, diff)
+
+
+def _poisson_bootstrap(x, codes: np.ndarray, m: int, centre: np.ndarray, axes: np.ndarray, n_bootstrap: int,
+                       seed: int, progress: bool) -> tuple[np.ndarray, list[list[GaussianStats]]]:
+    """Poisson bootstrap moments of every dataset in one streamed pass.
+
+    Each row gets ``n_bootstrap`` independent Poisson(1) weights (the Poisson bootstrap, the
+    streaming form of resampling a dataset's rows with replacement; block ``i`` of
+    :data:`BOOTSTRAP_BLOCK_ROWS` rows draws from ``default_rng([seed, i])``). Accumulated per
+    dataset and replicate: ``sum w``, ``sum w x`` in the full dimension, and ``sum w y y^T`` of the
+    rows ``y`` in the ``axes`` basis (upper triangle, one matrix product per block).
+
+    Returns
+    -------
+    means : ndarray of shape (B, m, d)
+        Replicate means in the full dimension.
+    stats : list of B lists of m GaussianStats
+        Replicate Gaussians in the ``axes`` basis (empirical covariance).
+    """
+    d, k = axes.shape
+    iu, ju = np.triu_indices(k)
+    sw = np.zeros((n_bootstrap, m))
+    swx = np.zeros((n_bootstrap, m, d))
+    swyy = np.zeros((n_bootstrap, m, iu.size))
+    for part in tqdm(row_chunks(len(codes), BOOTSTRAP_BLOCK_ROWS), desc="Fréchet Poisson bootstrap", unit="chunk",
+                     disable=not progress):
+        c = codes[part]
+        w = np.random.default_rng([seed, part.start // BOOTSTRAP_BLOCK_ROWS]).poisson(
+            1.0, size=(len(c), n_bootstrap)).astype(np.float64)
+        xn = l2_normalize(np.asarray(x[part])).astype(np.float64)
+        for a in np.unique(c[c >= 0]):
+            sel = c == a
+            xa, wa = xn[sel] - centre, w[sel]
+            ya = xa @ axes
+            sw[:, a] += wa.sum(axis=0)
+            swx[:, a] += wa.T @ xa
+            swyy[:, a] += wa.T @ (ya[:, iu] * ya[:, ju])
+    if (sw < 2).any():
+        raise ValueError("a Poisson bootstrap replicate left a dataset with fewer than 2 rows")
+    means = swx / sw[..., None]
+    reps = []
+    for b in range(n_bootstrap):
+        stats = []
+        for a in range(m):
+            mean = means[b, a] @ axes
+            second = np.zeros((k, k))
+            second[iu, ju] = swyy[b, a]
+            second = second + np.triu(second, 1).T
+            cov = (second - sw[b, a] * np.outer(mean, mean)) / (sw[b, a] - 1.0)
+            stats.append(GaussianStats.from_moments(mean, cov, n=int(round(sw[b, a])), estimator="empirical"))
+        reps.append(stats)
+    return means + centre, reps
+
+
+def dataset_similarity_rows(x: np.ndarray, labels, config: SimilarityConfig | None = None, *,
+                            names: Sequence[str] | None = None, moments: DatasetMoments | None = None,
+                            progress: bool = True, **knobs) -> DatasetSimilarity:
+    """:func:`dataset_similarity` of the datasets of the rows of one array (eqs. 7-8), streamed.
+
+    Parameters
+    ----------
+    x : array-like of shape (n, d)
+        Every image's embedding, e.g. a read-only memmap; read in row chunks, never copied whole.
+    labels : array-like of shape (n,)
+        The dataset of each row.
+    config : SimilarityConfig, optional
+        The knobs; single knobs may also be given as keyword arguments.
+    names : sequence of str, optional
+        The datasets to compare, in this order (default: every label, sorted); rows of other
+        datasets are ignored. One with fewer than ``min_images`` rows is a ``ValueError``.
+    moments : DatasetMoments, optional
+        :func:`skinmap.analysis.frechet.streamed_moments` of these rows and ``names`` (normalised),
+        if already computed; otherwise one pass computes it.
+    progress : bool
+        Progress bars (stderr).
+
+    Returns
+    -------
+    DatasetSimilarity
+        As :func:`dataset_similarity`. The point FD is exact (full dimension, or the
+        ``pca_components`` pooled axes). Datasets shrunk by Ledoit-Wolf (``covariance``) are
+        gathered and fitted from their rows (``n <= d`` rows each under ``"auto"``).
+
+    Bootstrap. ``bootstrap_components=None``: the exact bootstrap of :func:`dataset_similarity`
+    (multinomial resampling, the same random draws; gathers every dataset's rows, so for small
+    data). ``bootstrap_components=k``: a Poisson bootstrap in one streamed pass
+    (:func:`_poisson_bootstrap`). Eq. 8 splits into the squared mean distance and a covariance
+    part ``C = Tr(S_a + S_b - 2 (S_a S_b)^{1/2})``; a replicate takes the mean distance of its
+    resampled means in the full dimension, and its covariance part as ``C + (C*_k - C_k)``, the
+    change of that part in the ``k`` leading principal axes of all rows pooled (where the variance
+    is), so replicates are centred as the exact bootstrap's. Its spread against the exact
+    bootstrap: ``tests/analysis/test_frechet_rows.py``.
+    """
+    cfg = with_knobs(SimilarityConfig, config, knobs)
+    names, codes = _dataset_rows(labels, names, cfg.min_images)
+    m = len(names)
+    if moments is None:
+        moments = streamed_moments(x, codes, m, names=names, progress=progress)
+    d = moments.mean.shape[1]
+    centre = axes = None
+    mean, cov = moments.mean, moments.cov
+    if cfg.pca_components is not None:
+        centre, pooled = moments.pooled()
+        axes = _principal_axes(pooled, cfg.pca_components)
+        mean = (mean - centre) @ axes
+        cov = np.einsum("di,ade,ej->aij", axes, cov, axes, optimize=True)
+    dim = mean.shape[1]
+    point_stats = []
+    for a in range(m):
+        n_a = int(moments.n[a])
+        if cfg.covariance == "ledoit_wolf" or (cfg.covariance == "auto" and n_a <= dim):
+            rows = _gather(x, np.flatnonzero(codes == a), centre, axes)
+            point_stats.append(gaussian_stats(rows, covariance=cfg.covariance, normalize=False))
+        else:
+            point_stats.append(GaussianStats.from_moments(mean[a], cov[a], n=n_a, estimator="empirical"))
+    fd = pairwise_frechet(point_stats, progress=progress)
+    reps = np.empty((cfg.n_bootstrap, m, m))
+    if cfg.n_bootstrap and cfg.bootstrap_components is None:
+        xs = [_gather(x, np.flatnonzero(codes == a), centre, axes) for a in range(m)]
+        rng = np.random.default_rng(cfg.seed)
+        for b in tqdm(range(cfg.n_bootstrap), desc="Fréchet bootstrap", unit="rep", disable=not progress):
+            draw = [next(bootstrap_weights(len(v), 1, rng))[0] for v in xs]
+            reps[b] = pairwise_frechet(fit_gaussians(xs, covariance=cfg.covariance, normalize=False, counts=draw))
+    elif cfg.n_bootstrap:
+        k = min(cfg.bootstrap_components, dim)
+        c0, pooled = moments.pooled()
+        if axes is None:
+            basis, full_centre = _principal_axes(pooled, k), c0
+        else:  # inside the projected space: its leading axes are the first k projection axes
+            basis, full_centre = axes[:, :k], centre
+        mean_k = (moments.mean - c0) @ basis
+        cov_k = np.einsum("di,ade,ej->aij", basis, moments.cov, basis, optimize=True)
+        fd_k = pairwise_frechet([GaussianStats.from_moments(mean_k[a], cov_k[a], n=int(moments.n[a]))
+                                 for a in range(m)])
+        # the covariance part of eq. 8 (FD minus the squared mean distance), at full size and in the k axes
+        cov_part = fd - _sq_distances(mean)
+        cov_part_k = fd_k - _sq_distances(mean_k)
+        rep_means, replicate_stats = _poisson_bootstrap(x, codes, m, c0, basis, cfg.n_bootstrap, cfg.seed, progress)
+        for b, stats in enumerate(replicate_stats):
+            rep_mean = rep_means[b] if axes is None else (rep_means[b] - full_centre) @ axes
+            rep_k = np.array([s.mean for s in stats])
+            reps[b] = np.maximum(_sq_distances(rep_mean) + cov_part
+                                 + (pairwise_frechet(stats) - _sq_distances(rep_k)) - cov_part_k, 0.0)
+            np.fill_diagonal(reps[b], 0.0)
+    low, high = percentile_interval(reps, cfg.ci, axis=0)
+    n = {k: int(c) for k, c in zip(names, moments.n)}
+    rows = [(names[i], names[j], n[names[i]], n[names[j]], fd[i, j], low[i, j], high[i, j])
+            for i in range(m) for j in range(i + 1, m)]
+    table = pd.DataFrame(rows, columns=list(FRECHET_COLUMNS))
+    stats = pd.DataFrame({
+        "dataset": names, "n": [s.n for s in point_stats], "estimator": [s.estimator for s in point_stats],
+        "shrinkage": [s.shrinkage for s in point_stats], "dim": [s.mean.shape[0] for s in point_stats],
+        "rank": [s.rank for s in point_stats]})
+    return DatasetSimilarity(table=table, matrix=pd.DataFrame(fd, index=names, columns=names),
+                             stats=stats, replicates=reps)
+
+
+def size_fair_similarity_rows(x: np.ndarray, labels, config: SizeFairConfig | None = None, *,
+                              names: Sequence[str] | None = None, moments: DatasetMoments | None = None,
+                              min_images: int = 2, progress: bool = True,
+                              **knobs) -> tuple[pd.DataFrame, SizeFairFrechet]:
+    """:func:`size_fair_similarity` of the datasets of the rows of one array, streamed.
+
+    The equal-weight pooled principal axes come from the per-dataset moments (``moments``, or one
+    streamed pass), the same matrix :func:`size_fair_similarity` diagonalises; every row is then
+    projected onto them in a second streamed pass (``n x n_components`` float64 kept, e.g. 0.56 GB
+    at 1.1M x 64), and :func:`size_fair_frechet` runs on the projected rows exactly as before.
+    ``n_components=None`` keeps the full dimension (and then holds every row: small data only).
+    """
+    cfg = with_knobs(SizeFairConfig, config, knobs)
+    names, codes = _dataset_rows(labels, names, min_images)
+    m = len(names)
+    d = x.shape[1]
+    if cfg.n_components is None or cfg.n_components >= d:
+        xs = [_gather(x, np.flatnonzero(codes == a)) for a in range(m)]
+    else:
+        if moments is None:
+            moments = streamed_moments(x, codes, m, names=names, progress=progress)
+        centre, second = moments.pooled(balanced=True)
+        axes = _principal_axes(second, cfg.n_components)
+        xs = [np.empty((int(c), cfg.n_components)) for c in np.bincount(codes[codes >= 0], minlength=m)]
+        filled = np.zeros(m, dtype=np.int64)
+        for _, c, y in _projected_chunks(x, codes, centre, axes, 65536, progress, "size-fair projection"):
+            for a in np.unique(c[c >= 0]):
+                ya = y[c == a]
+                xs[a][filled[a]:filled[a] + len(ya)] = ya
+                filled[a] += len(ya)
+    res = size_fair_frechet(xs, cfg, progress=progress)
+    largest = res.curve[-1]
+    rows = [(names[i], names[j], len(xs[i]), len(xs[j]), res.fd[i, j], res.ci_low[i, j], res.ci_high[i, j],
+             largest[i, j], res.slope[i, j]) for i in range(m) for j in range(i + 1, m)]
+    return pd.DataFrame(rows, columns=list(SIZE_FAIR_COLUMNS)), res
+
+
+@dataclass(frozen=True)
+class SimilarityReport:
+    """Everything chapter 07 computes (:func:`similarity_report`), names in ``names`` order."""
+
+    names: list[str]
+    similarity: DatasetSimilarity
+    uniqueness: pd.DataFrame
+    size_fair_table: pd.DataFrame
+    size_fair: SizeFairFrechet
+    size_fair_uniqueness: pd.DataFrame
+
+
+def similarity_report(x: np.ndarray, labels, config: SimilarityConfig | None = None,
+                      size_fair: SizeFairConfig | None = None, *, names: Sequence[str] | None = None,
+                      progress: bool = True) -> SimilarityReport:
+    """All-pairs FD with intervals, uniqueness, and the size-fair FD and uniqueness of the rows' datasets.
+
+    Parameters
+    ----------
+    x : array-like of shape (n, d)
+        Every image's embedding (a memmap is read in chunks: one pass for all datasets' moments,
+        one more per reduced-basis step).
+    labels : array-like of shape (n,)
+        Dataset of each row.
+    config, size_fair : SimilarityConfig, SizeFairConfig, optional
+        Knobs of :func:`dataset_similarity_rows` and :func:`size_fair_similarity_rows`
+        (``size_fair`` None: ``SizeFairConfig()`` with the ``ci`` and ``seed`` of ``config``).
+    names : sequence of str, optional
+        The datasets to compare (default: every label, sorted).
+
+    Returns
+    -------
+    SimilarityReport
+        ``similarity`` (pair table, matrix, per-dataset Gaussians, replicates), ``uniqueness``
+        (raw, :func:`uniqueness`), ``size_fair_table`` / ``size_fair`` and
+        ``size_fair_uniqueness`` (:func:`size_fair_uniqueness`).
+    """
+    cfg = with_knobs(SimilarityConfig, config, {})
+    fair_cfg = size_fair if size_fair is not None else SizeFairConfig(ci=cfg.ci, seed=cfg.seed)
+    names, codes = _dataset_rows(labels, names, cfg.min_images)
+    moments = streamed_moments(x, codes, len(names), names=names, progress=progress)
+    sim = dataset_similarity_rows(x, labels, cfg, names=names, moments=moments, progress=progress)
+    fair_table, fair = size_fair_similarity_rows(x, labels, fair_cfg, names=names, moments=moments,
+                                                 min_images=cfg.min_images, progress=progress)
+    fair_unique = size_fair_uniqueness(names, fair, ci=fair_cfg.ci, subsample_fraction=fair_cfg.subsample_fraction)
+    return SimilarityReport(names=names, similarity=sim, uniqueness=uniqueness(sim.matrix),
+                            size_fair_table=fair_table, size_fair=fair, size_fair_uniqueness=fair_unique)
+
+
+def frechet_exactness(x: np.ndarray, labels, matrix: pd.DataFrame, *, n_pairs: int = 5, seed: int = 0,
+                      pairs: Sequence[tuple[str, str]] | None = None) -> pd.DataFrame:
+    """FD of a sample of pairs recomputed exactly and independently, against ``matrix``.
+
+    The reference gathers both datasets' rows, l2-normalises them, takes ``numpy`` means and
+    covariances (``np.cov``, two-pass) and the trace term with ``scipy.linalg.sqrtm`` (real part),
+    sharing no code with :mod:`skinmap.analysis.frechet` beyond :func:`l2_normalize`. Empirical
+    covariance only: sampled pairs (``pairs`` None) are drawn among datasets with more rows than
+    dimensions, which ``covariance="auto"`` fits without shrinkage.
+
+    Returns
+    -------
+    DataFrame
+        ``dataset_a``, ``dataset_b``, ``fd`` (from ``matrix``), ``fd_exact``, ``relative_error``.
+    """
+    from scipy.linalg import sqrtm
+
+    labels = pd.Series(np.asarray(labels)).astype(str).to_numpy()
+    names = list(matrix.index)
+    if pairs is None:
+        rng = np.random.default_rng(seed)
+        counts = pd.Series(labels).value_counts()
+        names = [k for k in names if counts.get(k, 0) > x.shape[1]]
+        iu = np.transpose(np.triu_indices(len(names), 1))
+        if not len(iu):
+            raise ValueError("no pair of datasets with more rows than dimensions to check")
+        pick = iu[rng.choice(len(iu), min(n_pairs, len(iu)), replace=False)]
+        pairs = [(names[i], names[j]) for i, j in pick]
+    out = []
+    for a, b in pairs:
+        ra = _gather(x, np.flatnonzero(labels == a))
+        rb = _gather(x, np.flatnonzero(labels == b))
+        sa, sb = np.cov(ra, rowvar=False), np.cov(rb, rowvar=False)
+        diff = ra.mean(axis=0) - rb.mean(axis=0)
+        root = np.real(sqrtm(sa @ sb))
+        exact = float(diff @ diff + np.trace(sa) + np.trace(sb) - 2.0 * np.trace(root))
+        value = float(matrix.loc[a, b])
+        out.append((a, b, value, exact, abs(value - exact) / max(abs(exact), 1e-300)))
+    return pd.DataFrame(out, columns=["dataset_a", "dataset_b", "fd", "fd_exact", "relative_error"])

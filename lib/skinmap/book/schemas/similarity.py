@@ -18,6 +18,7 @@ class Params(ChapterParams):
     # the knobs of skinmap.analysis.similarity.SimilarityConfig
     covariance: Covariance = knob_field(SimilarityConfig, "covariance")
     pca_components: int | None = knob_field(SimilarityConfig, "pca_components")
+    bootstrap_components: int | None = knob_field(SimilarityConfig, "bootstrap_components")
     min_images: int = knob_field(
         SimilarityConfig, "min_images", default=20,
         description="datasets with fewer embedded images are left out (and listed)")
