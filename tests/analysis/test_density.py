@@ -53,3 +53,36 @@ def test_nan_log_densities_are_an_error_not_typical():
         density_regions(ld)
     with pytest.raises(ValueError, match="NaN or infinite"):
         density_regions(np.full(10, np.nan))
+
+
+def _planted(rng, n):
+    """A planted mixture: a crowded cluster (10 %), a broad one, sparse scatter (2 %) in 6 of 12 axes.
+
+    The other 6 axes hold little variance, so a 6-d PCA keeps a well-defined subspace.
+    """
+    d = 12
+    centres = np.eye(d)[:3] * 4.0
+    k = rng.choice(3, n, p=[0.10, 0.88, 0.02])
+    spread = np.array([0.05, 0.6, 3.0])[k][:, None]
+    noise = spread * rng.normal(size=(n, d))
+    noise[:, 6:] = 0.01 * rng.normal(size=(n, d - 6))
+    return centres[k] + noise + 20.0 * np.eye(d)[11], k
+
+
+def test_subsample_fit_matches_a_full_fit_on_held_out_rows(rng, tmp_path):
+    x, k = _planted(rng, 30_000)
+    path = tmp_path / "x.npy"
+    np.save(path, x.astype(np.float32))
+    mm = np.load(path, mmap_mode="r")
+    full = fit_density(mm, n_components=4, projection_dim=6, seed=0)
+    sub = fit_density(mm, n_components=4, projection_dim=6, seed=0, fit_size=3_000, chunk_rows=4_096)
+    held = np.setdiff1d(np.arange(len(x)), np.sort(np.random.default_rng(0).choice(len(x), 3_000, replace=False)))
+    diff = sub.log_density[held] - full.log_density[held]
+    spread = full.log_density[held].std()
+    assert np.median(np.abs(diff)) < 0.05 * spread
+    assert np.corrcoef(sub.log_density[held], full.log_density[held])[0, 1] > 0.98
+    # the regions recover the planted areas: the crowded cluster is hypersaturated, the scatter sparse
+    regions = density_regions(sub.log_density)
+    assert (k[regions == "hypersaturated"] == 0).mean() > 0.95
+    assert (k[regions == "sparse"] == 2).mean() > 0.7  # the scatter is 2 % of rows, the region 2.5 %
+    assert (regions[k == 2] == "sparse").mean() > 0.95

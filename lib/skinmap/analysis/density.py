@@ -8,6 +8,11 @@ above the 97.5th percentile is *hypersaturated* (redundant: near-duplicates, ove
 classes), below the 2.5th is *sparse* (where quality failures such as off-topic images,
 artefacts and occlusion surface). Log-densities are in the projected space (nats), so they
 compare samples within one fit, not across fits.
+
+At scale (issue 19) the projection and the mixture are fitted on a seeded subsample of
+``fit_size`` rows and every row is then scored in chunks, so a 1.1M x 1,024 memmap is never
+copied whole: the fitted Gaussians are the same estimator on fewer rows, and each row's
+log-density is evaluated exactly under them.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
+from scipy.special import logsumexp
 from sklearn.mixture import GaussianMixture
+from tqdm.auto import tqdm
 
 from skinmap.analysis.knn import l2_normalize
 
@@ -51,30 +58,78 @@ def fit_density(
     projection_dim: int | None = 32,
     reg_covar: float = 1e-5,
     seed: int = 0,
+    fit_size: int = 0,
+    chunk_rows: int = 65536,
+    progress: bool = False,
 ) -> DensityFit:
-    """Fit a GMM to ``x`` (rows l2-normalised, then PCA to ``projection_dim``) and score it.
+    """Fit a GMM to ``x`` (rows l2-normalised, then PCA to ``projection_dim``) and score every row.
 
-    ``projection_dim=None`` or ``>= d`` skips the projection. ``n_components`` is capped at the
-    number of samples. Returns per-sample log-density (``score_samples``) and component labels.
+    Parameters
+    ----------
+    x : array-like of shape (n, d)
+        The embeddings; a memmap is read in chunks of ``chunk_rows`` rows.
+    n_components : int
+        Mixture components (capped at the number of fitted rows).
+    covariance_type : {"full", "tied", "diag", "spherical"}
+        Covariance type of the components.
+    projection_dim : int or None
+        PCA dimension; ``None`` or ``>= d`` skips the projection.
+    reg_covar : float
+        Added to the components' covariance diagonals.
+    seed : int
+        Seed of the subsample, the PCA solver and the mixture's initialisation.
+    fit_size : int
+        Rows the PCA and the mixture are fitted on: a uniform subsample without replacement drawn
+        with ``default_rng(seed)``; ``0`` (or ``>= n``) fits on every row.
+    chunk_rows : int
+        Rows scored at a time.
+    progress : bool
+        Progress bar over the scored chunks (stderr).
+
+    Returns
+    -------
+    DensityFit
+        Per-row log-density (``score_samples``, shape (n,)) and most likely component (``predict``).
     """
-    xn = l2_normalize(x).astype(np.float64)
-    n, d = xn.shape
+    n, d = x.shape
     if n < 2:
         raise ValueError(f"need at least 2 samples for a density, got {n}")
     if covariance_type not in ("full", "tied", "diag", "spherical"):
         raise ValueError(f"unknown covariance_type {covariance_type!r}")
+    if fit_size < 0:
+        raise ValueError(f"fit_size must be >= 0, got {fit_size}")
+    subsample = 0 < fit_size < n
+    if subsample:
+        rows = np.sort(np.random.default_rng(seed).choice(n, fit_size, replace=False))
+        xn = l2_normalize(np.asarray(x[rows])).astype(np.float64)
+    else:
+        xn = l2_normalize(x).astype(np.float64)
+    m = len(xn)
     pca = None
-    if projection_dim is not None and projection_dim < min(n, d):
+    if projection_dim is not None and projection_dim < min(m, d):
         pca = PCA(n_components=projection_dim, random_state=seed)
         xn = pca.fit_transform(xn)
     gmm = GaussianMixture(
-        n_components=int(min(n_components, n)),
+        n_components=int(min(n_components, m)),
         covariance_type=covariance_type,
         reg_covar=reg_covar,
         random_state=seed,
         n_init=1,
     ).fit(xn)
-    return DensityFit(gmm.score_samples(xn), gmm.predict(xn), pca, gmm)
+    log_density = np.empty(n)
+    component = np.empty(n, dtype=np.int64)
+    for start in tqdm(range(0, n, chunk_rows), desc="density scores", unit="chunk", disable=not progress):
+        part = slice(start, min(start + chunk_rows, n))
+        if subsample:
+            y = l2_normalize(np.asarray(x[part])).astype(np.float64)
+            y = pca.transform(y) if pca is not None else y
+        else:
+            y = xn[part]  # the rows the mixture was fitted on, as fitted
+        # what score_samples (logsumexp) and predict (argmax) both compute, evaluated once
+        weighted = gmm._estimate_weighted_log_prob(y)
+        log_density[part] = logsumexp(weighted, axis=1)
+        component[part] = weighted.argmax(axis=1)
+    return DensityFit(log_density, component, pca, gmm)
 
 
 def density_regions(

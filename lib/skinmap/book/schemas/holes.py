@@ -25,6 +25,10 @@ class Params(ChapterParams):
     density_projection_dim: int = Field(
         16, ge=1, le=4096, description="PCA dimension the mixture is fitted in (>= embedding dim: no projection)"
     )
+    density_fit_size: int = Field(
+        0, ge=0, description="rows (a seeded subsample) the PCA and the mixture are fitted on; every row is then "
+                             "scored in chunks; 0 = fit on every row"
+    )
     density_low_pct: float = Field(2.5, ge=0.0, lt=50.0, description="percentile below which a sample is 'sparse'")
     density_high_pct: float = Field(
         97.5, gt=50.0, le=100.0, description="percentile above which a sample is 'hypersaturated'"
