@@ -207,18 +207,61 @@ def run_encoders(embedding_dir, cache_dir, member_specs: list[MemberSpec | dict]
     return [build_member(s, embedding_dir, cache_dir) for s in specs]
 
 
+#: Subsample neighbours whose map positions place a row not in the fitted subsample (umap_map).
+MAP_PLACEMENT_NEIGHBORS = 10
+#: Principal axes (of the subsample) the placement neighbours are searched in.
+MAP_PLACEMENT_DIM = 64
+
+
 def umap_map(fused: np.ndarray, ids: pd.DataFrame, *, n_neighbors: int = 15, min_dist: float = 0.1,
-             seed: int = 0) -> pd.DataFrame:
-    """2-D UMAP (cosine metric) of the fused space: ``uid``, ``x``, ``y``."""
+             seed: int = 0, fit_size: int = 0, chunk_rows: int = 65536, progress: bool = False) -> pd.DataFrame:
+    """2-D UMAP (cosine metric) of the fused space: ``uid``, ``x``, ``y``.
+
+    ``fit_size = 0`` (or at least the number of rows) fits UMAP on every row. Otherwise (paper
+    scale, issue 19) UMAP is fitted on a uniform subsample of ``fit_size`` rows drawn with
+    ``default_rng(seed)``, and every other row, read ``chunk_rows`` at a time (``fused`` may be a
+    memmap), is placed at the mean map position of its :data:`MAP_PLACEMENT_NEIGHBORS` nearest
+    subsample rows by cosine similarity, searched exactly in the subsample's
+    :data:`MAP_PLACEMENT_DIM` leading principal axes. The map is for display only: no measurement
+    reads it, and placed rows land inside the subsample's clusters, never making new ones.
+    """
     import umap
 
     n = fused.shape[0]
-    if n < 3:
-        xy = np.zeros((n, 2), np.float32)
+    if fit_size < 0:
+        raise ValueError(f"fit_size must be >= 0, got {fit_size}")
+    sub = np.sort(np.random.default_rng(seed).choice(n, fit_size, replace=False)) if 0 < fit_size < n else None
+    fit_rows = np.asarray(fused if sub is None else fused[sub])
+    m = fit_rows.shape[0]
+    if m < 3:
+        xy_fit = np.zeros((m, 2), np.float32)
     else:
-        reducer = umap.UMAP(n_neighbors=min(n_neighbors, n - 1), min_dist=min_dist, metric="cosine",
-                            random_state=seed, n_jobs=1, init="spectral" if n > n_neighbors + 1 else "random")
-        xy = reducer.fit_transform(fused).astype(np.float32)
+        reducer = umap.UMAP(n_neighbors=min(n_neighbors, m - 1), min_dist=min_dist, metric="cosine",
+                            random_state=seed, n_jobs=1, init="spectral" if m > n_neighbors + 1 else "random")
+        xy_fit = reducer.fit_transform(fit_rows).astype(np.float32)
+    if sub is None:
+        xy = xy_fit
+    else:
+        from sklearn.decomposition import PCA
+
+        from skinmap.analysis.knn import knn_search, l2_normalize
+
+        base = l2_normalize(fit_rows)
+        dim = min(MAP_PLACEMENT_DIM, base.shape[1], m)
+        pca = PCA(n_components=dim, random_state=seed).fit(base)
+        base_low = pca.transform(base)
+        xy = np.empty((n, 2), np.float32)
+        xy[sub] = xy_fit
+        rest = np.ones(n, bool)
+        rest[sub] = False
+        k = min(MAP_PLACEMENT_NEIGHBORS, m)
+        for start in tqdm(range(0, n, chunk_rows), desc="map placement", unit="chunk", disable=not progress):
+            rows = start + np.flatnonzero(rest[start:start + chunk_rows])
+            if not rows.size:
+                continue
+            queries = pca.transform(l2_normalize(np.asarray(fused[start:start + chunk_rows]))[rows - start])
+            hits = knn_search(queries, base_low, k).indices
+            xy[rows] = xy_fit[hits].mean(axis=1)
     return pd.DataFrame({"uid": ids["uid"].to_numpy(), "x": xy[:, 0], "y": xy[:, 1]})
 
 

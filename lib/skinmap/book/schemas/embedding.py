@@ -71,6 +71,9 @@ class Params(ChapterParams):
     ci: float = Field(0.95, **CI_BOUNDS, description="central level of the bootstrap intervals")
     umap_neighbors: int = Field(15, ge=2, description="UMAP n_neighbors of the 2-D map")
     umap_min_dist: float = Field(0.1, ge=0, le=1, description="UMAP min_dist")
+    map_fit_size: int = Field(
+        0, ge=0, description="rows (a seeded subsample) UMAP is fitted on; the others are placed at the mean "
+                             "position of their nearest subsample rows; 0 = UMAP on every row")
     cache_dir: str = Field("", description="vector/ONNX/trained-model cache (empty: runs/<profile>/embedding/cache)")
     reuse_trained: bool = Field(True, description="reuse trained members and projector from the cache when data, "
                                                   "config and code are unchanged (false: always retrain)")
