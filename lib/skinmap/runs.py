@@ -420,8 +420,14 @@ def embedding_sources(run_dir: str | os.PathLike) -> list[str]:
     return names
 
 
-def load_embedding(run_dir: str | os.PathLike, source: str = "fused") -> tuple[np.ndarray, pd.DataFrame]:
+def load_embedding(run_dir: str | os.PathLike, source: str = "fused", *,
+                   mmap: bool = True) -> tuple[np.ndarray, pd.DataFrame]:
     """``(vectors, ids)`` of the fused embedding or of member ``source``; row i of ids is vector i.
+
+    ``mmap=True`` (default) memory-maps the vectors read-only (``np.load(..., mmap_mode="r")``):
+    nothing is read until used, so a 1.1M x 1,024 atlas costs no RAM up front and a caller that
+    takes rows (``vectors[mask]``) or chunks copies only those. Writing into it is an error: a
+    caller that must modify the vectors copies them (``np.array(vectors)``) or passes ``mmap=False``.
 
     Raises
     ------
@@ -439,7 +445,7 @@ def load_embedding(run_dir: str | os.PathLike, source: str = "fused") -> tuple[n
         missing = vec_path if not vec_path.is_file() else ids_path
         raise FileNotFoundError(f"embedding source {source!r} not found: {missing} is missing (run the "
                                 f"'embedding' chapter); available: {embedding_sources(run_dir)}")
-    vectors = np.load(vec_path)
+    vectors = np.load(vec_path, mmap_mode="r" if mmap else None)
     ids = pd.read_parquet(ids_path)
     if len(ids) != len(vectors):
         raise ValueError(f"{vec_path} has {len(vectors)} rows but {ids_path} has {len(ids)}")
@@ -463,6 +469,8 @@ def load_vectors(run_dir: str | os.PathLike, source: str,
         return x, rows.loc[ok, ["uid", "dataset", "image_id"]].reset_index(drop=True), 0
     x, ids = load_embedding(run_dir, source)
     known = ids["uid"].isin(set(catalog["uid"])).to_numpy()
+    if known.all():  # the (memory-mapped) vectors as they are: nothing copied
+        return x, ids.reset_index(drop=True), 0
     return x[known], ids[known].reset_index(drop=True), int((~known).sum())
 
 
@@ -506,7 +514,8 @@ def _join_catalog(ids: pd.DataFrame, catalog: pd.DataFrame, ids_name: str, catal
     return table.merge(catalog[extra], on="uid", how="left", validate="one_to_one").reset_index(drop=True)
 
 
-def load_atlas(run_dir: str | os.PathLike, source: str = "fused", *, with_map: bool = False) -> Atlas:
+def load_atlas(run_dir: str | os.PathLike, source: str = "fused", *, with_map: bool = False,
+               catalog_columns: Sequence[str] | None = None, mmap: bool = True) -> Atlas:
     """The embedding ``source`` (default the fused atlas) joined with the catalog by uid.
 
     Parameters
@@ -518,6 +527,11 @@ def load_atlas(run_dir: str | os.PathLike, source: str = "fused", *, with_map: b
     with_map : bool, default False
         Also join each row's 2-d map position (``x``, ``y`` of the embedding chapter's map); a row
         without a position is a ``ValueError``.
+    catalog_columns : sequence of str, optional
+        Read only these catalog columns (and ``uid``) for the join: at paper scale a chapter that
+        needs a few metadata columns of 1.1M rows does not hold the whole catalog. Default: all.
+    mmap : bool, default True
+        Memory-map the vectors read-only (see :func:`load_embedding`).
 
     Returns
     -------
@@ -531,9 +545,13 @@ def load_atlas(run_dir: str | os.PathLike, source: str = "fused", *, with_map: b
     ValueError
         When an embedded row has no catalog row, or the catalog repeats a uid.
     """
-    vectors, ids = load_embedding(run_dir, source)
+    vectors, ids = load_embedding(run_dir, source, mmap=mmap)
     # the raw table, not :func:`load_catalog`: the join keeps the catalog's columns as stored
-    catalog = read_export(run_dir, "data.catalog")
+    if catalog_columns is None:
+        catalog = read_export(run_dir, "data.catalog")
+    else:
+        wanted = ["uid"] + [c for c in dict.fromkeys(catalog_columns) if c != "uid"]
+        catalog = pd.read_parquet(_require(export_path(run_dir, "data.catalog"), "data.catalog"), columns=wanted)
     if source == "fused":
         ids_name = export_path(run_dir, "embedding.fused_ids")
     else:
@@ -564,7 +582,7 @@ def load_members(run_dir: str | os.PathLike, uids: Sequence[str]) -> tuple[dict[
         if (pos < 0).any():
             notes.append(f"member {npy.stem}: {(pos < 0).sum()} fused rows missing; left out")
             continue
-        members[npy.stem] = np.load(npy)[pos]
+        members[npy.stem] = np.load(npy, mmap_mode="r")[pos]  # copies only the wanted rows
     return members, notes
 
 
