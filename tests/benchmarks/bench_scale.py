@@ -1,0 +1,403 @@
+"""Paper-scale benchmark (issue 19): the chapters' library calls on a 1.1M x 1,024 memmap atlas.
+
+``make bench-scale`` (not part of ``make test`` or ``make bench``) runs::
+
+    python tests/benchmarks/bench_scale.py [--n-rows 1135082] [--out-dir runs/bench] [--steps novelty,...]
+
+1. The synthetic atlas (:func:`skinmap.data.synthetic.scale.write_scale_atlas`) is generated once
+   under ``<out-dir>/scale-<n>/`` (``scale-<n>-seed<s>`` for seed != 0) and reused while its
+   ``planted.json`` (written last) matches ``n`` and the seed.
+2. Every step runs in its OWN child process (``python bench_scale.py --child <step> ...``); the
+   parent reads the child's peak RSS from ``os.wait4`` (``ru_maxrss`` of that one process, KiB on
+   Linux). Memory-mapped file pages the step touches count in its RSS, as the kernel reports it.
+   One line per step: ``BENCH scale step=<name> n=<rows> seconds=<s> peak_rss_gib=<g>``.
+3. Each step returns rows of the error table (step, metric, approximate, exact, error, target,
+   pass): the approximate result against an exact computation on a sample made in the same run,
+   and the planted answers. Budgets (whole pass < 60 min, every step's peak RSS < 16 GiB) are rows
+   too. The table is printed and written to ``<out-dir>/scale-<n>/errors.csv`` (steps in
+   ``steps.csv``).
+4. ``--n-rows 100000,300000,1135082``: the cost curve, ``<out-dir>/scale_cost_curve.csv`` (step, n,
+   seconds, peak_rss_gib).
+
+Parameters are the ``full`` profile's (``skinmap.book.params.load_params``), the values the
+chapters get. Knobs a library config accepts that ``params/full`` does not (yet) carry are taken
+from :data:`ENGINE_DEFAULTS` (the scale engines: IVF search, a sampled novelty null) and printed.
+The holes step runs the search and the hole description without the null rounds (each null round
+reruns the landmark search; the chapter's 99 rounds are outside the one-hour budget); the 2-D map
+is UMAP on a seeded subsample of ``--map-rows`` rows (UMAP of 1.1M rows does not fit the budget).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+GIB = 1024.0 ** 3
+BUDGET_SECONDS = 3600.0
+BUDGET_RSS_GIB = 16.0
+STEPS = ("novelty", "similarity", "density", "holes", "retrieval", "map")
+PROFILE = "full"
+ROOT = Path(__file__).resolve().parents[2]
+
+#: Knobs for the scale engines, used only where params/<profile>/<chapter>.yml lacks them.
+ENGINE_DEFAULTS: dict[str, dict] = {
+    "novelty": {"search_method": "ivf", "null_sample_size": 20_000},
+    "atlas": {"search_method": "ivf"},
+    "similarity": {},
+    "holes": {},
+}
+
+ERROR_COLUMNS = ["step", "metric", "approximate", "exact", "error", "target", "pass"]
+
+
+# ---------------------------------------------------------------------------------------- helpers
+
+def _params(key: str, profile: str) -> dict:
+    from skinmap.book.params import load_params
+
+    return load_params(ROOT, profile, key).model_dump()
+
+
+def _config(cls, key: str, profile: str, **fixed):
+    """``cls`` built from the chapter's params, the engine defaults it lacks, then ``fixed``."""
+    params = _params(key, profile)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kw = {k: v for k, v in params.items() if k in names}
+    extra = {k: v for k, v in ENGINE_DEFAULTS.get(key, {}).items() if k in names and k not in params}
+    kw.update(extra)
+    kw.update(fixed)
+    if extra:
+        print(f"params {key} ({profile}) + engine defaults {extra}", file=sys.stderr, flush=True)
+    return cls(**kw), params
+
+
+def _row(step, metric, approximate, exact, target, ok, error=None) -> dict:
+    if error is None and approximate is not None and exact not in (None, 0) and np.isfinite(exact):
+        error = (approximate - exact) / exact
+    return dict(step=step, metric=metric, approximate=approximate, exact=exact, error=error, target=target,
+                **{"pass": bool(ok)})
+
+
+def _atlas(atlas_dir: Path):
+    from skinmap.data.synthetic.scale import load_scale_atlas
+
+    return load_scale_atlas(atlas_dir)
+
+
+def _blocks(rows: pd.DataFrame) -> dict[str, tuple[int, int]]:
+    """Contiguous row range of every dataset (the generator writes datasets in blocks)."""
+    pos = rows.groupby("dataset", observed=True)["row"].agg(["min", "max"])
+    return {str(k): (int(r["min"]), int(r["max"]) + 1) for k, r in pos.iterrows()}
+
+
+# ------------------------------------------------------------------------------------------ steps
+
+def step_novelty(atlas_dir: Path, profile: str, args) -> list[dict]:
+    """Yearly novelty with B = 200 (chapter 06) and its error against exact k-NN on a sample."""
+    from skinmap.analysis.novelty import NoveltyConfig, novelty_error, yearly_novelty
+
+    vectors, rows, planted = _atlas(atlas_dir)
+    config, _ = _config(NoveltyConfig, "novelty", profile)
+    years = rows["release_year"].to_numpy()
+    result = yearly_novelty(vectors, years, config, progress=False)
+    err = novelty_error(vectors, years, result, n_queries=2000, seed=0)
+    table = result.table.set_index("year")
+    out = []
+    worst = err.loc[err["rel_error"].abs().idxmax()]
+    out.append(_row("novelty", f"nu_t worst year ({int(worst['year'])})", worst["nu_approx"], worst["nu_exact"],
+                    "|rel| <= 0.01", abs(worst["rel_error"]) <= 0.01, worst["rel_error"]))
+    null = err.dropna(subset=["null_rel_error"])
+    if len(null):
+        w = null.loc[null["null_rel_error"].abs().idxmax()]
+        out.append(_row("novelty", f"nu_null_t worst year ({int(w['year'])})", w["nu_null"], w["nu_null_exact"],
+                        "|rel| <= 0.01", abs(w["null_rel_error"]) <= 0.01, w["null_rel_error"]))
+    out.append(_row("novelty", "k-NN recall@k, worst year", float(err["recall_at_k"].min()), 1.0, ">= 0.95",
+                    err["recall_at_k"].min() >= 0.95))
+    for key, lo, hi in (("resampled_year", 0.9, 1.1), ("novel_year", 1.5, np.inf)):
+        t = planted[key]["year"]
+        ratio = float(table.loc[t, "nu"] / table.loc[t, "nu_null"])
+        target = f"{lo} <= ratio <= {hi}" if np.isfinite(hi) else f"ratio >= {lo}"
+        out.append(_row("novelty", f"planted {key} {t}: nu/nu_null", ratio, None, target, lo <= ratio <= hi))
+    return out
+
+
+def _exact_moments(vectors, start: int, stop: int, chunk: int = 32_768):
+    d = vectors.shape[1]
+    s, ss = np.zeros(d), np.zeros((d, d))
+    for c in range(start, stop, chunk):
+        x = np.asarray(vectors[c:min(c + chunk, stop)], dtype=np.float64)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        s += x.sum(0)
+        ss += x.T @ x
+    n = stop - start
+    mu = s / n
+    return mu, (ss - n * np.outer(mu, mu)) / (n - 1)
+
+
+def _exact_fd(a, b) -> float:
+    (m1, c1), (m2, c2) = a, b
+    w, v = np.linalg.eigh(c1)
+    root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    ev = np.linalg.eigvalsh(root @ c2 @ root)
+    return float(((m1 - m2) ** 2).sum() + np.trace(c1) + np.trace(c2) - 2 * np.sqrt(np.clip(ev, 0, None)).sum())
+
+
+def step_similarity(atlas_dir: Path, profile: str, args) -> list[dict]:
+    """All-pairs FD between the 29 datasets + uniqueness (chapter 07); exact FD on a few pairs."""
+    from skinmap.analysis.similarity import SimilarityConfig, dataset_similarity, uniqueness
+
+    vectors, rows, planted = _atlas(atlas_dir)
+    config, _ = _config(SimilarityConfig, "similarity", profile)
+    blocks = _blocks(rows)
+    groups = {name: vectors[a:b] for name, (a, b) in blocks.items()}  # memmap views, no copies
+    sim = dataset_similarity(groups, config, progress=False)
+    unique = uniqueness(sim.matrix)
+    fd = sim.matrix
+    out = []
+    # exact FD (empirical covariance, float64) for pairs whose datasets use the empirical estimator
+    d = vectors.shape[1]
+    big = sorted((k for k, (a, b) in blocks.items() if b - a > 2 * d), key=lambda k: blocks[k][0] - blocks[k][1])
+    chosen = big[:3] + big[-1:] if len(big) > 3 else big
+    moments = {k: _exact_moments(vectors, *blocks[k]) for k in chosen}
+    worst = None
+    for i, a in enumerate(chosen):
+        for b in chosen[i + 1:]:
+            exact, approx = _exact_fd(moments[a], moments[b]), float(fd.loc[a, b])
+            rel = (approx - exact) / exact
+            if worst is None or abs(rel) > abs(worst[3]):
+                worst = (a, b, approx, rel, exact)
+    if worst is not None:
+        a, b, approx, rel, exact = worst
+        out.append(_row("similarity", f"FD worst of {len(chosen) * (len(chosen) - 1) // 2} pairs ({a} vs {b})",
+                        approx, exact, "|rel| <= 0.01", abs(rel) <= 0.01, rel))
+    m = fd.to_numpy(dtype=float).copy()
+    np.fill_diagonal(m, np.inf)
+    i, j = np.unravel_index(np.argmin(m), m.shape)
+    found = {str(fd.index[i]), str(fd.columns[j])}
+    want = set(planted["near_copy_pair"]["datasets"])
+    out.append(_row("similarity", "planted near-copy pair has the smallest FD", float(m[i, j]), None,
+                    " & ".join(sorted(want)), found == want, error=None))
+    out[-1]["approximate"] = " & ".join(sorted(found))
+    out.append(_row("similarity", "uniqueness computed for every dataset", len(unique), len(blocks),
+                    "all datasets", len(unique) == len(blocks), 0.0))
+    return out
+
+
+def step_density(atlas_dir: Path, profile: str, args) -> list[dict]:
+    """GMM density with the 2.5 / 97.5 percentile regions (chapter 08's density cells)."""
+    from skinmap.analysis import density as dens
+
+    vectors, rows, planted = _atlas(atlas_dir)
+    p = _params("holes", profile)
+    fit = dens.fit_density(vectors, n_components=p["density_components"], covariance_type=p["density_covariance"],
+                           projection_dim=p["density_projection_dim"], seed=p["seed"])
+    region = dens.density_regions(fit.log_density, low_pct=p["density_low_pct"], high_pct=p["density_high_pct"])
+    out = []
+    for name, pct in (("sparse", p["density_low_pct"]), ("hypersaturated", 100 - p["density_high_pct"])):
+        share = float(np.mean(region == name))
+        out.append(_row("density", f"{name} share", share, pct / 100, "|rel| <= 0.01",
+                        abs(share - pct / 100) <= 0.01 * pct / 100))
+    return out
+
+
+def step_holes(atlas_dir: Path, profile: str, args) -> list[dict]:
+    """Landmarks + corrected resistance + H1 with cycles + boundary samples (chapter 08), no null."""
+    from skinmap.analysis.topology import holes as th
+    from skinmap.analysis.topology.search import HoleSearchConfig, search_holes
+
+    vectors, rows, planted = _atlas(atlas_dir)
+    config, p = _config(HoleSearchConfig, "holes", profile)
+    boundary = th.BoundaryConfig(boundary_n_neighbors=p["boundary_n_neighbors"], alpha=p["alpha"])
+    strata = rows[p["landmark_strata"]].astype(str).tolist() if config.landmark_method == "stratified" else None
+    search = search_holes(vectors, config, strata=strata)
+    holes = th.describe_holes(vectors, search, boundary, n_holes=p["n_holes"], null_draws=None)
+    h = planted["hole"]
+    overlap = th.planted_overlap(holes, np.arange(h["row_start"], h["row_stop"]))
+    best = overlap.sort_values("recall", ascending=False).iloc[0] if len(overlap) else None
+    recall = float(best["recall"]) if best is not None else 0.0
+    out = [_row("holes", f"planted hole recovered (best of top {p['n_holes']}: ring recall of boundary)",
+                recall, 1.0, ">= 0.5", recall >= 0.5)]
+    if best is not None:
+        out.append(_row("holes", f"hole #{int(best['rank'])}: share of cycle on the ring",
+                        float(best["cycle_on_ring"]), 1.0, ">= 0.5", best["cycle_on_ring"] >= 0.5))
+    return out
+
+
+def step_retrieval(atlas_dir: Path, profile: str, args) -> list[dict]:
+    """One index over all rows, 10,000 queries with the atlas chapter's strict group exclusions."""
+    from skinmap.analysis.knn import SearchConfig
+    from skinmap.analysis.retrieval import neighbours_outside_group, retrieval_recall, shared_search_index
+
+    vectors, rows, planted = _atlas(atlas_dir)
+    p = _params("atlas", profile)
+    search, _ = _config(SearchConfig, "atlas", profile)
+    k = p["n_neighbors"]
+    n = len(rows)
+    queries = np.sort(np.random.default_rng(p["seed"]).choice(n, size=min(args.queries, n), replace=False))
+    groups = rows["patient_id"].to_numpy()
+    pool = np.arange(n)
+    index = shared_search_index(vectors, search)
+    nb = neighbours_outside_group(vectors, queries, pool, k, groups=groups, protocol="strict", search=search,
+                                  index=index)
+    recall = retrieval_recall(vectors, queries, nb, pool, groups=groups, protocol="strict", n_sample=1000, seed=0)
+    labels = rows["diagnosis"].astype(str).to_numpy()
+    hits = np.where(nb >= 0, labels[np.maximum(nb, 0)] == labels[queries][:, None], False)
+    leaks = np.where(nb >= 0, groups[np.maximum(nb, 0)] == groups[queries][:, None], False)
+    return [
+        _row("retrieval", f"recall@{k} vs exact (1,000 of {queries.size:,} queries)", recall, 1.0, ">= 0.95",
+             recall >= 0.95),
+        _row("retrieval", f"same-group rows among the {k} neighbours", int(leaks.sum()), 0, "0", leaks.sum() == 0, 0.0),
+        _row("retrieval", f"precision@{k} (diagnosis match)", float(hits.mean()), None, "reported", True),
+    ]
+
+
+def step_map(atlas_dir: Path, profile: str, args) -> list[dict]:
+    """2-D UMAP (chapter 03's call) on a seeded subsample of ``--map-rows`` rows."""
+    from skinmap.embed.pipeline import umap_map
+
+    vectors, rows, planted = _atlas(atlas_dir)
+    p = _params("embedding", profile)
+    n = len(rows)
+    pick = np.sort(np.random.default_rng(p["seed"]).choice(n, size=min(args.map_rows, n), replace=False))
+    xy = umap_map(np.asarray(vectors[pick]), rows.iloc[pick], n_neighbors=p["umap_neighbors"],
+                  min_dist=p["umap_min_dist"], seed=p["seed"])
+    ok = bool(np.isfinite(xy[["x", "y"]].to_numpy()).all())
+    return [_row("map", f"UMAP of a {pick.size:,}-row subsample: finite coordinates", float(ok), 1.0, "1", ok, 0.0)]
+
+
+STEP_FUNCTIONS = {"novelty": step_novelty, "similarity": step_similarity, "density": step_density,
+                  "holes": step_holes, "retrieval": step_retrieval, "map": step_map}
+
+
+# ----------------------------------------------------------------------------------------- driver
+
+def atlas_dir_for(out_dir: Path, n_rows: int, seed: int) -> Path:
+    return out_dir / (f"scale-{n_rows}" if seed == 0 else f"scale-{n_rows}-seed{seed}")
+
+
+def _atlas_ready(atlas_dir: Path, n_rows: int, seed: int, dim: int) -> bool:
+    try:
+        planted = json.loads((atlas_dir / "planted.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return planted.get("n_rows") == n_rows and planted.get("seed") == seed and planted.get("dim") == dim
+
+
+def run_child(step: str, atlas_dir: Path, result: Path, args) -> tuple[float, float, list[dict]]:
+    """Run one step in a fresh process; (wall seconds, peak RSS GiB of that process, error rows)."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", step, "--atlas-dir", str(atlas_dir),
+           "--result", str(result), "--profile", args.profile, "--queries", str(args.queries),
+           "--map-rows", str(args.map_rows), "--seed", str(args.seed), "--dim", str(args.dim),
+           "--n-rows", str(args.n_rows_one)]
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    peak = usage.ru_maxrss * 1024.0 / GIB  # KiB on Linux
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        rows = [_row(step, "step finished", 0.0, 1.0, "exit code 0", False, error=float(code))]
+    else:
+        rows = json.loads(result.read_text())
+    return seconds, peak, rows
+
+
+def child_main(args) -> None:
+    atlas_dir = Path(args.atlas_dir)
+    if args.child == "generate":
+        from skinmap.data.synthetic.scale import write_scale_atlas
+
+        write_scale_atlas(atlas_dir, args.n_rows_one, args.dim, seed=args.seed, progress=True)
+        rows = []
+    else:
+        rows = STEP_FUNCTIONS[args.child](atlas_dir, args.profile, args)
+    Path(args.result).write_text(json.dumps(rows, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return "" if v is None else str(v)
+
+
+def run_one(n_rows: int, steps: list[str], args) -> tuple[list[dict], list[dict]]:
+    out_dir = Path(args.out_dir)
+    atlas_dir = atlas_dir_for(out_dir, n_rows, args.seed)
+    work = atlas_dir / "steps"
+    work.mkdir(parents=True, exist_ok=True)
+    args.n_rows_one = n_rows
+    timing, errors = [], []
+    todo = ([] if _atlas_ready(atlas_dir, n_rows, args.seed, args.dim) else ["generate"]) + steps
+    for step in todo:
+        seconds, peak, rows = run_child(step, atlas_dir, work / f"{step}.json", args)
+        print(f"BENCH scale step={step} n={n_rows} seconds={seconds:.1f} peak_rss_gib={peak:.2f}", flush=True)
+        timing.append(dict(step=step, n=n_rows, seconds=round(seconds, 2), peak_rss_gib=round(peak, 3)))
+        errors += rows
+    analysis = [t for t in timing if t["step"] != "generate"]
+    total = sum(t["seconds"] for t in analysis)
+    peak = max((t["peak_rss_gib"] for t in analysis), default=0.0)
+    errors.append(_row("budget", f"whole pass seconds ({len(analysis)} steps, generation excluded)", total,
+                       BUDGET_SECONDS, f"< {BUDGET_SECONDS:.0f}", total < BUDGET_SECONDS, 0.0))
+    errors.append(_row("budget", "peak RSS GiB, largest step", peak, BUDGET_RSS_GIB, f"< {BUDGET_RSS_GIB:.0f}",
+                       peak < BUDGET_RSS_GIB, 0.0))
+    pd.DataFrame(timing).to_csv(atlas_dir / "steps.csv", index=False)
+    table = pd.DataFrame(errors, columns=ERROR_COLUMNS)
+    table.insert(0, "n", n_rows)
+    table.to_csv(atlas_dir / "errors.csv", index=False, quoting=csv.QUOTE_MINIMAL)
+    print(f"\nerror table, n={n_rows:,} ({atlas_dir / 'errors.csv'})")
+    print(table.drop(columns="n").to_string(index=False, formatters={c: _fmt for c in ERROR_COLUMNS}), flush=True)
+    return timing, errors
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n-rows", default="1135082", help="rows, or a comma list for the cost curve")
+    ap.add_argument("--out-dir", default=str(ROOT / "runs" / "bench"))
+    ap.add_argument("--steps", default=",".join(STEPS), help=f"comma list of {', '.join(STEPS)}")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dim", type=int, default=1024)
+    ap.add_argument("--profile", default=PROFILE, help="params profile the steps load (default full)")
+    ap.add_argument("--queries", type=int, default=10_000, help="retrieval queries")
+    ap.add_argument("--map-rows", type=int, default=50_000, help="rows of the 2-D map's subsample")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--atlas-dir", help=argparse.SUPPRESS)
+    ap.add_argument("--result", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    args.n_rows_list = [int(x.replace("_", "")) for x in str(args.n_rows).split(",") if x.strip()]
+    args.n_rows_one = args.n_rows_list[0]
+    args.steps_list = [s.strip() for s in args.steps.split(",") if s.strip()]
+    bad = set(args.steps_list) - set(STEPS)
+    if bad:
+        ap.error(f"unknown steps {sorted(bad)}; choose from {', '.join(STEPS)}")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        child_main(args)
+        return 0
+    curve, ok = [], True
+    for n in args.n_rows_list:
+        timing, errors = run_one(n, args.steps_list, args)
+        curve += timing
+        ok &= all(r["pass"] for r in errors)
+    if len(args.n_rows_list) > 1:
+        path = Path(args.out_dir) / "scale_cost_curve.csv"
+        pd.DataFrame(curve)[["step", "n", "seconds", "peak_rss_gib"]].to_csv(path, index=False)
+        print(f"\ncost curve: {path}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
