@@ -158,8 +158,8 @@ def step_similarity(atlas_dir: Path, profile: str, args) -> list[dict]:
 
     vectors, rows, planted = _atlas(atlas_dir)
     config, _ = _config(SimilarityConfig, "similarity", profile)
-    blocks = _blocks(rows)
-    groups = {name: vectors[a:b] for name, (a, b) in blocks.items()}  # memmap views, no copies
+    blocks = {k: ab for k, ab in _blocks(rows).items() if ab[1] - ab[0] >= config.min_images}  # as chapter 07
+    groups = {name: vectors[a:b] for name, (a, b) in sorted(blocks.items())}  # memmap views, no copies
     sim = dataset_similarity(groups, config, progress=False)
     unique = uniqueness(sim.matrix)
     fd = sim.matrix
@@ -343,6 +343,8 @@ def run_one(n_rows: int, steps: list[str], args) -> tuple[list[dict], list[dict]
         print(f"BENCH scale step={step} n={n_rows} seconds={seconds:.1f} peak_rss_gib={peak:.2f}", flush=True)
         timing.append(dict(step=step, n=n_rows, seconds=round(seconds, 2), peak_rss_gib=round(peak, 3)))
         errors += rows
+        pd.DataFrame(timing).to_csv(atlas_dir / "steps.csv", index=False)  # partial results survive a stop
+        pd.DataFrame(errors, columns=ERROR_COLUMNS).to_csv(atlas_dir / "errors.partial.csv", index=False)
     analysis = [t for t in timing if t["step"] != "generate"]
     total = sum(t["seconds"] for t in analysis)
     peak = max((t["peak_rss_gib"] for t in analysis), default=0.0)
