@@ -19,12 +19,15 @@
 4. ``--n-rows 100000,300000,1135082``: the cost curve, ``<out-dir>/scale_cost_curve.csv`` (step, n,
    seconds, peak_rss_gib).
 
-Parameters are the ``full`` profile's (``skinmap.book.params.load_params``), the values the
-chapters get. Knobs a library config accepts that ``params/full`` does not (yet) carry are taken
-from :data:`ENGINE_DEFAULTS` (the scale engines: IVF search, a sampled novelty null) and printed.
-The holes step runs the search and the hole description without the null rounds (each null round
-reruns the landmark search; the chapter's 99 rounds are outside the one-hour budget); the 2-D map
-is UMAP on a seeded subsample of ``--map-rows`` rows (UMAP of 1.1M rows does not fit the budget).
+Each step is the chapter's own library call with the ``full`` profile's parameters
+(``skinmap.book.params.load_params``; ``--profile`` to change): ``yearly_novelty`` + ``novelty_error``
+(06), ``similarity_report`` (07: all-pairs FD with intervals, uniqueness, size-fair FD),
+``fit_density`` + ``density_regions`` and ``find_holes`` (08), ``shared_search_index`` +
+``neighbours_outside_group`` + ``retrieval_recall`` with the strict group exclusions (09; groups =
+the atlas's patient ids, ``--queries`` rows sampled from all rows), ``umap_map`` (03; fit on
+``map_fit_size`` rows, the rest placed by their nearest fitted rows). The holes step runs without
+null rounds by default (``--null-rounds``; each round reruns the landmark search, the profile's 99
+are outside the one-hour budget) and without the stability draws.
 """
 
 from __future__ import annotations
@@ -49,13 +52,6 @@ STEPS = ("novelty", "similarity", "density", "holes", "retrieval", "map")
 PROFILE = "full"
 ROOT = Path(__file__).resolve().parents[2]
 
-#: Knobs for the scale engines, used only where params/<profile>/<chapter>.yml lacks them.
-ENGINE_DEFAULTS: dict[str, dict] = {
-    "novelty": {"search_method": "ivf", "null_sample_size": 20_000},
-    "atlas": {"search_method": "ivf"},
-    "similarity": {},
-    "holes": {},
-}
 
 ERROR_COLUMNS = ["step", "metric", "approximate", "exact", "error", "target", "pass"]
 
@@ -69,15 +65,11 @@ def _params(key: str, profile: str) -> dict:
 
 
 def _config(cls, key: str, profile: str, **fixed):
-    """``cls`` built from the chapter's params, the engine defaults it lacks, then ``fixed``."""
+    """``cls`` built from the chapter's params (the keys that are its fields), then ``fixed``."""
     params = _params(key, profile)
     names = {f.name for f in dataclasses.fields(cls)}
     kw = {k: v for k, v in params.items() if k in names}
-    extra = {k: v for k, v in ENGINE_DEFAULTS.get(key, {}).items() if k in names and k not in params}
-    kw.update(extra)
     kw.update(fixed)
-    if extra:
-        print(f"params {key} ({profile}) + engine defaults {extra}", file=sys.stderr, flush=True)
     return cls(**kw), params
 
 
@@ -107,10 +99,10 @@ def step_novelty(atlas_dir: Path, profile: str, args) -> list[dict]:
     from skinmap.analysis.novelty import NoveltyConfig, novelty_error, yearly_novelty
 
     vectors, rows, planted = _atlas(atlas_dir)
-    config, _ = _config(NoveltyConfig, "novelty", profile)
+    config, p = _config(NoveltyConfig, "novelty", profile)
     years = rows["release_year"].to_numpy()
     result = yearly_novelty(vectors, years, config, progress=False)
-    err = novelty_error(vectors, years, result, n_queries=2000, seed=0)
+    err = novelty_error(vectors, years, result, n_queries=p.get("error_n_queries", 2000), seed=config.seed)
     table = result.table.set_index("year")
     out = []
     worst = err.loc[err["rel_error"].abs().idxmax()]
@@ -154,15 +146,19 @@ def _exact_fd(a, b) -> float:
 
 def step_similarity(atlas_dir: Path, profile: str, args) -> list[dict]:
     """All-pairs FD between the 29 datasets + uniqueness (chapter 07); exact FD on a few pairs."""
-    from skinmap.analysis.similarity import SimilarityConfig, dataset_similarity, uniqueness
+    from skinmap.analysis.similarity import SimilarityConfig, SizeFairConfig, similarity_report
 
     vectors, rows, planted = _atlas(atlas_dir)
-    config, _ = _config(SimilarityConfig, "similarity", profile)
+    config, p = _config(SimilarityConfig, "similarity", profile)
+    size_fair = SizeFairConfig(
+        n_components=p["size_fair_components"], n_sizes=p["size_fair_n_sizes"],
+        min_size_fraction=p["size_fair_min_size_fraction"], n_draws=p["size_fair_n_draws"],
+        subsample_fraction=p["subsample_fraction"], n_subsamples=p["n_subsamples"], ci=p["ci"], seed=p["seed"])
     blocks = {k: ab for k, ab in _blocks(rows).items() if ab[1] - ab[0] >= config.min_images}  # as chapter 07
-    groups = {name: vectors[a:b] for name, (a, b) in sorted(blocks.items())}  # memmap views, no copies
-    sim = dataset_similarity(groups, config, progress=False)
-    unique = uniqueness(sim.matrix)
-    fd = sim.matrix
+    report = similarity_report(vectors, rows["dataset"].astype(str), config, size_fair, names=sorted(blocks),
+                               progress=False)
+    unique = report.uniqueness
+    fd = report.similarity.matrix
     out = []
     # exact FD (empirical covariance, float64) for pairs whose datasets use the empirical estimator
     d = vectors.shape[1]
@@ -200,7 +196,8 @@ def step_density(atlas_dir: Path, profile: str, args) -> list[dict]:
     vectors, rows, planted = _atlas(atlas_dir)
     p = _params("holes", profile)
     fit = dens.fit_density(vectors, n_components=p["density_components"], covariance_type=p["density_covariance"],
-                           projection_dim=p["density_projection_dim"], seed=p["seed"])
+                           projection_dim=p["density_projection_dim"], fit_size=p.get("density_fit_size", 0),
+                           seed=p["seed"])
     region = dens.density_regions(fit.log_density, low_pct=p["density_low_pct"], high_pct=p["density_high_pct"])
     out = []
     for name, pct in (("sparse", p["density_low_pct"]), ("hypersaturated", 100 - p["density_high_pct"])):
@@ -213,14 +210,18 @@ def step_density(atlas_dir: Path, profile: str, args) -> list[dict]:
 def step_holes(atlas_dir: Path, profile: str, args) -> list[dict]:
     """Landmarks + corrected resistance + H1 with cycles + boundary samples (chapter 08), no null."""
     from skinmap.analysis.topology import holes as th
-    from skinmap.analysis.topology.search import HoleSearchConfig, search_holes
+    from skinmap.analysis.topology.search import HoleSearchConfig
 
     vectors, rows, planted = _atlas(atlas_dir)
     config, p = _config(HoleSearchConfig, "holes", profile)
     boundary = th.BoundaryConfig(boundary_n_neighbors=p["boundary_n_neighbors"], alpha=p["alpha"])
-    strata = rows[p["landmark_strata"]].astype(str).tolist() if config.landmark_method == "stratified" else None
-    search = search_holes(vectors, config, strata=strata)
-    holes = th.describe_holes(vectors, search, boundary, n_holes=p["n_holes"], null_draws=None)
+    pooled = config.landmark_method == "stratified" or getattr(config, "landmark_pool_size", 0)
+    strata = rows[p["landmark_strata"]].astype(str).tolist() if pooled else None
+    null_rounds = p["null_rounds"] if args.null_rounds is None else args.null_rounds
+    found = th.find_holes(vectors, config, boundary, strata=strata, n_holes=p["n_holes"], null_rounds=null_rounds,
+                          null_method=p["null_method"])
+    holes = found.holes
+    print(f"holes: seconds by stage {found.seconds}", file=sys.stderr, flush=True)
     h = planted["hole"]
     overlap = th.planted_overlap(holes, np.arange(h["row_start"], h["row_stop"]))
     best = overlap.sort_values("recall", ascending=False).iloc[0] if len(overlap) else None
@@ -249,12 +250,13 @@ def step_retrieval(atlas_dir: Path, profile: str, args) -> list[dict]:
     index = shared_search_index(vectors, search)
     nb = neighbours_outside_group(vectors, queries, pool, k, groups=groups, protocol="strict", search=search,
                                   index=index)
-    recall = retrieval_recall(vectors, queries, nb, pool, groups=groups, protocol="strict", n_sample=1000, seed=0)
+    recall = retrieval_recall(vectors, queries, nb, pool, groups=groups, protocol="strict", n_sample=p.get("ivf_recall_queries", 1000),
+                              seed=p["seed"])
     labels = rows["diagnosis"].astype(str).to_numpy()
     hits = np.where(nb >= 0, labels[np.maximum(nb, 0)] == labels[queries][:, None], False)
     leaks = np.where(nb >= 0, groups[np.maximum(nb, 0)] == groups[queries][:, None], False)
     return [
-        _row("retrieval", f"recall@{k} vs exact (1,000 of {queries.size:,} queries)", recall, 1.0, ">= 0.95",
+        _row("retrieval", f"recall@{k} vs exact ({min(p.get('ivf_recall_queries', 1000), queries.size):,} of {queries.size:,} queries)", recall, 1.0, ">= 0.95",
              recall >= 0.95),
         _row("retrieval", f"same-group rows among the {k} neighbours", int(leaks.sum()), 0, "0", leaks.sum() == 0, 0.0),
         _row("retrieval", f"precision@{k} (diagnosis match)", float(hits.mean()), None, "reported", True),
@@ -262,17 +264,17 @@ def step_retrieval(atlas_dir: Path, profile: str, args) -> list[dict]:
 
 
 def step_map(atlas_dir: Path, profile: str, args) -> list[dict]:
-    """2-D UMAP (chapter 03's call) on a seeded subsample of ``--map-rows`` rows."""
+    """2-D UMAP (chapter 03's call): fit on ``map_fit_size`` rows, every other row placed."""
     from skinmap.embed.pipeline import umap_map
 
     vectors, rows, planted = _atlas(atlas_dir)
     p = _params("embedding", profile)
-    n = len(rows)
-    pick = np.sort(np.random.default_rng(p["seed"]).choice(n, size=min(args.map_rows, n), replace=False))
-    xy = umap_map(np.asarray(vectors[pick]), rows.iloc[pick], n_neighbors=p["umap_neighbors"],
-                  min_dist=p["umap_min_dist"], seed=p["seed"])
-    ok = bool(np.isfinite(xy[["x", "y"]].to_numpy()).all())
-    return [_row("map", f"UMAP of a {pick.size:,}-row subsample: finite coordinates", float(ok), 1.0, "1", ok, 0.0)]
+    fit_size = p.get("map_fit_size", 0)
+    xy = umap_map(vectors, rows[["uid"]], n_neighbors=p["umap_neighbors"], min_dist=p["umap_min_dist"],
+                  seed=p["seed"], fit_size=fit_size)
+    ok = bool(len(xy) == len(rows) and np.isfinite(xy[["x", "y"]].to_numpy()).all())
+    what = f"UMAP fit on {fit_size:,} rows, the rest placed" if fit_size else "UMAP of all rows"
+    return [_row("map", f"{what}: every row has finite coordinates", float(ok), 1.0, "1", ok, 0.0)]
 
 
 STEP_FUNCTIONS = {"novelty": step_novelty, "similarity": step_similarity, "density": step_density,
@@ -297,7 +299,7 @@ def run_child(step: str, atlas_dir: Path, result: Path, args) -> tuple[float, fl
     """Run one step in a fresh process; (wall seconds, peak RSS GiB of that process, error rows)."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", step, "--atlas-dir", str(atlas_dir),
            "--result", str(result), "--profile", args.profile, "--queries", str(args.queries),
-           "--map-rows", str(args.map_rows), "--seed", str(args.seed), "--dim", str(args.dim),
+           "--null-rounds", str(-1 if args.null_rounds is None else args.null_rounds), "--seed", str(args.seed), "--dim", str(args.dim),
            "--n-rows", str(args.n_rows_one)]
     started = time.perf_counter()
     proc = subprocess.Popen(cmd)
@@ -370,11 +372,14 @@ def parse_args(argv=None):
     ap.add_argument("--dim", type=int, default=1024)
     ap.add_argument("--profile", default=PROFILE, help="params profile the steps load (default full)")
     ap.add_argument("--queries", type=int, default=10_000, help="retrieval queries")
-    ap.add_argument("--map-rows", type=int, default=50_000, help="rows of the 2-D map's subsample")
+    ap.add_argument("--null-rounds", type=int, default=0,
+                    help="hole null rounds (default 0; the full profile's 99 are outside the budget; -1: params)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--atlas-dir", help=argparse.SUPPRESS)
     ap.add_argument("--result", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.null_rounds is not None and args.null_rounds < 0:
+        args.null_rounds = None
     args.n_rows_list = [int(x.replace("_", "")) for x in str(args.n_rows).split(",") if x.strip()]
     args.n_rows_one = args.n_rows_list[0]
     args.steps_list = [s.strip() for s in args.steps.split(",") if s.strip()]
