@@ -10,7 +10,7 @@
 2. Every step runs in its OWN child process (``python bench_scale.py --child <step> ...``); the
    parent reads the child's peak RSS from ``os.wait4`` (``ru_maxrss`` of that one process, KiB on
    Linux). Memory-mapped file pages the step touches count in its RSS, as the kernel reports it.
-   One line per step: ``BENCH scale step=<name> n=<rows> seconds=<s> peak_rss_gib=<g>``.
+   One line per step: ``BENCH scale step=<name> n=<rows> seconds=<s> cpu_seconds=<c> peak_rss_gib=<g>``.
 3. Each step returns rows of the error table (step, metric, approximate, exact, error, target,
    pass): the approximate result against an exact computation on a sample made in the same run,
    and the planted answers. Budgets (whole pass < 60 min, every step's peak RSS < 16 GiB) are rows
@@ -295,8 +295,9 @@ def _atlas_ready(atlas_dir: Path, n_rows: int, seed: int, dim: int) -> bool:
     return planted.get("n_rows") == n_rows and planted.get("seed") == seed and planted.get("dim") == dim
 
 
-def run_child(step: str, atlas_dir: Path, result: Path, args) -> tuple[float, float, list[dict]]:
-    """Run one step in a fresh process; (wall seconds, peak RSS GiB of that process, error rows)."""
+def run_child(step: str, atlas_dir: Path, result: Path, args) -> tuple[float, float, float, list[dict]]:
+    """Run one step in a fresh process; (wall seconds, CPU seconds, peak RSS GiB of that process, error
+    rows). CPU seconds (user + system) do not grow when other work shares the machine; wall seconds do."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", step, "--atlas-dir", str(atlas_dir),
            "--result", str(result), "--profile", args.profile, "--queries", str(args.queries),
            "--null-rounds", str(-1 if args.null_rounds is None else args.null_rounds), "--seed", str(args.seed), "--dim", str(args.dim),
@@ -306,12 +307,13 @@ def run_child(step: str, atlas_dir: Path, result: Path, args) -> tuple[float, fl
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
     peak = usage.ru_maxrss * 1024.0 / GIB  # KiB on Linux
+    cpu = usage.ru_utime + usage.ru_stime
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         rows = [_row(step, "step finished", 0.0, 1.0, "exit code 0", False, error=float(code))]
     else:
         rows = json.loads(result.read_text())
-    return seconds, peak, rows
+    return seconds, cpu, peak, rows
 
 
 def child_main(args) -> None:
@@ -341,9 +343,11 @@ def run_one(n_rows: int, steps: list[str], args) -> tuple[list[dict], list[dict]
     timing, errors = [], []
     todo = ([] if _atlas_ready(atlas_dir, n_rows, args.seed, args.dim) else ["generate"]) + steps
     for step in todo:
-        seconds, peak, rows = run_child(step, atlas_dir, work / f"{step}.json", args)
-        print(f"BENCH scale step={step} n={n_rows} seconds={seconds:.1f} peak_rss_gib={peak:.2f}", flush=True)
-        timing.append(dict(step=step, n=n_rows, seconds=round(seconds, 2), peak_rss_gib=round(peak, 3)))
+        seconds, cpu, peak, rows = run_child(step, atlas_dir, work / f"{step}.json", args)
+        print(f"BENCH scale step={step} n={n_rows} seconds={seconds:.1f} cpu_seconds={cpu:.1f} "
+              f"peak_rss_gib={peak:.2f}", flush=True)
+        timing.append(dict(step=step, n=n_rows, seconds=round(seconds, 2), cpu_seconds=round(cpu, 2),
+                           peak_rss_gib=round(peak, 3)))
         errors += rows
         pd.DataFrame(timing).to_csv(atlas_dir / "steps.csv", index=False)  # partial results survive a stop
         pd.DataFrame(errors, columns=ERROR_COLUMNS).to_csv(atlas_dir / "errors.partial.csv", index=False)
