@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-__all__ = ["git_commit", "provenance_markdown"]
+__all__ = ["git_commit", "input_label", "provenance_markdown"]
 
 
 def git_commit(project_root: str | Path) -> str:
@@ -30,10 +30,23 @@ def git_commit(project_root: str | Path) -> str:
     return f"{sha}+dirty" if dirty else sha
 
 
+def input_label(key: str, *, keep_parts: int = 3) -> str:
+    """How an input fingerprint's key is shown on a page: an external file or folder by the last
+    ``keep_parts`` components of its path (``external:.../dermamnist/split_info.csv``), so a page
+    never shows the build machine's directory layout; the manifest keeps the full path."""
+    kind, sep, path = key.partition(":")
+    if kind != "external" or not sep or not Path(path).is_absolute():
+        return key
+    parts = Path(path).parts[1:]
+    shown = "/".join(parts[-keep_parts:])
+    return f"external:{'.../' if len(parts) > keep_parts else ''}{shown}"
+
+
 def provenance_markdown(entry: dict[str, Any]) -> str:
     """The provenance block shown at the end of a chapter page (HTML inside a markdown cell)."""
     libs = ", ".join(f"{k} {v}" for k, v in entry["library_versions"].items())
-    inputs = "; ".join(f"{k}: {v[:12]}" for k, v in sorted(entry["input_fingerprints"].items())) or "none"
+    inputs = "; ".join(f"{input_label(k)}: {v[:12]}"
+                       for k, v in sorted(entry["input_fingerprints"].items())) or "none"
     rows = [
         ("Project", f"skinmap {entry['project_version']} at commit {entry['git_commit']}"),
         ("Profile", entry["profile"]),
