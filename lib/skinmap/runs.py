@@ -94,7 +94,6 @@ EXPORTS: dict[str, str] = {
     "quality.datasheet": "quality/datasheet.json",
     # `make bench-quality` (tests/benchmarks/bench_quality.py --run-dir): our detectors against the peers, one row per
     # tool, set and transform (tool, licence, set, transform, precision, recall, n, note); the chapter shows it
-    "quality.peer_comparison": "quality/peer_comparison.csv",
     # embedding
     "embedding.roles": "embedding/roles.parquet",
     "embedding.fused": "embedding/fused.npy",

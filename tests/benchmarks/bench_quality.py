@@ -22,9 +22,10 @@ from ``../shared/data`` made by a seeded script with every transform below, amon
 distractors, written to a temporary folder and deleted afterwards (never copied into the project).
 
 Prints one ``BENCH`` line per tool and set, and a table of precision and per-transform recall;
-``--out`` writes that table as CSV. When set (a) ran, the table (long form: tool, licence, set,
-transform, precision, recall, n) is also written into ``--run-dir`` as the documented export
-``quality.peer_comparison``, which the quality chapter shows as "how our detectors compare".
+``--out`` writes that table as CSV. The table is also written in long form (tool, licence, set,
+transform, precision, recall, n) to ``runs/bench/<profile>/peer_comparison.csv`` (the profile's
+``peer_comparison_csv``, outside every chapter's folder), which the quality chapter shows as "how
+our detectors compare" from its next build on.
 ``--gate-check`` instead compares our detector with and without the rotation gate
 (``verify_rotation_rank``) on the held-out and real sets: recall of each and the time ratio.
 
@@ -357,6 +358,9 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "demo", help="a built demo run (set a)")
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data", help="real images (set c)")
     parser.add_argument("--out", type=Path, default=None, help="write the table as CSV here")
+    parser.add_argument("--peer-table", type=Path, default=None,
+                        help="the quality chapter's 'how our detectors compare' table (default "
+                             "runs/bench/<run-dir name>/peer_comparison.csv, the profile's peer_comparison_csv)")
     parser.add_argument("--n-per-transform", type=int, default=4)
     parser.add_argument("--n-distractors", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
@@ -389,12 +393,15 @@ def main(argv=None) -> pd.DataFrame:
         if args.gate_check:
             return gate_check(sets)
         table = run(sets, args.out)
-        if "demo" in sets:  # the quality chapter's "how our detectors compare" table
-            from skinmap import runs
+        # the quality chapter's "how our detectors compare" table, outside every chapter's folder (a
+        # chapter run replaces its folder); the chapter fingerprints it, so the next build shows it
+        from skinmap.io import atomic_path
 
-            runs.write_export(args.run_dir, "quality.peer_comparison", peer_table(table))
-            print(f"BENCH quality: comparison table written to {runs.export_path(args.run_dir, 'quality.peer_comparison')}",
-                  flush=True)
+        peer_path = args.peer_table or ROOT / "runs" / "bench" / args.run_dir.name / "peer_comparison.csv"
+        peer_path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(peer_path) as tmp_path:
+            peer_table(table).to_csv(tmp_path, index=False)
+        print(f"BENCH quality: comparison table written to {peer_path}", flush=True)
         return table
 
 

@@ -100,6 +100,10 @@ class Params(ChapterParams):
     review_csv: str | None = Field(
         None, description="filled review CSV (image_a,image_b,decision) relative to the project root; None = no review yet"
     )
+    peer_comparison_csv: str | None = Field(
+        None, description="the peers' comparison table written by make bench-quality, relative to the project root; "
+        "shown as 'how our detectors compare' when the file exists (None or absent: the chapter says how to make it)"
+    )
     dermamnist_split_csv: str | None = Field(
         None, description="DermaMNIST split table (split,index,image_id); None = leakage on the catalog's own splits"
     )
@@ -170,4 +174,8 @@ def external_inputs(params: Params, project_root: Path) -> list[Path]:
     """Data read from outside the run directory (fingerprinted into the cache key)."""
     paths = [params.dermamnist_split_csv, params.ham10000_metadata_csv, params.dermamnist_duplicates_csv,
              params.review_csv, params.resolution_images_dir, params.isic2018_test_csv, params.fitzpatrick17k_csv]
-    return [resolve_path(p, project_root) for p in paths if p]
+    found = [resolve_path(p, project_root) for p in paths if p]
+    if params.peer_comparison_csv:  # optional: fingerprinted once it exists, so a new bench run re-executes
+        peer = resolve_path(params.peer_comparison_csv, project_root)
+        found += [peer] if peer.is_file() else []
+    return found
