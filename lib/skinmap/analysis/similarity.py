@@ -173,7 +173,12 @@ def dataset_similarity(
         draw = [next(bootstrap_weights(len(x), 1, rng))[0] for x in xs]
         reps[b] = pairwise_frechet(fit_all(draw))
     low, high = percentile_interval(reps, cfg.ci, axis=0)
-    n = {k: len(data[k]) for k in names}
+    return _similarity_result(names, [len(data[k]) for k in names], fd, low, high, point_stats, reps)
+
+
+def _similarity_result(names, sizes, fd, low, high, point_stats, reps) -> "DatasetSimilarity":
+    """The pair table (eq. 8 with its interval), the matrix and the per-dataset Gaussian statistics."""
+    n = dict(zip(names, (int(c) for c in sizes)))
     rows = [(names[i], names[j], n[names[i]], n[names[j]], fd[i, j], low[i, j], high[i, j])
             for i in range(len(names)) for j in range(i + 1, len(names))]
     table = pd.DataFrame(rows, columns=list(FRECHET_COLUMNS))
@@ -747,16 +752,7 @@ def dataset_similarity_rows(x: np.ndarray, labels, config: SimilarityConfig | No
                                  + (pairwise_frechet(stats) - _sq_distances(rep_k)) - cov_part_k, 0.0)
             np.fill_diagonal(reps[b], 0.0)
     low, high = percentile_interval(reps, cfg.ci, axis=0)
-    n = {k: int(c) for k, c in zip(names, moments.n)}
-    rows = [(names[i], names[j], n[names[i]], n[names[j]], fd[i, j], low[i, j], high[i, j])
-            for i in range(m) for j in range(i + 1, m)]
-    table = pd.DataFrame(rows, columns=list(FRECHET_COLUMNS))
-    stats = pd.DataFrame({
-        "dataset": names, "n": [s.n for s in point_stats], "estimator": [s.estimator for s in point_stats],
-        "shrinkage": [s.shrinkage for s in point_stats], "dim": [s.mean.shape[0] for s in point_stats],
-        "rank": [s.rank for s in point_stats]})
-    return DatasetSimilarity(table=table, matrix=pd.DataFrame(fd, index=names, columns=names),
-                             stats=stats, replicates=reps)
+    return _similarity_result(names, moments.n, fd, low, high, point_stats, reps)
 
 
 def size_fair_similarity_rows(x: np.ndarray, labels, config: SizeFairConfig | None = None, *,
