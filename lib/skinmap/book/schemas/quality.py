@@ -101,7 +101,7 @@ class Params(ChapterParams):
         None, description="filled review CSV (image_a,image_b,decision) relative to the project root; None = no review yet"
     )
     peer_comparison_csv: str | None = Field(
-        None, description="the peers' comparison table written by make bench-quality, relative to the project root; "
+        "runs/bench/demo/peer_comparison.csv", description="the peers' comparison table written by make bench-quality, relative to the project root; "
         "shown as 'how our detectors compare' when the file exists (None or absent: the chapter says how to make it)"
     )
     dermamnist_split_csv: str | None = Field(
