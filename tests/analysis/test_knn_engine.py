@@ -114,7 +114,8 @@ def test_gpu_branch_is_the_same_code_path(rng, monkeypatch):
     base = rng.normal(size=(1500, 8)).astype(np.float32)
     queries = rng.normal(size=(60, 8)).astype(np.float32)
     ivf = SearchConfig(search_method="ivf", ivf_nlist=8, ivf_nprobe=2, ivf_train_size=600)
-    cpu = [knn_search(queries, base, 5, search=cfg) for cfg in (None, ivf)]
+    pca = SearchConfig(search_method="ivf", ivf_nlist=8, ivf_nprobe=2, ivf_train_size=600, ivf_pca_components=4)
+    cpu = [knn_search(queries, base, 5, search=cfg) for cfg in (None, ivf, pca)]
 
     calls = []
 
@@ -129,13 +130,46 @@ def test_gpu_branch_is_the_same_code_path(rng, monkeypatch):
     monkeypatch.setattr(faiss, "StandardGpuResources", FakeResources, raising=False)
     monkeypatch.setattr(faiss, "get_num_gpus", lambda: 1)
     monkeypatch.setattr(faiss, "index_cpu_to_gpu", fake_to_gpu, raising=False)
-    gpu = [knn_search(queries, base, 5, search=cfg) for cfg in (None, ivf)]  # use_gpu=None: autodetect
-    assert calls == [(0, "IndexFlatIP"), (0, "IndexIVFFlat")]
+    gpu = [knn_search(queries, base, 5, search=cfg) for cfg in (None, ivf, pca)]  # use_gpu=None: autodetect
+    # the PCA engine moves its candidate stage (projection + IVF); the re-ranking rows stay on the host
+    assert calls == [(0, "IndexFlatIP"), (0, "IndexIVFFlat"), (0, "IndexPreTransform")]
     for a, b in zip(cpu, gpu):
         np.testing.assert_array_equal(a.indices, b.indices)
         np.testing.assert_array_equal(a.similarities, b.similarities)
     VectorIndex(8, use_gpu=False)
-    assert len(calls) == 2  # an explicit use_gpu=False never moves the index
+    assert len(calls) == 3  # an explicit use_gpu=False never moves the index
+
+
+def test_pca_candidates_reranked_exactly(rng):
+    """PCA candidates + exact re-ranking: returned similarities are the true cosines of the returned
+    rows (always); with every list probed and every row re-ranked the search is brute force; on data
+    in a planted low-dimensional subspace the candidate stage in that many axes keeps recall high."""
+    d, sub = 48, 6
+    basis = np.linalg.qr(rng.normal(size=(d, sub)))[0]
+    base = (rng.normal(size=(3000, sub)) * 3.0) @ basis.T + 0.05 * rng.normal(size=(3000, d))
+    base = base.astype(np.float32)
+    queries = base[:200] + 0.01 * rng.normal(size=(200, d)).astype(np.float32)
+    exact_idx, _ = _brute_topk(queries, base, 10)
+    nb = base / np.linalg.norm(base, axis=1, keepdims=True)
+    nq = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+
+    def true_sims(idx):
+        return np.einsum("qd,qkd->qk", nq.astype(np.float64), nb[idx].astype(np.float64))
+
+    everything = SearchConfig(search_method="ivf", ivf_nlist=20, ivf_nprobe=20, ivf_pca_components=4,
+                              ivf_refine_factor=300)  # 10 x 300 candidates = every row re-ranked
+    res = knn_search(queries, base, 10, search=everything)
+    np.testing.assert_array_equal(res.indices, exact_idx)
+    np.testing.assert_allclose(res.similarities, true_sims(exact_idx), atol=2e-6)
+
+    planted = SearchConfig(search_method="ivf", ivf_nlist=30, ivf_nprobe=8, ivf_pca_components=sub,
+                           ivf_refine_factor=2)
+    res = knn_search(queries, base, 10, search=planted)
+    assert knn_recall(res.indices, exact_idx) >= 0.95
+    np.testing.assert_allclose(res.similarities, true_sims(res.indices), atol=2e-6)  # exact, whatever is found
+    # too few axes (2 of the 6 planted ones) cannot rank candidates: recall drops (the test can fail)
+    few = SearchConfig(search_method="ivf", ivf_nlist=30, ivf_nprobe=8, ivf_pca_components=2, ivf_refine_factor=2)
+    assert knn_recall(knn_search(queries, base, 10, search=few).indices, exact_idx) < 0.8
 
 
 def test_ivf_returns_k_neighbours_when_probed_lists_are_sparse(rng):

@@ -12,6 +12,17 @@ Two engines behind one class, :class:`VectorIndex`, chosen by :class:`SearchConf
   ``ivf_train_size`` rows; a query visits the ``ivf_nprobe`` nearest of ``ivf_nlist`` lists, so
   it is approximate: measure its error with :func:`knn_recall` against an exact search on a
   sample. With ``ivf_nprobe == ivf_nlist`` every list is visited and the search is exact.
+* ``search_method="ivf"`` with ``ivf_pca_components = p > 0``: candidates come from the IVF lists
+  of the rows projected on their ``p`` leading principal axes (faiss ``PCAMatrix``, fitted on the
+  same training sample; squared l2 in the projection, which for unit vectors ranks as cosine up to
+  the discarded variance), and the best ``ivf_refine_factor * k`` candidates are re-ranked by their
+  exact cosine in the full dimension (``IndexRefineFlat``). Every returned similarity is therefore
+  exact; the only error is a true neighbour that never became a candidate, which
+  :func:`knn_recall` measures. Scanning ``p``-d codes instead of ``d``-d rows makes a probed list
+  ``d / p`` times cheaper, so far more lists can be probed for the same time (measured on the
+  1.1M x 1,024 synthetic atlas: ``p = 64``, 128 of 2,564 lists, factor 2: recall@10 0.985 at
+  1.2 CPU-ms per query, against 0.87 at 32 lists of 1,024-d IVF-flat). The index keeps the full
+  rows for re-ranking (``n x d`` float32, as IVF-flat does) plus ``n x p`` codes.
 
 GPU: when ``use_gpu`` is true (``None``: the installed faiss has ``StandardGpuResources`` and
 ``get_num_gpus() > 0``) the *same* CPU-built index is moved with ``faiss.index_cpu_to_gpu``;
@@ -89,6 +100,18 @@ def _to_device(index, use_gpu: bool | None):
     return index
 
 
+def _ivf_part(index):
+    """The IVF index inside ``index`` (its ``nprobe``), or None where faiss cannot reach it from
+    Python (a GPU IVF inside a PCA wrapper; :meth:`VectorIndex._set_nprobe` then goes through
+    ``GpuParameterSpace``)."""
+    import faiss
+
+    try:
+        return faiss.extract_index_ivf(index)
+    except RuntimeError:
+        return None
+
+
 def build_index(base: np.ndarray, *, use_gpu: bool | None = None):
     """An exact inner-product faiss index over already-normalised ``base`` rows.
 
@@ -113,6 +136,11 @@ class SearchConfig:
     ivf_nprobe: int = knob(32, ge=1, description="IVF lists visited per query (more = slower, higher recall)")
     ivf_train_size: int = knob(
         100_000, ge=1, description="rows sampled (seeded) to train the IVF coarse quantiser by k-means")
+    ivf_pca_components: int = knob(
+        0, ge=0, description="IVF candidates searched in this many principal axes, then re-ranked exactly "
+                             "in the full dimension; 0 = IVF-flat in the full dimension")
+    ivf_refine_factor: int = knob(
+        2, ge=1, description="with ivf_pca_components: candidates re-ranked per neighbour asked (k_factor)")
     seed: int = knob(0, ge=0, description="seed of the IVF training sample and k-means")
 
     def __post_init__(self) -> None:
@@ -192,6 +220,8 @@ class VectorIndex:
         self.nlist: int | None = None
         self._index = None
         self._quantizer = None
+        self._ivf = None  # the IVF part (its nprobe), inside the PCA/re-rank wrappers when present
+        self._nprobe = 0
         if self.config.search_method == "exact":
             import faiss
 
@@ -223,13 +253,35 @@ class VectorIndex:
             raise ValueError("an IVF index needs at least one training row")
         x = l2_normalize(sample) if normalize else np.ascontiguousarray(sample, dtype=np.float32)
         self.nlist = ivf_nlist(self.config, n_train if n_total is None else n_total, n_train)
-        self._quantizer = faiss.IndexFlatIP(self.dim)
-        index = faiss.IndexIVFFlat(self._quantizer, self.dim, self.nlist, faiss.METRIC_INNER_PRODUCT)
-        index.cp.seed = self.config.seed
-        index = _to_device(index, self.use_gpu)
-        index.train(x)
-        index.nprobe = min(self.config.ivf_nprobe, self.nlist)
+        p = min(self.config.ivf_pca_components, self.dim)
+        if p:
+            # candidates in p principal axes (squared l2 ranks unit vectors as cosine), re-ranked exactly
+            self._quantizer = faiss.IndexFlatL2(p)
+            ivf = faiss.IndexIVFFlat(self._quantizer, p, self.nlist, faiss.METRIC_L2)
+            ivf.cp.seed = self.config.seed
+            base = _to_device(faiss.IndexPreTransform(faiss.PCAMatrix(self.dim, p), ivf), self.use_gpu)
+            base.train(x)
+            index = faiss.IndexRefineFlat(base)
+            index.k_factor = float(self.config.ivf_refine_factor)
+            self._ivf = _ivf_part(base)
+        else:
+            self._quantizer = faiss.IndexFlatIP(self.dim)
+            index = faiss.IndexIVFFlat(self._quantizer, self.dim, self.nlist, faiss.METRIC_INNER_PRODUCT)
+            index.cp.seed = self.config.seed
+            index = _to_device(index, self.use_gpu)
+            index.train(x)
+            self._ivf = _ivf_part(index)
         self._index = index
+        self._set_nprobe(min(self.config.ivf_nprobe, self.nlist))
+
+    def _set_nprobe(self, nprobe: int) -> None:
+        if self._ivf is not None:
+            self._ivf.nprobe = nprobe
+        else:  # a GPU IVF inside the wrappers: faiss's GPU parameter space reaches it
+            import faiss
+
+            faiss.GpuParameterSpace().set_index_parameter(self._index, "nprobe", nprobe)
+        self._nprobe = nprobe
 
     def _require_trained(self) -> None:
         if not self.is_trained:
@@ -273,28 +325,36 @@ class VectorIndex:
         for start in _chunks(m, batch_size, "index search"):
             stop = min(start + batch_size, m)
             x = _read_rows(queries, rows, start, stop, normalize)
-            sims, idx = self._index.search(x, k_search)
+            sims, idx = self._search(x, k_search)
             if self.nlist is not None:
                 sims, idx = self._complete(x, sims, idx, k_search)
             out_idx[start:stop, :k_search] = idx
             out_sim[start:stop, :k_search] = np.where(idx >= 0, sims, -np.inf)
         return KnnResult(out_idx, out_sim)
 
+    def _search(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """faiss search returning cosine similarities (the re-ranked engine scores squared l2 between
+        unit vectors, ``2 - 2 cos``)."""
+        sims, idx = self._index.search(x, k)
+        if self.config.search_method == "ivf" and self.config.ivf_pca_components:
+            sims = np.where(idx >= 0, 1.0 - sims / 2.0, -np.inf).astype(np.float32)
+        return sims, idx
+
     def _complete(self, x: np.ndarray, sims: np.ndarray, idx: np.ndarray, k: int):
         """IVF: queries whose probed lists held fewer than ``k`` rows (sparse or far-away data) are
         searched again with 4x the lists, up to all of them, so ``k`` neighbours come back whenever
         the index holds ``k`` rows."""
-        nprobe = self._index.nprobe
+        nprobe = self._nprobe
         try:
             while nprobe < self.nlist:
                 short = np.flatnonzero(idx[:, k - 1] < 0)
                 if short.size == 0:
                     break
                 nprobe = min(self.nlist, nprobe * 4)
-                self._index.nprobe = nprobe
-                sims[short], idx[short] = self._index.search(x[short], k)
+                self._set_nprobe(nprobe)
+                sims[short], idx[short] = self._search(x[short], k)
         finally:
-            self._index.nprobe = min(self.config.ivf_nprobe, self.nlist)
+            self._set_nprobe(min(self.config.ivf_nprobe, self.nlist))
         return sims, idx
 
 

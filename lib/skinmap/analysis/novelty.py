@@ -134,6 +134,8 @@ class NoveltyConfig:
     ivf_nlist: int = _search_knob("ivf_nlist")
     ivf_nprobe: int = _search_knob("ivf_nprobe")
     ivf_train_size: int = _search_knob("ivf_train_size")
+    ivf_pca_components: int = _search_knob("ivf_pca_components")
+    ivf_refine_factor: int = _search_knob("ivf_refine_factor")
     null_sample_size: int = knob(
         0, ge=0, description="historical points whose leave-self-out score feeds the null per year "
                              "(0 = every point of P_t, exact eq. 5; > 0 = a seeded uniform sample)")
@@ -145,7 +147,8 @@ class NoveltyConfig:
     def search_config(self) -> SearchConfig:
         """The k-NN engine knobs (:class:`skinmap.analysis.knn.SearchConfig`), seeded by ``seed``."""
         return SearchConfig(search_method=self.search_method, ivf_nlist=self.ivf_nlist, ivf_nprobe=self.ivf_nprobe,
-                            ivf_train_size=self.ivf_train_size, seed=self.seed)
+                            ivf_train_size=self.ivf_train_size, ivf_pca_components=self.ivf_pca_components,
+                            ivf_refine_factor=self.ivf_refine_factor, seed=self.seed)
 
 
 @dataclass(frozen=True)
@@ -463,7 +466,8 @@ def yearly_novelty(
         params=dict(n_neighbors=cfg.n_neighbors, n_bootstrap=cfg.n_bootstrap, ci=cfg.ci, seed=cfg.seed,
                     on_small_history=cfg.on_small_history, duplicate_similarity=cfg.duplicate_similarity,
                     search_method=cfg.search_method, ivf_nlist=cfg.ivf_nlist, ivf_nprobe=cfg.ivf_nprobe,
-                    ivf_train_size=cfg.ivf_train_size, null_sample_size=cfg.null_sample_size),
+                    ivf_train_size=cfg.ivf_train_size, ivf_pca_components=cfg.ivf_pca_components,
+                    ivf_refine_factor=cfg.ivf_refine_factor, null_sample_size=cfg.null_sample_size),
         neighbors=state.neighbors,
         null_centre_se=state.null_centre_se,
     )
