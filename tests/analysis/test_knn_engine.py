@@ -183,3 +183,21 @@ def test_ivf_returns_k_neighbours_when_probed_lists_are_sparse(rng):
     assert (res.indices >= 0).all() and np.isfinite(res.similarities).all()
     want_idx, _ = _brute_topk(x[1000:1100], far, 10)
     assert knn_recall(res.indices, want_idx) > 0.5
+
+
+def test_ivf_answers_exactly_below_min_rows(rng):
+    """While an IVF index holds fewer than ``ivf_min_rows`` rows it is brute force (even probing 1 of
+    16 lists); once it holds more, the IVF lists answer (and, probing one list, miss neighbours)."""
+    x = _clustered(rng, 4000, 16, 16, 0.8)
+    queries = rng.normal(size=(200, 16)).astype(np.float32)
+    cfg = SearchConfig(search_method="ivf", ivf_nlist=16, ivf_nprobe=1, ivf_min_rows=1000)
+    index = VectorIndex(16, cfg)
+    index.train(x)
+    index.add(x[:600])
+    exact_idx, exact_sims = _brute_topk(queries, x[:600], 10)
+    res = index.search(queries, 10)
+    np.testing.assert_array_equal(res.indices, exact_idx)
+    np.testing.assert_allclose(res.similarities, exact_sims, atol=2e-6)
+    index.add(x[600:], chunk_size=500)  # crosses 1,000 rows inside the add
+    exact_idx, _ = _brute_topk(queries, x, 10)
+    assert knn_recall(index.search(queries, 10).indices, exact_idx) < 0.9

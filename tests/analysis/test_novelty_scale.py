@@ -36,7 +36,8 @@ def exact(planted):
 
 
 def test_search_knobs_are_delegated():
-    for name in ("search_method", "ivf_nlist", "ivf_nprobe", "ivf_train_size"):
+    for name in ("search_method", "ivf_nlist", "ivf_nprobe", "ivf_train_size", "ivf_min_rows", "ivf_pca_components",
+                 "ivf_refine_factor"):
         assert knob_default(NoveltyConfig, name) == knob_default(SearchConfig, name)
         assert knob_bounds(NoveltyConfig, name) == knob_bounds(SearchConfig, name)
     with pytest.raises(ValueError, match="search_method"):
@@ -60,6 +61,33 @@ def test_planted_answers_and_ivf_agrees_with_exact(planted, exact):
     # the same cross-year duplicates (none planted here) and defined per-sample scores
     assert len(ivf.cross_year_duplicates) == len(exact.cross_year_duplicates)
     assert np.isfinite(ivf.per_sample[years > 2010]).all()
+
+
+def test_small_histories_are_searched_exactly(planted, exact):
+    """ivf_min_rows: years whose history holds fewer rows are brute force (2011: 3,000 rows < 3,500),
+    the later year goes through the IVF lists (probing 1 of 64 here, so it is not exact)."""
+    z, years = planted
+    res = yearly_novelty(z, years, n_neighbors=10, n_bootstrap=100, search_method="ivf", ivf_nlist=64,
+                         ivf_nprobe=1, ivf_min_rows=3500, progress=False)
+    a, t = res.table.set_index("year"), exact.table.set_index("year")
+    np.testing.assert_allclose(a.loc[2011, ["nu", "nu_null"]].to_numpy(float),
+                               t.loc[2011, ["nu", "nu_null"]].to_numpy(float), rtol=1e-5)
+    assert a.loc[2012, "nu"] > t.loc[2012, "nu"] * (1 + 1e-4)  # IVF with one probed list over-estimates
+
+
+def test_pca_candidates_exact_when_complete_and_flagged_when_too_few(planted, exact):
+    """The paper-scale engine (IVF candidates in principal axes, exact re-ranking). Keeping every axis
+    and probing every list is brute force; 16 axes of clusters whose spread fills 64 dimensions lose
+    the within-cluster ranking, and novelty_error (exact k-NN on a sample) reports it."""
+    z, years = planted
+    full = yearly_novelty(z, years, n_neighbors=10, n_bootstrap=100, search_method="ivf", ivf_nlist=16,
+                          ivf_nprobe=16, ivf_pca_components=64, ivf_refine_factor=4, progress=False)
+    pd.testing.assert_frame_equal(full.table, exact.table, rtol=1e-4)
+    few = yearly_novelty(z, years, n_neighbors=10, n_bootstrap=100, search_method="ivf", ivf_nlist=16,
+                         ivf_nprobe=16, ivf_pca_components=16, progress=False)
+    err = novelty_error(z, years, few, n_queries=300, seed=0).set_index("year")
+    assert err.loc[2011, "recall_at_k"] < 0.9
+    assert err.loc[2011, "rel_error"] > 0.01
 
 
 def test_ivf_visiting_every_list_is_exact(planted, exact):

@@ -223,14 +223,36 @@ def step_holes(atlas_dir: Path, profile: str, args) -> list[dict]:
     holes = found.holes
     print(f"holes: seconds by stage {found.seconds}", file=sys.stderr, flush=True)
     h = planted["hole"]
-    overlap = th.planted_overlap(holes, np.arange(h["row_start"], h["row_stop"]))
-    best = overlap.sort_values("recall", ascending=False).iloc[0] if len(overlap) else None
-    recall = float(best["recall"]) if best is not None else 0.0
-    out = [_row("holes", f"planted hole recovered (best of top {p['n_holes']}: ring recall of boundary)",
-                recall, 1.0, ">= 0.5", recall >= 0.5)]
+    ring = np.arange(h["row_start"], h["row_stop"])
+    overlap = th.planted_overlap(holes, ring)
+    geometry = np.load(atlas_dir / "planted_geometry.npz")
+    # Recovered = one of the top holes has its cycle on the ring, its boundary samples on the ring, and
+    # its cycle goes round the planted centre (no angular gap of 90 degrees or more in the ring's plane).
+    # Recall of the ring's rows is reported but not a target: the boundary samples of eq. 18 are the k_b
+    # neighbours of the cycle's points, a fixed number of rows, while the ring grows with n.
+    best, gap = None, 360.0
+    for hole, (_, o) in zip(holes, overlap.iterrows()):
+        cycle = np.asarray(hole.cycle, dtype=np.int64)
+        xy = (np.asarray(vectors[np.sort(cycle)], dtype=np.float64) - geometry["hole_centre"]) @ geometry["hole_plane"].T
+        angles = np.sort(np.degrees(np.arctan2(xy[:, 1], xy[:, 0])))
+        g = float(np.max(np.diff(np.r_[angles, angles[0] + 360.0]))) if angles.size else 360.0
+        if o["cycle_on_ring"] >= 0.9 and o["precision"] >= 0.9 and (best is None or g < gap):
+            best, gap = o, g
+    ok = best is not None and gap < 90.0
+    out = [_row("holes", f"planted hole recovered: a top-{p['n_holes']} hole on the ring goes round its centre "
+                "(largest angular gap of its cycle, degrees)", gap, 0.0, "< 90", ok, gap)]
     if best is not None:
-        out.append(_row("holes", f"hole #{int(best['rank'])}: share of cycle on the ring",
-                        float(best["cycle_on_ring"]), 1.0, ">= 0.5", best["cycle_on_ring"] >= 0.5))
+        rank = int(best["rank"])
+        pers = {hole.rank: float(hole.persistence) for hole in holes}
+        nxt = max((v for r, v in pers.items() if r != rank), default=float("nan"))
+        out += [_row("holes", f"hole #{rank}: share of its cycle on the ring", float(best["cycle_on_ring"]), 1.0,
+                     ">= 0.9", best["cycle_on_ring"] >= 0.9),
+                _row("holes", f"hole #{rank}: share of its boundary samples on the ring", float(best["precision"]),
+                     1.0, ">= 0.9", best["precision"] >= 0.9),
+                _row("holes", f"hole #{rank}: persistence / largest other top-{p['n_holes']} persistence",
+                     pers[rank] / nxt if nxt > 0 else float("inf"), None, "reported", True),
+                _row("holes", "ring rows among its boundary samples (recall, not a target)", float(best["recall"]),
+                     None, "reported", True)]
     return out
 
 

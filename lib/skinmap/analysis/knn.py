@@ -23,6 +23,10 @@ Two engines behind one class, :class:`VectorIndex`, chosen by :class:`SearchConf
   1.1M x 1,024 synthetic atlas: ``p = 64``, 128 of 2,564 lists, factor 2: recall@10 0.985 at
   1.2 CPU-ms per query, against 0.87 at 32 lists of 1,024-d IVF-flat). The index keeps the full
   rows for re-ranking (``n x d`` float32, as IVF-flat does) plus ``n x p`` codes.
+* ``ivf_min_rows``: an IVF index grown from few rows (novelty's first years) holds a handful of rows
+  spread over lists trained for the whole corpus, so a query's true neighbours are far away and
+  rarely in its probed lists; while it holds fewer than ``ivf_min_rows`` rows it answers from an
+  exact flat copy (dropped once the index reaches that size).
 
 GPU: when ``use_gpu`` is true (``None``: the installed faiss has ``StandardGpuResources`` and
 ``get_num_gpus() > 0``) the *same* CPU-built index is moved with ``faiss.index_cpu_to_gpu``;
@@ -136,6 +140,9 @@ class SearchConfig:
     ivf_nprobe: int = knob(32, ge=1, description="IVF lists visited per query (more = slower, higher recall)")
     ivf_train_size: int = knob(
         100_000, ge=1, description="rows sampled (seeded) to train the IVF coarse quantiser by k-means")
+    ivf_min_rows: int = knob(
+        0, ge=0, description="an IVF index answers by brute force while it holds fewer rows than this "
+                             "(a few rows spread over many lists defeat the coarse quantiser); 0 = never")
     ivf_pca_components: int = knob(
         0, ge=0, description="IVF candidates searched in this many principal axes, then re-ranked exactly "
                              "in the full dimension; 0 = IVF-flat in the full dimension")
@@ -221,6 +228,7 @@ class VectorIndex:
         self._index = None
         self._quantizer = None
         self._ivf = None  # the IVF part (its nprobe), inside the PCA/re-rank wrappers when present
+        self._small = None  # an exact copy answering while the IVF index holds < ivf_min_rows rows
         self._nprobe = 0
         if self.config.search_method == "exact":
             import faiss
@@ -273,6 +281,8 @@ class VectorIndex:
             self._ivf = _ivf_part(index)
         self._index = index
         self._set_nprobe(min(self.config.ivf_nprobe, self.nlist))
+        if self.config.ivf_min_rows > 0:
+            self._small = _to_device(faiss.IndexFlatIP(self.dim), self.use_gpu)
 
     def _set_nprobe(self, nprobe: int) -> None:
         if self._ivf is not None:
@@ -300,7 +310,13 @@ class VectorIndex:
             raise ValueError(f"vectors have dimension {d} but the index has {self.dim}")
         m = n if rows is None else len(rows)
         for start in _chunks(m, chunk_size, "index add"):
-            self._index.add(_read_rows(vectors, rows, start, min(start + chunk_size, m), normalize))
+            block = _read_rows(vectors, rows, start, min(start + chunk_size, m), normalize)
+            self._index.add(block)
+            if self._small is not None:
+                if self._index.ntotal >= self.config.ivf_min_rows:
+                    self._small = None  # large enough: the IVF index answers from now on
+                else:
+                    self._small.add(block)
 
     def search(self, queries, k: int, *, normalize: bool = True, batch_size: int = 8192,
                rows: np.ndarray | None = None) -> KnnResult:
@@ -325,8 +341,11 @@ class VectorIndex:
         for start in _chunks(m, batch_size, "index search"):
             stop = min(start + batch_size, m)
             x = _read_rows(queries, rows, start, stop, normalize)
-            sims, idx = self._search(x, k_search)
-            if self.nlist is not None:
+            if self._small is not None:  # fewer than ivf_min_rows rows: brute force, exact
+                sims, idx = self._small.search(x, k_search)
+            else:
+                sims, idx = self._search(x, k_search)
+            if self.nlist is not None and self._small is None:
                 sims, idx = self._complete(x, sims, idx, k_search)
             out_idx[start:stop, :k_search] = idx
             out_sim[start:stop, :k_search] = np.where(idx >= 0, sims, -np.inf)

@@ -134,6 +134,7 @@ class NoveltyConfig:
     ivf_nlist: int = _search_knob("ivf_nlist")
     ivf_nprobe: int = _search_knob("ivf_nprobe")
     ivf_train_size: int = _search_knob("ivf_train_size")
+    ivf_min_rows: int = _search_knob("ivf_min_rows")
     ivf_pca_components: int = _search_knob("ivf_pca_components")
     ivf_refine_factor: int = _search_knob("ivf_refine_factor")
     null_sample_size: int = knob(
@@ -147,7 +148,8 @@ class NoveltyConfig:
     def search_config(self) -> SearchConfig:
         """The k-NN engine knobs (:class:`skinmap.analysis.knn.SearchConfig`), seeded by ``seed``."""
         return SearchConfig(search_method=self.search_method, ivf_nlist=self.ivf_nlist, ivf_nprobe=self.ivf_nprobe,
-                            ivf_train_size=self.ivf_train_size, ivf_pca_components=self.ivf_pca_components,
+                            ivf_train_size=self.ivf_train_size, ivf_min_rows=self.ivf_min_rows,
+                            ivf_pca_components=self.ivf_pca_components,
                             ivf_refine_factor=self.ivf_refine_factor, seed=self.seed)
 
 
@@ -466,7 +468,8 @@ def yearly_novelty(
         params=dict(n_neighbors=cfg.n_neighbors, n_bootstrap=cfg.n_bootstrap, ci=cfg.ci, seed=cfg.seed,
                     on_small_history=cfg.on_small_history, duplicate_similarity=cfg.duplicate_similarity,
                     search_method=cfg.search_method, ivf_nlist=cfg.ivf_nlist, ivf_nprobe=cfg.ivf_nprobe,
-                    ivf_train_size=cfg.ivf_train_size, ivf_pca_components=cfg.ivf_pca_components,
+                    ivf_train_size=cfg.ivf_train_size, ivf_min_rows=cfg.ivf_min_rows,
+                    ivf_pca_components=cfg.ivf_pca_components,
                     ivf_refine_factor=cfg.ivf_refine_factor, null_sample_size=cfg.null_sample_size),
         neighbors=state.neighbors,
         null_centre_se=state.null_centre_se,

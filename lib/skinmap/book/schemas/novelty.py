@@ -29,6 +29,7 @@ class Params(ChapterParams):
     ivf_nlist: int = knob_field(NoveltyConfig, "ivf_nlist")
     ivf_nprobe: int = knob_field(NoveltyConfig, "ivf_nprobe")
     ivf_train_size: int = knob_field(NoveltyConfig, "ivf_train_size")
+    ivf_min_rows: int = knob_field(NoveltyConfig, "ivf_min_rows")
     ivf_pca_components: int = knob_field(NoveltyConfig, "ivf_pca_components")
     ivf_refine_factor: int = knob_field(NoveltyConfig, "ivf_refine_factor")
     null_sample_size: int = knob_field(NoveltyConfig, "null_sample_size")
