@@ -89,12 +89,31 @@ TRANSFORMS = {
 }
 
 
+def _square_crop(im: Image.Image) -> Image.Image:
+    w, h = im.size
+    side = min(w, h)
+    return im.crop(((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side))
+
+
+#: Transforms that change a non-square image's aspect ratio (or resize it to another one), applied to
+#: non-square sources only (in ../shared/data: PH2's 4:3 frames; the other sets are square). Their
+#: sources are drawn after the images of :data:`TRANSFORMS`, so the copies and distractors of those
+#: stay the same images.
+NON_SQUARE_TRANSFORMS = {
+    "tilt_crop_non_square": lambda im, rng: _tilt(im, float(rng.choice([-8, -6, 6, 8]))),
+    "square_crop_non_square": lambda im, rng: _square_crop(im),
+    "squeeze_crop_non_square": lambda im, rng: _crop(im.resize((min(im.size),) * 2, Image.Resampling.BICUBIC), 0.9, rng),
+}
+
+
 # ------------------------------------------------------------------------------------------ sets
 
 
 def real_image_set(folder: Path, *, data_dir: Path, n_per_transform: int = 4, n_distractors: int = 200,
                    max_side: int = 512, seed: int = 0) -> tuple[list[Path], dict[tuple[int, int], str]]:
-    """Copies of real images with every transform, among real distractors (seeded)."""
+    """Copies of real images with every transform, among real distractors (seeded); then copies of
+    non-square real images with :data:`NON_SQUARE_TRANSFORMS` (their sources drawn from the images
+    not chosen yet, width / height off 1 by more than 5 %)."""
     files = sorted(p for p in data_dir.glob("images/*/**/*") if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp"))
     if not files:
         raise FileNotFoundError(f"no images under {data_dir / 'images'}")
@@ -116,6 +135,25 @@ def real_image_set(folder: Path, *, data_dir: Path, n_per_transform: int = 4, n_
         for r in range(n_per_transform):
             src = t * n_per_transform + r
             copy = TRANSFORMS[name](Image.open(paths[src]).convert("RGB"), rng)
+            out = folder / f"copy_{name}_{r}.jpg"
+            copy.save(out, quality=92)
+            paths.append(out)
+            truth[(src, len(paths) - 1)] = name
+    unused = np.setdiff1d(rng.permutation(len(files)), chosen, assume_unique=True)
+    sources = []
+    for idx in unused[np.argsort(rng.random(len(unused)))]:  # a seeded order of the images left
+        if len(sources) == n_per_transform * len(NON_SQUARE_TRANSFORMS):
+            break
+        with Image.open(files[idx]) as im:
+            if abs(np.log(im.size[0] / im.size[1])) > np.log(1.05):
+                sources.append(idx)
+    for t, name in enumerate(NON_SQUARE_TRANSFORMS):
+        for r, idx in enumerate(sources[t * n_per_transform:(t + 1) * n_per_transform]):
+            out = folder / f"real_non_square_{t}_{r}.jpg"
+            load(files[idx]).save(out, quality=95)
+            paths.append(out)
+            src = len(paths) - 1
+            copy = NON_SQUARE_TRANSFORMS[name](Image.open(out).convert("RGB"), rng)
             out = folder / f"copy_{name}_{r}.jpg"
             copy.save(out, quality=92)
             paths.append(out)

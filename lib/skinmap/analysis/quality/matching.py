@@ -146,9 +146,10 @@ def refine_crop(
     ``copy`` (P, S, S) (already mirrored if needed); ``source`` (P, zS, zS) for an integer ``z``:
     the source thumbnail itself (z = 1) or a finer one (z = 2), which keeps the detail an enlarged
     crop shows (a copy cropped from a large original has more of it per thumbnail pixel than its
-    source's thumbnail). ``window`` (P, 3) float ``(y0, x0, side)`` in S-pixel units of the source
-    (the coarse crop hypothesis). Each candidate window
-    ``(y0 + dy + c, x0 + dx + c, side * r)`` (``c`` keeps it centred when ``r`` scales it) is
+    source's thumbnail). ``window`` (P, 4) float ``(y0, x0, height, width)`` in S-pixel units of the
+    source (the coarse crop hypothesis; a window of another shape than the frame is a crop that
+    changes the aspect ratio), or (P, 3) ``(y0, x0, side)`` for square windows. Each candidate window
+    ``(y0 + dy + c_y, x0 + dx + c_x, height * r, width * r)`` (``c`` keeps it centred when ``r`` scales it) is
     sampled on the copy's zS x zS pixel centres with bicubic interpolation, box-reduced to S x S,
     high-passed and compared with the high-passed copy. The resampling is separable (a scale and a
     shift per axis), so it runs as two matrix products per window, the row pass shared by every
@@ -169,28 +170,32 @@ def refine_crop(
     target = prepared(copy)
     n_in = source.shape[-1]
     centres = (torch.arange(size * zoom, dtype=torch.float32) + 0.5) / (size * zoom)  # output centres, frame fractions
-    y0, x0, side = window[:, 0].clone(), window[:, 1].clone(), window[:, 2].clone()
+    if window.ndim != 2 or window.shape[1] not in (3, 4):
+        raise ValueError(f"window must be (P, 3) or (P, 4), got shape {tuple(window.shape)}")
+    y0, x0, height = window[:, 0].clone(), window[:, 1].clone(), window[:, 2].clone()
+    width = window[:, 3].clone() if window.shape[1] == 4 else height.clone()
     best = torch.full((p,), -1.0)
     for round_ in range(rounds):
         step = 0.5 ** round_  # each round searches a grid half as wide around the best window so far
-        new_y0, new_x0, new_side = y0.clone(), x0.clone(), side.clone()
+        new_y0, new_x0, new_height, new_width = y0.clone(), x0.clone(), height.clone(), width.clone()
         for r in rel_sizes:
-            scaled = side * (1 + (r - 1) * step)
-            start_y = y0 + (side - scaled) / 2  # scaled about the window's centre
-            start_x = x0 + (side - scaled) / 2
+            scaled_h, scaled_w = height * (1 + (r - 1) * step), width * (1 + (r - 1) * step)
+            start_y = y0 + (height - scaled_h) / 2  # scaled about the window's centre
+            start_x = x0 + (width - scaled_w) / 2
 
-            def axis(start: torch.Tensor, d: float) -> torch.Tensor:  # S-pixel units -> source pixels
-                return _cubic_weights((start[:, None] + d * step + centres[None] * scaled[:, None]) * zoom, n_in, zoom)
+            def axis(start: torch.Tensor, d: float, extent: torch.Tensor) -> torch.Tensor:  # S-px -> source px
+                return _cubic_weights((start[:, None] + d * step + centres[None] * extent[:, None]) * zoom, n_in, zoom)
 
-            columns = [axis(start_x, dx).transpose(1, 2) for dx in offsets]
+            columns = [axis(start_x, dx, scaled_w).transpose(1, 2) for dx in offsets]
             for dy in offsets:
-                rows = axis(start_y, dy) @ source  # (P, S, zS)
+                rows = axis(start_y, dy, scaled_h) @ source  # (P, S, zS)
                 for dx, cols in zip(offsets, columns):
                     score = agreement(prepared(rows @ cols), target, blocks)
                     better = score > best
                     best = torch.where(better, score, best)
                     new_y0 = torch.where(better, start_y + dy * step, new_y0)
                     new_x0 = torch.where(better, start_x + dx * step, new_x0)
-                    new_side = torch.where(better, scaled, new_side)
-        y0, x0, side = new_y0, new_x0, new_side
+                    new_height = torch.where(better, scaled_h, new_height)
+                    new_width = torch.where(better, scaled_w, new_width)
+        y0, x0, height, width = new_y0, new_x0, new_height, new_width
     return best.clamp(-1.0, 1.0)

@@ -62,12 +62,13 @@ from tqdm.auto import tqdm
 from skinmap.analysis.knn import knn_search
 from skinmap.analysis.quality.duplicates import near_duplicate_pairs, rescored_pairs
 from skinmap.analysis.quality.matching import agreement, normalized_cross_correlation, refine_crop, summed_area_tables
-from skinmap.analysis.quality.thumbnails import (dihedral, highpass, luminance_thumbnails, mean_pattern, orient,
-                                                 orientations, project_out, reduce_thumbnails,
+from skinmap.analysis.quality.thumbnails import (dihedral, highpass, image_aspects, luminance_thumbnails,
+                                                 mean_pattern, orient, orientations, project_out, reduce_thumbnails,
                                                  rotation_invariant_descriptor)
 from skinmap.analysis.quality.verification import CopyVerificationConfig
 
-__all__ = ["crop_scales", "tilt_crop", "rotation_gate", "registered_similarity", "registered_candidates"]
+__all__ = ["crop_scales", "tilt_crop", "tilt_offsets", "template_ratio", "template_shape", "aspects_differ", "rotation_gate",
+           "registered_similarity", "registered_candidates"]
 
 
 def crop_scales(min_crop: float, step: float) -> tuple[float, ...]:
@@ -78,13 +79,37 @@ def crop_scales(min_crop: float, step: float) -> tuple[float, ...]:
     return tuple(round(1.0 - i * step, 6) for i in range(n + 1))
 
 
-def _oriented(images: torch.Tensor, index: torch.Tensor, table: Sequence[tuple[int, float]]) -> torch.Tensor:
-    """Each image of ``images`` (P, S, S) in its own orientation ``table[index[p]]``."""
+def _oriented(images: torch.Tensor, index: torch.Tensor, table: Sequence[tuple[int, float]],
+              aspect: torch.Tensor) -> torch.Tensor:
+    """Each image of ``images`` (P, S, S) in its own orientation ``table[index[p]]``; ``aspect`` (P,)
+    the images' true ``width / height`` (:func:`~skinmap.analysis.quality.thumbnails.orient`)."""
     out = torch.empty_like(images)
     for k in torch.unique(index).tolist():
         rows = torch.nonzero(index == k)[:, 0]
-        out[rows] = orient(images[rows], *table[k])
+        out[rows] = orient(images[rows], *table[k], aspect=aspect[rows])
     return out
+
+
+def template_ratio(code: int, fixed_aspect: torch.Tensor, moving_aspect: torch.Tensor) -> torch.Tensor:
+    """Width over height, in the fixed image's thumbnail pixels, of the window a copy covers (P,).
+
+    Thumbnails squeeze every image into a square, so a window of true aspect ``r`` in an image of
+    aspect ``r_f`` spans ``r / r_f`` as many thumbnail columns as rows. The moving image (the copy)
+    in dihedral orientation ``code`` has true aspect ``r_m`` (``1 / r_m`` after a quarter turn), and
+    its window in the fixed image (its source) the same: the ratio is ``r_m / r_f`` (1 for two
+    images of one aspect, e.g. any crop that keeps the aspect ratio)."""
+    moving = moving_aspect if code % 2 == 0 else 1.0 / moving_aspect
+    return moving / fixed_aspect
+
+
+def template_shape(side: int, ratio: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(P,) heights and widths (px) of templates whose longer side is ``side`` and whose width over
+    height is ``ratio`` (P,) (:func:`template_ratio`), each at least 2 px and at most ``size``."""
+    side_t = torch.full(ratio.shape, float(side), dtype=torch.float64)
+    ratio = ratio.double()
+    height = torch.where(ratio > 1, side_t / ratio, side_t).round().clamp(2, size).long()
+    width = torch.where(ratio > 1, side_t, side_t * ratio).round().clamp(2, size).long()
+    return height, width
 
 
 def tilt_crop(tilt: float) -> float:
@@ -96,20 +121,27 @@ def tilt_crop(tilt: float) -> float:
 
 
 def _template_sides(size: int, fractions: Sequence[float], tilt: float) -> list[int]:
-    """Template sides (px) searched for one orientation: each crop fraction of an upright copy, or of
-    a tilted one (then also the uncropped tilt), scaled by :func:`tilt_crop`."""
-    scale, fracs = (tilt_crop(tilt), [1.0, *fractions]) if tilt else (1.0, list(fractions))
-    return sorted({min(size - 1, max(2, int(round(f * scale * size)))) for f in fracs}, reverse=True)
+    """Template sides (px, the longer side of a template) searched for one orientation: 1 and each
+    crop fraction of an upright copy, or of a tilted one scaled by :func:`tilt_crop`. Side ``size``
+    of an upright copy is the full frame when the template is square (compared separately, so
+    :func:`_search` skips it) and a crop that changes the aspect ratio when it is not (a square
+    crop of a 4:3 photograph keeps its full height)."""
+    if tilt:
+        return sorted({min(size - 1, max(2, int(round(f * tilt_crop(tilt) * size)))) for f in [1.0, *fractions]},
+                      reverse=True)
+    return sorted({min(size, max(2, int(round(f * size)))) for f in [1.0, *fractions]}, reverse=True)
 
 
 def _search(fixed_hp: torch.Tensor, moving: torch.Tensor, sigma: float, table: Sequence[tuple[int, float]], *,
-            fractions: Sequence[float] = (), sides: Sequence[int] | None = None,
-            chosen: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+            fixed_aspect: torch.Tensor, moving_aspect: torch.Tensor, fractions: Sequence[float] = (),
+            sides: Sequence[int] | None = None, chosen: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Best NCC over orientations and template sizes for one direction; returns (P,) scores and
     (P, 4) hypotheses ``(orientation, side, dy, dx)``, ``orientation`` an index into ``table``
-    (:func:`~skinmap.analysis.quality.thumbnails.orientations`). The template sides are the crop
-    ``fractions`` (below 1) of each orientation (:func:`_template_sides`), or the given ``sides``.
-    ``chosen`` (P,) restricts each pair to one orientation (all of ``table`` are searched when None)."""
+    (:func:`~skinmap.analysis.quality.thumbnails.orientations`). The templates' longer sides are
+    1 and the crop ``fractions`` (below 1) of each orientation (:func:`_template_sides`), or the given
+    ``sides``; their shapes follow each pair's true aspect ratios ``fixed_aspect``,
+    ``moving_aspect`` (P,) (:func:`template_ratio`; all 1: square templates). ``chosen`` (P,)
+    restricts each pair to one orientation (all of ``table`` are searched when None)."""
     p, size, _ = moving.shape
     fixed_fft = torch.fft.rfft2(fixed_hp)  # shared by every orientation and template size below
     fixed_tables = summed_area_tables(fixed_hp)
@@ -117,20 +149,34 @@ def _search(fixed_hp: torch.Tensor, moving: torch.Tensor, sigma: float, table: S
     hyp = torch.zeros((p, 4), dtype=torch.long)
     for k in (range(len(table)) if chosen is None else (None,)):
         if k is None:
-            m = _oriented(moving, chosen, table)[:, None]
+            m = _oriented(moving, chosen, table, moving_aspect)[:, None]
             flag = chosen.long()[:, None]
+            ratio = torch.ones(p, dtype=torch.float64)
+            for c in torch.unique(chosen).tolist():
+                rows = chosen == c
+                ratio[rows] = template_ratio(table[c][0], fixed_aspect[rows], moving_aspect[rows])
         else:
-            m = orient(moving, *table[k])[:, None]
+            m = orient(moving, *table[k], aspect=moving_aspect)[:, None]
             flag = torch.full((p, 1), k)
+            ratio = template_ratio(table[k][0], fixed_aspect, moving_aspect)
         for side in (sides if sides is not None else _template_sides(size, fractions, table[k][1])):
-            t = m if side == size else F.interpolate(m, size=(side, side), mode="bicubic", antialias=True,
-                                                     align_corners=False)
-            score, offset = normalized_cross_correlation(fixed_hp, highpass(t, sigma)[:, 0], image_fft=fixed_fft,
-                                                         image_tables=fixed_tables, return_offset=True)
-            better = score > best
-            best = torch.where(better, score, best)
-            found = torch.cat([flag, torch.full((p, 1), side), offset], dim=1)
-            hyp = torch.where(better[:, None], found, hyp)
+            heights, widths = template_shape(side, ratio, size)
+            shapes = torch.stack([heights, widths], 1)
+            for h, w in torch.unique(shapes, dim=0).tolist():  # one batch per template shape
+                if (h, w) == (size, size):
+                    continue  # the full frame: compared on its own (:func:`_full_frame`)
+                rows = torch.nonzero((heights == h) & (widths == w))[:, 0]
+                whole = len(rows) == p
+                t = F.interpolate(m if whole else m[rows], size=(h, w), mode="bicubic", antialias=True,
+                                  align_corners=False)
+                score, offset = normalized_cross_correlation(
+                    fixed_hp if whole else fixed_hp[rows], highpass(t, sigma)[:, 0],
+                    image_fft=fixed_fft if whole else fixed_fft[rows],
+                    image_tables=fixed_tables if whole else tuple(x[rows] for x in fixed_tables), return_offset=True)
+                better = score > best[rows]
+                best[rows] = torch.where(better, score, best[rows])
+                found = torch.cat([flag[rows], torch.full((len(rows), 1), side), offset], dim=1)
+                hyp[rows] = torch.where(better[:, None], found, hyp[rows])
     return best, hyp
 
 
@@ -165,40 +211,76 @@ def _frames(raw: np.ndarray, valid: np.ndarray, fine: torch.Tensor | None, confi
 
 
 def _coarse_crop_search(frames: _Frames, a: torch.Tensor, b: torch.Tensor, fractions: Sequence[float],
-                        sigma: float, table: Sequence[tuple[int, float]]) -> tuple[torch.Tensor, torch.Tensor]:
+                        sigma: float, table: Sequence[tuple[int, float]],
+                        aspect: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Step (1): every direction, orientation and crop fraction on the reduced raw thumbnails (a crop
-    magnifies the device pattern, so it cannot be projected out yet). Returns (P,) scores and (P, 5)
-    hypotheses ``(direction, orientation, side, dy, dx)``, direction 0 when ``b`` is the copy."""
+    magnifies the device pattern, so it cannot be projected out yet), templates shaped by the
+    images' ``aspect`` (n,). Returns (P,) scores and (P, 5) hypotheses
+    ``(direction, orientation, side, dy, dx)``, direction 0 when ``b`` is the copy."""
     crop_best = torch.full((len(a),), -2.0)
     crop_hyp = torch.zeros((len(a), 5), dtype=torch.long)
     for direction, (u, v) in enumerate(((a, b), (b, a))):
-        score, hyp = _search(frames.coarse_hp[u], frames.coarse[v], sigma, table, fractions=fractions)
+        score, hyp = _search(frames.coarse_hp[u], frames.coarse[v], sigma, table, fixed_aspect=aspect[u],
+                             moving_aspect=aspect[v], fractions=fractions)
         better = score > crop_best
         crop_best = torch.where(better, score, crop_best)
         crop_hyp = torch.where(better[:, None], torch.cat([torch.full((len(a), 1), direction), hyp], 1), crop_hyp)
     return crop_best, crop_hyp
 
 
+def tilt_offsets(tilt_step: float) -> tuple[float, ...]:
+    """Offsets (degrees) added to a tilt found on the coarse grid before it is searched at full size:
+    quarter steps within half a step either side, so that a copy tilted between two grid tilts is
+    registered within ``tilt_step / 8`` of its angle (at 64 px a tilt off by half a 5-degree step
+    moves the frame's edge by more than a pixel, which the high-pass signal does not survive)."""
+    return tuple(round(tilt_step * q / 4, 6) for q in (-2, -1, 0, 1, 2))
+
+
+def _tilt_variants(table: Sequence[tuple[int, float]], offsets: Sequence[float]) -> list[tuple[int, float]]:
+    """Each orientation of ``table`` with its tilt shifted by each of ``offsets``, orientation-major
+    (entry ``k * len(offsets) + m`` is ``table[k]`` shifted by ``offsets[m]``)."""
+    return [(code, tilt + d) for code, tilt in table for d in offsets]
+
+
 def _full_size_windows(frames: _Frames, src: torch.Tensor, cpy: torch.Tensor, hyp: torch.Tensor,
-                       coarse_factor: int, sigma: float, table: Sequence[tuple[int, float]]) -> torch.Tensor:
-    """Step (2): the found direction and orientation at full size, over the template sides within one
-    coarse pixel of the found one. Returns the (P, 3) windows ``(y0, x0, side)`` in the source."""
+                       coarse_factor: int, sigma: float, table: Sequence[tuple[int, float]],
+                       aspect: torch.Tensor, offsets: Sequence[float] = (0.0,)) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step (2): the found direction and orientation at full size, its tilt shifted by each of
+    ``offsets`` (:func:`tilt_offsets`; ``(0,)`` for the untilted families), over the template sides
+    within one coarse pixel of the found one (scaled by :func:`tilt_crop` when the tilt moves).
+    Returns the (P, 4) windows ``(y0, x0, height, width)`` in the source (the template shapes of
+    :func:`template_shape`) and the (P,) orientations, entries of ``_tilt_variants(table, offsets)``."""
     size = frames.plain.shape[1]
-    centre = hyp[:, 2] * coarse_factor
-    sides = [s for s in range(int(centre.min()) - coarse_factor, int(centre.max()) + coarse_factor + 1) if 2 <= s < size]
-    fine_best = torch.full((len(hyp),), -2.0)
-    window = torch.zeros((len(hyp), 3))
+    n_pairs, n_var = len(hyp), len(offsets)
+    variants = _tilt_variants(table, offsets)
+    # every pair once per tilt offset, searched together (row r is pair r // n_var, offset r % n_var)
+    pair = torch.arange(n_pairs).repeat_interleave(n_var)
+    offset_index = torch.arange(n_var).repeat(n_pairs)
+    chosen = hyp[pair, 1] * n_var + offset_index
+    ratio = torch.ones(len(pair), dtype=torch.float64)
+    for c in torch.unique(hyp[:, 1]).tolist():
+        rows = hyp[pair, 1] == c
+        ratio[rows] = template_ratio(table[c][0], aspect[src[pair[rows]]], aspect[cpy[pair[rows]]])
+    scale = torch.tensor([tilt_crop(variants[k][1]) / tilt_crop(table[k // n_var][1]) for k in chosen.tolist()],
+                         dtype=torch.float64)
+    centre = (hyp[pair, 2] * coarse_factor * scale).round().long()
+    sides = [s for s in range(int(centre.min()) - coarse_factor, int(centre.max()) + coarse_factor + 1) if 2 <= s <= size]
+    fine_best = torch.full((len(pair),), -2.0)
+    window = torch.zeros((len(pair), 4))
     for side in sides:
         near = torch.nonzero((centre - side).abs() <= coarse_factor)[:, 0]
         if not len(near):
             continue
-        score, found = _search(frames.plain_hp[src[near]], frames.plain[cpy[near]], sigma, table, sides=[side],
-                               chosen=hyp[near, 1])
+        s_near, c_near = src[pair[near]], cpy[pair[near]]
+        score, found = _search(frames.plain_hp[s_near], frames.plain[c_near], sigma, variants, sides=[side],
+                               chosen=chosen[near], fixed_aspect=aspect[s_near], moving_aspect=aspect[c_near])
+        heights, widths = template_shape(side, ratio[near], size)
         better = score > fine_best[near]
         fine_best[near] = torch.where(better, score, fine_best[near])
-        window[near] = torch.where(better[:, None], torch.stack([found[:, 2], found[:, 3], found[:, 1]], 1).float(),
+        window[near] = torch.where(better[:, None], torch.stack([found[:, 2], found[:, 3], heights, widths], 1).float(),
                                    window[near])
-    return window
+    pick = fine_best.view(n_pairs, n_var).argmax(1) + torch.arange(n_pairs) * n_var  # each pair's best offset
+    return window[pick], chosen[pick]
 
 
 def _orientation_families(table: Sequence[tuple[int, float]]) -> list[list[int]]:
@@ -218,10 +300,14 @@ def _is_upright(family: Sequence[tuple[int, float]]) -> bool:
 
 
 def _score_batch(frames: _Frames, a: torch.Tensor, b: torch.Tensor, fractions: Sequence[float],
-                 config: CopyVerificationConfig, rotated: torch.Tensor | None = None) -> torch.Tensor:
+                 config: CopyVerificationConfig, rotated: torch.Tensor | None = None,
+                 aspect: torch.Tensor | None = None) -> torch.Tensor:
     """``s(a, b)`` for one batch of pairs: the full frames, then the crop steps (1)-(3) per
     orientation family (:func:`_orientation_families`). ``rotated`` (P,) bool: the pairs whose
-    rotated and tilted crops are searched (all when None; :func:`rotation_gate`)."""
+    rotated and tilted crops are searched (all when None; :func:`rotation_gate`). ``aspect`` (n,):
+    the images' true aspect ratios, which shape the crop and tilt hypotheses (None: all 1, the
+    squeezed thumbnails' square geometry)."""
+    aspect = torch.ones(len(frames.plain), dtype=torch.float64) if aspect is None else aspect
     table = orientations(config.all_right_angles, config.max_tilt, config.tilt_step)
     best = _full_frame(frames.framed_hp[a], frames.framed_hp[b], config.blocks,
                        sorted({code for code, tilt in table if not tilt}))
@@ -236,7 +322,7 @@ def _score_batch(frames: _Frames, a: torch.Tensor, b: torch.Tensor, fractions: S
         if not len(rows):
             continue
         fa, fb = a[rows], b[rows]
-        crop_best, hyp = _coarse_crop_search(frames, fa, fb, fractions, config.sigma, sub)
+        crop_best, hyp = _coarse_crop_search(frames, fa, fb, fractions, config.sigma, sub, aspect)
         gate = (crop_best >= config.refine_gate) & (best[rows] < 0.99)  # full frames already a match: nothing to refine
         if not gate.any():
             continue
@@ -244,15 +330,26 @@ def _score_batch(frames: _Frames, a: torch.Tensor, b: torch.Tensor, fractions: S
         forward = h[:, 0] == 0
         src = torch.where(forward, fa[gate], fb[gate])
         cpy = torch.where(forward, fb[gate], fa[gate])
-        window = _full_size_windows(frames, src, cpy, h, config.coarse_factor, config.sigma, sub)
+        offsets = tilt_offsets(config.tilt_step) if any(t for _, t in sub) else (0.0,)
+        window, orientation = _full_size_windows(frames, src, cpy, h, config.coarse_factor, config.sigma, sub, aspect,
+                                                 offsets)
         # (3) sub-pixel refinement in the copy's frame
-        copies = _oriented(frames.plain[cpy], h[:, 1], sub)
+        copies = _oriented(frames.plain[cpy], orientation, _tilt_variants(sub, offsets), aspect[cpy])
         refined = refine_crop(frames.plain[src] if frames.fine is None else frames.fine[src], copies, window,
                               sigma=config.sigma, pattern=frames.pattern_hp if config.subtract_mean else None,
                               blocks=config.blocks)
         target = rows[gate]
         best[target] = torch.maximum(best[target], refined)
     return best
+
+
+def aspects_differ(aspects: np.ndarray, pairs_i: np.ndarray, pairs_j: np.ndarray, size: int) -> np.ndarray:
+    """(P,) bool: the pairs whose two images' aspect ratios (``aspects`` (n,), width / height) differ
+    by more than a thumbnail pixel in ``size`` (``|log(r_i / r_j)| > 1 / size``). Only these pairs
+    are searched a second time as squeezed square thumbnails (a copy resized to another aspect
+    ratio, then cropped): for the others the two geometries give the same upright templates."""
+    a = np.asarray(aspects, np.float64)
+    return np.abs(np.log(a[np.asarray(pairs_i, np.int64)] / a[np.asarray(pairs_j, np.int64)])) > 1.0 / size
 
 
 def _centre_crops(thumbnails: np.ndarray, scales: Sequence[float]) -> np.ndarray:
@@ -334,6 +431,7 @@ def registered_similarity(
     fine_thumbnails: np.ndarray | None = None,
     valid: np.ndarray | None = None,
     rotated: np.ndarray | None = None,
+    aspects: np.ndarray | None = None,
     batch_size: int = 256,
     progress: bool = True,
 ) -> np.ndarray:
@@ -364,6 +462,17 @@ def registered_similarity(
     The rotated and tilted crop searches (most of the cost when ``all_right_angles`` or
     ``max_tilt``) run only for the pairs in ``rotated`` (P,) bool; when None, for the pairs
     :func:`rotation_gate` passes at ``config.rotation_rank`` (every pair when it is 0).
+
+    ``aspects`` (n,) are the images' true ``width / height``
+    (:func:`~skinmap.analysis.quality.thumbnails.image_aspects`). The thumbnails squeeze every image
+    into a square; with ``config.keep_aspect`` the crop and tilt hypotheses are made in the
+    images' true geometry: a copy's window in its source is a ``template_shape`` rectangle of
+    width over height :func:`template_ratio` (a square crop of a 4:3 photograph is a 3:4 window of
+    its thumbnail) and a tilt rotates the unsqueezed picture
+    (:func:`~skinmap.analysis.quality.thumbnails.orient`). Pairs whose aspect ratios differ
+    (:func:`aspects_differ`) are searched a second time in the squeezed geometry (a copy resized
+    to another aspect ratio), the better score kept. Without ``aspects`` (or ``keep_aspect``
+    False) every image counts as square: the squeezed geometry only.
     """
     config = CopyVerificationConfig() if config is None else config
     raw = np.asarray(thumbnails, np.float32)
@@ -394,6 +503,13 @@ def registered_similarity(
         rotated = np.asarray(rotated, bool)
         if rotated.shape != i.shape:
             raise ValueError(f"rotated must have one entry per pair ({i.size}), got shape {rotated.shape}")
+    aspect, squeezed = None, np.zeros(i.shape, bool)
+    if aspects is not None and config.keep_aspect:
+        aspects = np.asarray(aspects, np.float64)
+        if aspects.shape != (len(raw),) or not (np.isfinite(aspects) & (aspects > 0)).all():
+            raise ValueError(f"aspects must be ({len(raw)},) positive ratios, got shape {aspects.shape}")
+        aspect = torch.from_numpy(aspects)
+        squeezed = aspects_differ(aspects, i, j, size) if i.size else squeezed
     out = np.full(i.size, np.nan, np.float32)
     old_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
@@ -404,8 +520,14 @@ def registered_similarity(
                           leave=False):
             rows = todo[start:start + batch_size]
             best = _score_batch(frames, torch.from_numpy(i[rows]), torch.from_numpy(j[rows]), fractions, config,
-                                None if rotated is None else torch.from_numpy(rotated[rows]))
+                                None if rotated is None else torch.from_numpy(rotated[rows]), aspect)
             out[rows] = best.numpy()
+        again = todo[squeezed[todo]]  # two aspect ratios: a copy resized to another one, in the squeezed geometry
+        for start in range(0, again.size, batch_size):
+            rows = again[start:start + batch_size]
+            best = _score_batch(frames, torch.from_numpy(i[rows]), torch.from_numpy(j[rows]), fractions, config,
+                                None if rotated is None else torch.from_numpy(rotated[rows]))
+            out[rows] = np.maximum(out[rows], best.numpy())
     finally:
         torch.set_num_threads(old_threads)
     return out
@@ -423,8 +545,9 @@ def registered_candidates(
     image's ``config.n_candidates`` nearest neighbours by the rotation-invariant thumbnail descriptor
     (:func:`~skinmap.analysis.quality.thumbnails.rotation_invariant_descriptor`) join them: an
     embedding of upright images need not rank a rotated copy close. Each image is read as a
-    ``2 * config.size`` luminance thumbnail (the finer one refines crops) and every candidate pair
-    scored by :func:`registered_similarity`.
+    ``2 * config.size`` luminance thumbnail (the finer one refines crops), its aspect ratio read
+    (:func:`~skinmap.analysis.quality.thumbnails.image_aspects`), and every candidate pair scored by
+    :func:`registered_similarity`.
 
     Returns ``(candidates, scored, readable)``: the candidate pairs ``i, j, similarity`` (the
     embedding's similarity; NaN for a pair only the descriptor proposed) and ``source`` (``embedding``,
@@ -433,7 +556,9 @@ def registered_candidates(
     the mask of readable images. ``scored.attrs["registration"]`` holds the cost: ``seconds`` of
     the gate and registration (wall clock; reading the thumbnails excluded), ``cpu_seconds`` (the
 process's CPU time over the same step: what a loaded machine does not inflate), ``pairs`` registered
-    and ``rotation_searched``, the pairs searched for rotated and tilted crops: with
+    and ``squeezed_searched``, the pairs of two aspect ratios also searched as squeezed thumbnails
+    (with ``config.keep_aspect``; :func:`aspects_differ`), and ``rotation_searched``, the pairs
+    searched for rotated and tilted crops: with
     ``config.rotation_rank`` >= 1, those :func:`rotation_gate` passes and each image's nearest
     neighbour in ``vectors`` (the single likeliest copy by the embedding, which the descriptor, not
     crop-robust, can miss); every pair when it is 0.
@@ -443,6 +568,7 @@ process's CPU time over the same step: what a loaded machine does not inflate), 
         raise ValueError(f"{len(vectors)} vectors but {len(paths)} paths")
     candidates = near_duplicate_pairs(vectors, config.candidate_floor, n_neighbors=config.n_candidates)
     fine, readable = luminance_thumbnails(list(paths), 2 * config.size)  # 2x: crop refinement
+    aspects = image_aspects(list(paths))
     coarse = reduce_thumbnails(fine)
     candidates = candidates.assign(source="embedding")
     if (config.all_right_angles or config.max_tilt > 0) and readable.sum() > 1:
@@ -469,8 +595,10 @@ process's CPU time over the same step: what a loaded machine does not inflate), 
         n = len(paths)
         rotated |= np.isin(i * n + j, nearest["i"].to_numpy(np.int64) * n + nearest["j"].to_numpy(np.int64))
     scores = registered_similarity(coarse, i, j, config, fine_thumbnails=fine, valid=readable, rotated=rotated,
-                                   progress=progress)
+                                   aspects=aspects, progress=progress)
     scored = rescored_pairs(candidates, scores)
+    squeezed = int(aspects_differ(aspects, i, j, config.size).sum()) if config.keep_aspect and len(i) else 0
     scored.attrs["registration"] = {"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - start_cpu,
-                                    "pairs": int(len(i)), "rotation_searched": int(rotated.sum())}
+                                    "pairs": int(len(i)), "rotation_searched": int(rotated.sum()),
+                                    "squeezed_searched": squeezed}
     return candidates, scored, readable

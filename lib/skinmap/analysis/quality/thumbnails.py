@@ -17,6 +17,7 @@ from PIL import Image
 
 __all__ = [
     "luminance_thumbnails",
+    "image_aspects",
     "reduce_thumbnails",
     "mean_pattern",
     "project_out",
@@ -46,6 +47,29 @@ def luminance_thumbnails(paths: Sequence, size: int = 64) -> tuple[np.ndarray, n
         except (OSError, ValueError, TypeError, SyntaxError):
             continue
     return out, ok
+
+
+def image_aspects(paths: Sequence) -> np.ndarray:
+    """Each image's aspect ratio ``width / height``, float64 ``(n,)`` (1 where an image is missing or
+    unreadable). Only the file header is read.
+
+    The thumbnails of :func:`luminance_thumbnails` squeeze every image into a square; the crop and
+    tilt search of :mod:`~skinmap.analysis.quality.registration` uses these ratios to compare two
+    images in their true geometry (a square crop of a 4:3 photograph is a 3:4 window of its
+    squeezed thumbnail, and a tilt is a rotation of the unsqueezed picture).
+    """
+    out = np.ones(len(paths), np.float64)
+    for k, path in enumerate(paths):
+        if path is None or (isinstance(path, float) and np.isnan(path)):
+            continue
+        try:
+            with Image.open(path) as im:
+                width, height = im.size
+        except (OSError, ValueError, TypeError, SyntaxError):
+            continue
+        if width > 0 and height > 0:
+            out[k] = width / height
+    return out
 
 
 def reduce_thumbnails(fine: np.ndarray, factor: int = 2) -> np.ndarray:
@@ -105,23 +129,39 @@ def orientations(all_right_angles: bool = True, max_tilt: float = 0.0, tilt_step
     return [(c, 0.0) for c in codes] + [(c, float(t)) for c in (0, 4) for t in tilts]
 
 
-def orient(x: torch.Tensor, code: int, tilt: float = 0.0) -> torch.Tensor:
+def orient(x: torch.Tensor, code: int, tilt: float = 0.0, aspect: torch.Tensor | float | None = None) -> torch.Tensor:
     """``x`` (P, S, S) in one orientation of :func:`orientations`.
 
-    A tilt rotates the image by ``tilt`` degrees and keeps the largest axis-aligned square inside the
-    rotated frame, resampled (bicubic) to S x S: a copy rotated by ``-tilt`` and cropped becomes an
-    upright crop of its source, which the crop search then finds.
+    A tilt rotates the image by ``tilt`` degrees and keeps the largest centred upright rectangle of
+    the image's own aspect ratio inside the rotated frame, resampled (bicubic) to S x S: a copy
+    rotated by ``-tilt`` and cropped becomes an upright crop of its source, which the crop search
+    then finds. ``aspect`` (float or (P,)): the true ``width / height`` of each image of ``x``
+    before it is oriented (:func:`image_aspects`; None = 1, the thumbnail's own square geometry).
+    The rotation is applied to the unsqueezed picture: in the thumbnail's normalised coordinates
+    ``(u, v)`` (true coordinates ``(r u, v)`` for ``r`` the oriented aspect) an output pixel samples
+
+    .. math::  h \\begin{pmatrix} c & -s / r \\\\ s r & c \\end{pmatrix} \\begin{pmatrix} u \\\\ v \\end{pmatrix},
+               \\qquad h = \\min\\Big(\\frac{r}{r |c| + |s|}, \\frac{1}{r |s| + |c|}\\Big)
+
+    (``c, s`` the cosine and sine of the tilt; ``h`` keeps the rectangle's corners inside the
+    rotated frame; ``r = 1`` is the inscribed square, :func:`~skinmap.analysis.quality.registration.tilt_crop`).
     """
     out = dihedral(x, code)
     if not tilt:
         return out
     import torch.nn.functional as F
 
+    r = torch.ones(len(out), dtype=torch.float64) if aspect is None else torch.as_tensor(aspect, dtype=torch.float64)
+    r = r.expand(len(out)).clone()
+    if code % 2:  # a quarter turn swaps width and height
+        r = 1.0 / r
     theta = np.deg2rad(tilt)
-    half = 1.0 / (abs(np.cos(theta)) + abs(np.sin(theta)))  # the inscribed upright square, normalised
-    c, s = float(np.cos(theta)) * half, float(np.sin(theta)) * half
-    affine = torch.tensor([[c, -s, 0.0], [s, c, 0.0]], dtype=out.dtype).expand(len(out), 2, 3)
-    grid = F.affine_grid(affine, (len(out), 1, *out.shape[-2:]), align_corners=False)
+    c, s = float(np.cos(theta)), float(np.sin(theta))
+    half = torch.minimum(r / (r * abs(c) + abs(s)), 1.0 / (r * abs(s) + abs(c)))  # the inscribed rectangle
+    affine = torch.zeros((len(out), 2, 3), dtype=torch.float64)
+    affine[:, 0, 0], affine[:, 0, 1] = half * c, -half * s / r
+    affine[:, 1, 0], affine[:, 1, 1] = half * s * r, half * c
+    grid = F.affine_grid(affine.to(out.dtype), (len(out), 1, *out.shape[-2:]), align_corners=False)
     return F.grid_sample(out[:, None], grid, mode="bicubic", padding_mode="border", align_corners=False)[:, 0]
 
 
@@ -184,7 +224,7 @@ def _gaussian_kernel(sigma: float) -> torch.Tensor:
     return k / k.sum()
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=512)
 def _blur_matrix(n: int, sigma: float) -> torch.Tensor:
     """(n, n) matrix ``B`` with ``x @ B`` = the rows of ``x`` convolved with a Gaussian of ``sigma``,
     reflecting at the borders (numpy's 'reflect' without edge repeat, as ``F.pad(mode="reflect")``).

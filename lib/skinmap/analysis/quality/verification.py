@@ -75,6 +75,11 @@ class CopyVerificationConfig:
         Search all 8 right-angle rotations and flips (else the identity and the horizontal mirror).
     max_tilt, tilt_step
         Small tilts searched (degrees, each with and without a mirror); a tilted copy is cropped.
+    keep_aspect
+        Search crops and tilts in each image's true aspect ratio (a square crop of a 4:3 photograph,
+        a tilt of the unsqueezed picture); pairs of two aspect ratios are searched in the squeezed
+        square thumbnails too (a copy resized to another aspect ratio). False: the squeezed square
+        thumbnails only.
     rotation_rank
         Gate of the costly rotated and tilted crop searches: when >= 1, only a pair in which one
         image is among the other's ``rotation_rank`` nearest images by the rotation-invariant
@@ -115,6 +120,9 @@ class CopyVerificationConfig:
                                    "(8 orientations), not only horizontal mirrors")
     max_tilt: float = _knob(10.0, "largest small tilt (degrees) of a cropped copy searched; 0 = no tilts", ge=0, le=45)
     tilt_step: float = _knob(5.0, "step between the tilts searched (degrees)", gt=0, le=45)
+    keep_aspect: bool = _knob(True, "search crops and tilts in each image's true aspect ratio (a square crop of a 4:3 "
+                              "photograph); pairs of two aspect ratios are also searched as squeezed square "
+                              "thumbnails (a copy resized to another aspect ratio); false = squeezed thumbnails only")
     rotation_rank: int = _knob(5, "rotated and tilted crops are searched only for pairs in which one image is among the "
                                "other's rotation_rank nearest images by the rotation-invariant thumbnail descriptor (the "
                                "rank at which it proposes candidates) or its nearest embedding neighbour; 0 = every pair",
