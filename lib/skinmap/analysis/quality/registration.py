@@ -27,6 +27,14 @@ keeps the fine detail (Gaussian high-pass), ``P`` projects the collection's mean
 * *Crops are scored in the copy's frame.* Shrinking a copy back onto its source loses the detail the
   copy gained when its crop was enlarged, so the source's window is resampled into the copy's frame
   (bicubic, from 2x thumbnails when given) over sub-pixel shifts and scales around the hypothesis.
+* *Windows keep the true aspect ratio.* The thumbnails squeeze every image into a square, so a copy
+  that changes a non-square image's aspect ratio (a square or a tilted crop of a 4:3 photograph) is
+  a rectangle of its source's thumbnail: the window's width over height is the ratio of the two
+  images' aspect ratios (:func:`template_ratio`, :func:`template_shape`; 1 for two images of one
+  aspect, the square windows of a plain crop), and a tilt rotates the unsqueezed picture
+  (:func:`~skinmap.analysis.quality.thumbnails.orient`). A pair of two aspect ratios is searched in
+  the squeezed geometry too (a copy resized to another aspect ratio, then cropped). A tilt found on
+  the coarse grid is searched again at full size in quarter steps (:func:`tilt_offsets`).
 * *A copy agrees everywhere.* Every compared frame is scored by :func:`agreement`: the whole-frame
   cosine, capped by the median cosine of its tiles. A ruler, a sticker or a dermoscope's black side
   bars at the same place in two different photographs correlate strongly, but only in the tiles they
@@ -516,6 +524,8 @@ def registered_similarity(
     try:
         frames = _frames(raw, valid, fine, config)
         todo = np.flatnonzero(valid[i] & valid[j]) if i.size else np.zeros(0, np.int64)
+        if aspect is not None:  # batches of one pair of aspect ratios share their template shapes (fewer, larger FFTs)
+            todo = todo[np.lexsort((np.round(np.log(aspects[j[todo]]), 3), np.round(np.log(aspects[i[todo]]), 3)))]
         for start in tqdm(range(0, todo.size, batch_size), desc="registering pairs", disable=not progress,
                           leave=False):
             rows = todo[start:start + batch_size]
