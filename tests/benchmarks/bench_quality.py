@@ -19,7 +19,10 @@ runtime dependency. Each tool runs as its documentation prescribes, on the same 
 Image sets: (a) the demo atlas's planted copies and off-topic images (needs a built demo run,
 ``--run-dir``); (b) the held-out synthetic copy-detection set; (c) real images: copies of images
 from ``../shared/data`` made by a seeded script with every transform below, among real
-distractors, written to a temporary folder and deleted afterwards (never copied into the project).
+distractors, written to a temporary folder and deleted afterwards (never copied into the project);
+the transforms that change an image's aspect ratio (:data:`NON_SQUARE_TRANSFORMS`: a tilt with a
+square crop, a centred square crop, a squeeze to a square with a crop) are applied to non-square
+sources only (PH2's 4:3 frames; the other shared sets are square).
 
 Prints one ``BENCH`` line per tool and set, and a table of precision and per-transform recall;
 ``--out`` writes that table as CSV. The table is also written in long form (tool, licence, set,
