@@ -427,7 +427,7 @@ def main(argv=None) -> int:
         ok &= all(r["pass"] for r in errors)
     if len(args.n_rows_list) > 1:
         path = Path(args.out_dir) / "scale_cost_curve.csv"
-        pd.DataFrame(curve)[["step", "n", "seconds", "peak_rss_gib"]].to_csv(path, index=False)
+        pd.DataFrame(curve)[["step", "n", "seconds", "cpu_seconds", "peak_rss_gib"]].to_csv(path, index=False)
         print(f"\ncost curve: {path}")
     return 0 if ok else 1
 

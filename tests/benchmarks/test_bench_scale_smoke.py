@@ -1,0 +1,29 @@
+"""`make bench-scale` end to end on a small atlas: every step runs in its own process, prints its BENCH
+line, and the planted answers are checked (slow: about 3-6 minutes on 2 cores)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+BENCH = Path(__file__).with_name("bench_scale.py")
+
+
+@pytest.mark.slow
+def test_bench_scale_runs_every_step_on_a_small_atlas(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("bench_scale_smoke", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(["--n-rows", "6000", "--dim", "96", "--out-dir", str(tmp_path), "--queries", "500"])
+    out = capsys.readouterr().out
+    for step in bench.STEPS:
+        assert f"BENCH scale step={step} n=6000" in out, step
+    table = pd.read_csv(tmp_path / "scale-6000" / "errors.csv")
+    assert set(bench.STEPS) <= set(table["step"])
+    finished = table[table["metric"] == "step finished"]
+    assert finished.empty, finished.to_dict("records")  # no step crashed
+    planted = table[table["metric"].str.startswith("planted")]
+    assert len(planted) >= 4 and planted["pass"].all(), planted[["metric", "approximate", "pass"]].to_dict("records")
