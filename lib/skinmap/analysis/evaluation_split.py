@@ -13,11 +13,15 @@ Every image row gets a ``role`` in {``"train"``, ``"test"``, ``"holdout"``}:
     the rest: the only rows whose pixels or captions the member encoders, the fusion projector and
     every probe may learn from.
 
-The groups (:func:`group_ids`) are the connected components (union-find) of three relations: same
-dataset-qualified lesion id, same dataset-qualified patient id, and near-duplicate images found
-without any training, by a cosine threshold on a frozen pretrained encoder's vectors
-(:func:`skinmap.analysis.quality.duplicates.near_duplicate_pairs`). Rows of one group never
-straddle train, test and holdout (:func:`assign_roles`).
+The groups (:func:`group_ids`) are the connected components (union-find) of four relations: same
+dataset-qualified lesion id, same dataset-qualified patient id, and two near-duplicate relations
+found without any training: a cosine threshold on a frozen pretrained encoder's vectors
+(:func:`skinmap.analysis.quality.duplicates.near_duplicate_pairs`), and copies accepted by
+registered-pixel verification of that encoder's nearest neighbours (the quality chapter's rule:
+:func:`skinmap.analysis.quality.registration.registered_candidates` then
+:func:`skinmap.analysis.quality.verification.accepted_pairs`; the pixels are read by the caller,
+the accepted pairs come in as ``copy_pairs``). Rows of one group never straddle train, test and
+holdout (:func:`assign_roles`); :func:`straddling_pairs` checks that for any list of pairs.
 
 :func:`training_mask` is the one place the ``evaluation_protocol`` switch acts: ``"strict"`` trains
 on ``train`` rows only; ``"legacy"`` (every row, the behaviour before issue 15) exists only so the
@@ -27,7 +31,7 @@ leak test can show what it inflates.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -37,6 +41,7 @@ from scipy.sparse.csgraph import connected_components
 
 from skinmap.analysis.probes import TEST_FRACTION_BOUNDS
 from skinmap.analysis.quality.duplicates import near_duplicate_pairs
+from skinmap.analysis.quality.verification import CopyVerificationConfig
 from skinmap.config import check_choice, check_knobs, knob
 
 __all__ = [
@@ -49,6 +54,7 @@ __all__ = [
     "evaluation_split",
     "training_mask",
     "held_out_names",
+    "straddling_pairs",
 ]
 
 Role = Literal["train", "test", "holdout"]
@@ -71,10 +77,20 @@ class EvaluationSplitConfig:
     duplicate_mutual_top: int = knob(
         2, ge=0, le=1000,
         description="keep a near-duplicate pair only when each is among the other's r nearest (0 = plain threshold)")
+    duplicate_verify_pixels: bool = knob(
+        False, description="also link copies accepted by registered-pixel verification of the frozen member's "
+                           "nearest neighbours (the quality chapter's rule; the accepted pairs are passed as copy_pairs)")
+    duplicate_verify_threshold: float = knob(
+        0.95, gt=0.0, le=1.0,
+        description="registered-pixel similarity from which a verified candidate pair is one copy group (below it, "
+                    "from verify_ratio_floor, the ratio test); the quality chapter's default_threshold")
     seed: int = knob(0, ge=0, description="seed of the test draw")
+    verification: CopyVerificationConfig = field(default_factory=CopyVerificationConfig)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "held_out_datasets", tuple(str(d) for d in self.held_out_datasets))
+        if not isinstance(self.verification, CopyVerificationConfig):
+            raise TypeError(f"verification must be a CopyVerificationConfig, got {type(self.verification).__name__}")
         check_knobs(self)
 
     def group_rule(self) -> str:
@@ -82,7 +98,12 @@ class EvaluationSplitConfig:
         dup = ("no near-duplicate relation" if self.duplicate_threshold is None else
                f"near-duplicate = cosine >= {self.duplicate_threshold:g} among {self.duplicate_n_neighbors} nearest "
                f"(mutual top {self.duplicate_mutual_top}) on the frozen pretrained member")
-        return f"union-find over: same dataset+lesion_id; same dataset+patient_id; {dup}"
+        v = self.verification
+        copy = ("no pixel-verified copy relation" if not self.duplicate_verify_pixels else
+                f"copy = registered-pixel similarity >= {self.duplicate_verify_threshold:g} (or the ratio test "
+                f"{v.ratio:g} from {v.ratio_floor:g}) on {v.size} px thumbnails of each image's {v.n_candidates} nearest "
+                f"frozen-member neighbours (cosine >= {v.candidate_floor:g}) and rotation-invariant descriptor neighbours")
+        return f"union-find over: same dataset+lesion_id; same dataset+patient_id; {dup}; {copy}"
 
 
 def _qualified(datasets: pd.Series, ids, name: str) -> pd.Series:
@@ -223,6 +244,7 @@ def evaluation_split(
     config: EvaluationSplitConfig | None = None,
     *,
     has_vector: np.ndarray | None = None,
+    copy_pairs: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Groups and roles of ``n`` image rows: :func:`group_ids` then :func:`assign_roles`.
 
@@ -233,13 +255,22 @@ def evaluation_split(
         Frozen pretrained (never trained on these data) l2-normalised vectors for the near-duplicate
         relation; rows flagged ``False`` in ``has_vector`` take part in no near-duplicate pair.
     config : EvaluationSplitConfig
+    copy_pairs : (ndarray, ndarray) of row numbers, optional
+        Copies accepted on registered pixels (:func:`skinmap.analysis.quality.verification.accepted_pairs`
+        at ``config.duplicate_verify_threshold`` on the frozen member's candidates), required when
+        ``config.duplicate_verify_pixels`` and ignored otherwise (the switch decides).
 
     Returns
     -------
     DataFrame
-        ``group`` (int) and ``role`` (str) per row, in input order; ``attrs`` hold ``n_pairs``.
+        ``group`` (int) and ``role`` (str) per row, in input order; ``attrs`` hold ``n_pairs`` (cosine
+        links), ``n_copy_pairs`` (pixel-verified links), ``n_copy_pairs_new`` (those joining two groups
+        that the other relations leave apart) and ``n_groups_without_copies``.
     """
     config = config or EvaluationSplitConfig()
+    if config.duplicate_verify_pixels and copy_pairs is None:
+        raise ValueError("duplicate_verify_pixels is on but no copy_pairs were given (verify the frozen member's "
+                         "candidates on pixels first, or switch duplicate_verify_pixels off)")
     n = len(datasets)
     pairs = None
     if vectors is not None and config.duplicate_threshold is not None:
@@ -248,9 +279,17 @@ def evaluation_split(
         found = near_duplicate_pairs(vectors[rows], config.duplicate_threshold,
                                      n_neighbors=config.duplicate_n_neighbors, mutual_top=config.duplicate_mutual_top)
         pairs = (rows[found["i"].to_numpy()], rows[found["j"].to_numpy()])
-    groups = group_ids(datasets, lesion_ids, patient_ids, pairs)
+    base = group_ids(datasets, lesion_ids, patient_ids, pairs)
+    groups, n_copy, n_new = base, 0, 0
+    if config.duplicate_verify_pixels:
+        ci, cj = (np.asarray(p, dtype=np.int64) for p in copy_pairs)
+        if ci.shape != cj.shape:
+            raise ValueError("copy_pairs: the two index arrays differ in length")
+        n_copy, n_new = int(ci.size), int(np.count_nonzero(base[ci] != base[cj]))
+        groups = group_ids(datasets, clusters=[base], pairs=(ci, cj))
     out = pd.DataFrame({"group": groups, "role": assign_roles(datasets, groups, config)})
-    out.attrs["n_pairs"] = 0 if pairs is None else int(pairs[0].size)
+    out.attrs.update(n_pairs=0 if pairs is None else int(pairs[0].size), n_copy_pairs=n_copy,
+                     n_copy_pairs_new=n_new, n_groups_without_copies=int(np.unique(base).size))
     return out
 
 
@@ -269,3 +308,34 @@ def held_out_names(datasets: Sequence[str], roles: Sequence[str]) -> list[str]:
     table = pd.DataFrame({"d": np.asarray(datasets, dtype=object), "h": np.asarray(roles, dtype=object) == "holdout"})
     whole = table.groupby("d")["h"].all()
     return sorted(str(d) for d in whole.index[whole.to_numpy()])
+
+
+def straddling_pairs(pairs: pd.DataFrame, uids: Sequence[str], roles: Sequence[str]) -> pd.DataFrame:
+    """The pairs whose two images have different roles (e.g. a copy with one image in ``train`` and
+    the other in ``test`` or ``holdout``): what a leak-free split never has.
+
+    Parameters
+    ----------
+    pairs : DataFrame
+        ``image_a``, ``image_b`` (uids) and any other columns (kept), e.g. the quality chapter's
+        accepted copy pairs.
+    uids, roles : sequences of length n
+        The split: role of each uid (:func:`evaluation_split`). A pair with an image outside it is
+        an error (the split is older than the pairs).
+
+    Returns
+    -------
+    DataFrame
+        The straddling rows of ``pairs`` (index reset) with ``role_a`` and ``role_b`` added.
+    """
+    role_of = pd.Series(np.asarray(roles, dtype=object), index=pd.Index(np.asarray(uids, dtype=object).astype(str)))
+    if not role_of.index.is_unique:
+        raise ValueError("uids are not unique")
+    a = pd.Series(pairs["image_a"], dtype=object).astype(str)
+    b = pd.Series(pairs["image_b"], dtype=object).astype(str)
+    unknown = sorted(set(a[~a.isin(role_of.index)]) | set(b[~b.isin(role_of.index)]))
+    if unknown:
+        raise ValueError(f"{len(unknown)} image(s) of the pairs have no role, e.g. {unknown[:3]}")
+    role_a, role_b = role_of.reindex(a).to_numpy(), role_of.reindex(b).to_numpy()
+    mask = role_a != role_b
+    return pairs.loc[mask].assign(role_a=role_a[mask], role_b=role_b[mask]).reset_index(drop=True)

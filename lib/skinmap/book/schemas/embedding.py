@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from skinmap.analysis.evaluation_split import EvaluationSplitConfig, Protocol
 from skinmap.analysis.probes import ProbeConfig
+from skinmap.analysis.quality.verification import CopyVerificationConfig, knob_bounds
 from skinmap.analysis.resampling import CI_BOUNDS
 from skinmap.book.schemas import ChapterParams, knob_field
 from skinmap.embed.members.registry import MemberSpec
@@ -24,6 +25,11 @@ DEMO_MEMBERS = [
     {"name": "ibot", "kind": "ibot", "partition": "all", "config": {"optim": _TINY_OPTIM}},
     {"name": "mae", "kind": "mae", "partition": "all", "config": {"optim": _TINY_OPTIM}},
 ]
+
+
+def _verify_field(name: str):
+    """The pydantic field of the parameter ``verify_<name>`` (as in the quality chapter's schema)."""
+    return Field(**knob_bounds(CopyVerificationConfig, name))
 
 
 class Params(ChapterParams):
@@ -66,6 +72,30 @@ class Params(ChapterParams):
     duplicate_threshold: float | None = knob_field(EvaluationSplitConfig, "duplicate_threshold")
     duplicate_n_neighbors: int = knob_field(EvaluationSplitConfig, "duplicate_n_neighbors")
     duplicate_mutual_top: int = knob_field(EvaluationSplitConfig, "duplicate_mutual_top")
+    duplicate_verify_pixels: bool = knob_field(EvaluationSplitConfig, "duplicate_verify_pixels", default=True)
+    duplicate_verify_threshold: float = knob_field(EvaluationSplitConfig, "duplicate_verify_threshold")
+    # The copy-verification knobs of the split's pixel check: the quality chapter's verify_* knobs, same names,
+    # bounds and descriptions (declared once, by CopyVerificationConfig). They are repeated in this chapter's params
+    # because the split runs before the quality chapter and no chapter's schema reads another's params; a contract
+    # test keeps the two chapters' values equal in every profile, so both decide the same pairs (and share the cache).
+    verify_n_candidates: int = _verify_field("n_candidates")
+    verify_candidate_floor: float = _verify_field("candidate_floor")
+    verify_size: int = _verify_field("size")
+    verify_min_crop: float = _verify_field("min_crop")
+    verify_crop_step: float = _verify_field("crop_step")
+    verify_sigma: float = _verify_field("sigma")
+    verify_subtract_mean: bool = _verify_field("subtract_mean")
+    verify_refine: bool = _verify_field("refine")
+    verify_refine_gate: float = _verify_field("refine_gate")
+    verify_coarse_factor: int = _verify_field("coarse_factor")
+    verify_blocks: int = _verify_field("blocks")
+    verify_ratio_floor: float = _verify_field("ratio_floor")
+    verify_ratio: float = _verify_field("ratio")
+    verify_all_right_angles: bool = _verify_field("all_right_angles")
+    verify_max_tilt: float = _verify_field("max_tilt")
+    verify_tilt_step: float = _verify_field("tilt_step")
+    verify_rotation_rank: int = _verify_field("rotation_rank")
+    verify_threads: int = _verify_field("threads")
     max_probe_dims: int = knob_field(ProbeConfig, "max_dims", default=256)
     n_bootstrap: int = Field(1000, ge=10, le=100_000, description="bootstrap resamples (over split groups) of the probe and zero-shot intervals")
     ci: float = Field(0.95, **CI_BOUNDS, description="central level of the bootstrap intervals")
@@ -86,3 +116,8 @@ class Params(ChapterParams):
         if len(set(names)) != len(names) or "efficientnet_lite0" in names:
             raise ValueError(f"member names must be unique and not 'efficientnet_lite0': {names}")
         return members
+
+    @model_validator(mode="after")
+    def _check_verification(self) -> "Params":
+        CopyVerificationConfig.from_params(self.model_dump())  # the verify_* knobs' joint constraints, named
+        return self
