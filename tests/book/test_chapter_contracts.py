@@ -75,3 +75,17 @@ def test_dependencies_exist_and_are_acyclic():
     # the preface's key findings read every chapter's exports and the claims ledger: it runs last (issue 17/21)
     assert order[-1] == "index" and set(order) == {c.key for c in CHAPTERS}
     assert order.index("claims") > max(order.index(d) for d in deps["claims"])
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_split_verifies_copies_with_the_quality_chapters_knobs(profile):
+    """The evaluation split (embedding chapter) runs the quality chapter's copy rule before any training;
+    its verify_* knobs and threshold repeat the quality chapter's (the split runs first and no schema reads
+    another chapter's params), so they must be equal, or the two chapters would decide different pairs."""
+    embedding = load_params(ROOT, profile, "embedding")
+    quality = load_params(ROOT, profile, "quality")
+    verify = sorted(k for k in type(embedding).model_fields if k.startswith("verify_"))
+    assert verify == sorted(k for k in type(quality).model_fields if k.startswith("verify_") and k != "verify_pairs")
+    differing = {k: (getattr(embedding, k), getattr(quality, k)) for k in verify if getattr(embedding, k) != getattr(quality, k)}
+    assert not differing, f"{profile}: embedding.yml and quality.yml differ in {differing}"
+    assert embedding.duplicate_verify_threshold == quality.default_threshold
