@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from skinmap.analysis.evaluation_split import EvaluationSplitConfig, evaluation_split, straddling_pairs
+from skinmap.analysis.evaluation_split import EvaluationSplitConfig, evaluation_split, role_pair_counts, straddling_pairs
 from skinmap.analysis.quality.verification import CopyVerificationConfig, accepted_pairs
 from skinmap.embed import copy_pairs as cp
 
@@ -133,3 +133,17 @@ def test_straddling_pairs_hand_made():
     assert straddling_pairs(pairs.iloc[[1, 2]], uids, roles).empty
     with pytest.raises(ValueError, match="no role"):
         straddling_pairs(pd.DataFrame({"image_a": ["a"], "image_b": ["z"]}), uids, roles)
+
+
+def test_role_pair_counts_hand_made():
+    uids = ["a", "b", "c", "d", "e"]
+    roles = ["train", "test", "train", "holdout", "test"]
+    pairs = pd.DataFrame({"image_a": ["a", "a", "b", "d", "c"], "image_b": ["b", "c", "e", "e", "d"]})
+    out = role_pair_counts(pairs, uids, roles)
+    # hand count: a-b test&train, a-c train&train, b-e test&test, d-e holdout&test, c-d holdout&train
+    expected = {"holdout & holdout": 0, "holdout & test": 1, "holdout & train": 1, "test & test": 1,
+                "test & train": 1, "train & train": 1}
+    assert out["pairs"].to_dict() == expected
+    assert out.loc[out["straddles"], "pairs"].sum() == 3 == len(straddling_pairs(pairs, uids, roles))
+    empty = role_pair_counts(pairs.iloc[:0], uids, roles)
+    assert len(empty) == 6 and (empty["pairs"] == 0).all()

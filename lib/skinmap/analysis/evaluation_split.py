@@ -55,6 +55,7 @@ __all__ = [
     "training_mask",
     "held_out_names",
     "straddling_pairs",
+    "role_pair_counts",
 ]
 
 Role = Literal["train", "test", "holdout"]
@@ -328,6 +329,12 @@ def straddling_pairs(pairs: pd.DataFrame, uids: Sequence[str], roles: Sequence[s
     DataFrame
         The straddling rows of ``pairs`` (index reset) with ``role_a`` and ``role_b`` added.
     """
+    with_roles = _pair_roles(pairs, uids, roles)
+    return with_roles.loc[with_roles["role_a"] != with_roles["role_b"]].reset_index(drop=True)
+
+
+def _pair_roles(pairs: pd.DataFrame, uids: Sequence[str], roles: Sequence[str]) -> pd.DataFrame:
+    """``pairs`` with the ``role_a`` and ``role_b`` of their two images (an image without a role is an error)."""
     role_of = pd.Series(np.asarray(roles, dtype=object), index=pd.Index(np.asarray(uids, dtype=object).astype(str)))
     if not role_of.index.is_unique:
         raise ValueError("uids are not unique")
@@ -336,6 +343,24 @@ def straddling_pairs(pairs: pd.DataFrame, uids: Sequence[str], roles: Sequence[s
     unknown = sorted(set(a[~a.isin(role_of.index)]) | set(b[~b.isin(role_of.index)]))
     if unknown:
         raise ValueError(f"{len(unknown)} image(s) of the pairs have no role, e.g. {unknown[:3]}")
-    role_a, role_b = role_of.reindex(a).to_numpy(), role_of.reindex(b).to_numpy()
-    mask = role_a != role_b
-    return pairs.loc[mask].assign(role_a=role_a[mask], role_b=role_b[mask]).reset_index(drop=True)
+    return pairs.reset_index(drop=True).assign(role_a=role_of.reindex(a).to_numpy(), role_b=role_of.reindex(b).to_numpy())
+
+
+def role_pair_counts(pairs: pd.DataFrame, uids: Sequence[str], roles: Sequence[str]) -> pd.DataFrame:
+    """How many ``pairs`` join images of each pair of roles (e.g. ``"test & train"``), and whether that
+    pair of roles straddles the split; every pair of roles in :data:`ROLES` is listed, zeros included.
+
+    Returns
+    -------
+    DataFrame
+        Index ``roles`` (``"a & b"``, sorted names), columns ``pairs`` (int) and ``straddles`` (bool).
+    """
+    with_roles = _pair_roles(pairs, uids, roles)
+    label = [" & ".join(sorted((str(x), str(y)))) for x, y in zip(with_roles["role_a"], with_roles["role_b"])]
+    counts = pd.Series(label, dtype=object).value_counts()
+    names = sorted(set(ROLES) | set(with_roles["role_a"].astype(str)) | set(with_roles["role_b"].astype(str)))
+    index = [" & ".join((x, y)) for i, x in enumerate(names) for y in names[i:]]
+    out = pd.DataFrame({"pairs": [int(counts.get(k, 0)) for k in index],
+                        "straddles": [k.split(" & ")[0] != k.split(" & ")[1] for k in index]},
+                       index=pd.Index(index, name="roles"))
+    return out
