@@ -164,3 +164,17 @@ def test_memmap_input_gives_identical_novelty(planted, tmp_path):
     a, b = yearly_novelty(z, years, **kw), yearly_novelty(mm, years, **kw)
     pd.testing.assert_frame_equal(a.table, b.table)
     np.testing.assert_array_equal(a.per_sample, b.per_sample)
+
+
+def test_null_monte_carlo_se_matches_the_spread_over_bootstrap_seeds(planted):
+    """novelty_error's null_mc_rel_se (sd of the B replicates / sqrt(B)) against the spread of nu_null over
+    20 bootstrap seeds of the exact computation (where only the bootstrap draws change)."""
+    z, years = planted
+    centres, mc = [], []
+    for seed in range(20):
+        res = yearly_novelty(z, years, n_neighbors=10, n_bootstrap=50, seed=seed, progress=False)
+        centres.append(res.table.set_index("year").loc[2011, "nu_null"])
+        err = novelty_error(z, years, res, n_queries=50, seed=0).set_index("year")
+        mc.append(err.loc[2011, "null_mc_rel_se"] * err.loc[2011, "nu_null"])
+    ratio = np.std(centres, ddof=1) / np.mean(mc)
+    assert 0.6 < ratio < 1.6, ratio

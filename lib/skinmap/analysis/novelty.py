@@ -478,7 +478,7 @@ def yearly_novelty(
 
 NOVELTY_ERROR_COLUMNS = (
     "year", "n_queries", "nu_exact", "nu_approx", "rel_error", "recall_at_k",
-    "n_null_queries", "nu_null_exact", "nu_null", "null_rel_error", "null_rel_se",
+    "n_null_queries", "nu_null_exact", "nu_null", "null_rel_error", "null_rel_se", "null_mc_rel_se",
 )
 
 
@@ -556,8 +556,13 @@ def novelty_error(
         ``d_i`` of the sampled new rows, exact and from ``result``), ``rel_error = (nu_approx -
         nu_exact) / nu_exact``, ``recall_at_k`` (:func:`skinmap.analysis.knn.knn_recall` of
         ``result.neighbors`` on those rows), ``n_null_queries, nu_null_exact, nu_null,
-        null_rel_error = (nu_null - nu_null_exact) / nu_null_exact`` and ``null_rel_se``, the
-        relative standard error of ``nu_null_exact`` itself (it is a sample mean too).
+        null_rel_error = (nu_null - nu_null_exact) / nu_null_exact``, ``null_rel_se``, the
+        relative standard error of ``nu_null_exact`` itself (it is a sample mean too), and
+        ``null_mc_rel_se``, the relative Monte Carlo standard error of ``nu_null`` as the mean of
+        ``B`` bootstrap replicates (eq. 5; the exact computation has it too, so it is noise of the
+        definition, not error of the search): ``sd_b(nu_t(b)) / sqrt(B) / nu_null``. A search is
+        within a tolerance ``tol`` of exact when ``|null_rel_error| <= tol + 2 sqrt(null_rel_se**2 +
+        null_mc_rel_se**2)``.
     """
     if n_queries < 1:
         raise ValueError(f"n_queries must be >= 1, got {n_queries}")
@@ -588,7 +593,10 @@ def novelty_error(
         row = dict(year=t, n_queries=m_new, nu_exact=nu_exact, nu_approx=nu_approx,
                    rel_error=(nu_approx - nu_exact) / nu_exact if nu_exact > 0 else nan, recall_at_k=recall,
                    n_null_queries=0, nu_null_exact=nan, nu_null=float(table.loc[t, "nu_null"]),
-                   null_rel_error=nan, null_rel_se=nan)
+                   null_rel_error=nan, null_rel_se=nan, null_mc_rel_se=nan)
+        reps = result.null_replicates.get(t)
+        if reps is not None and len(reps) > 1 and row["nu_null"] > 0:
+            row["null_mc_rel_se"] = float(np.std(reps, ddof=1) / np.sqrt(len(reps)) / row["nu_null"])
         if t in null_q:
             _, s_loo = _exclude_self(ids[m_new:], sims[m_new:], null_q[t])
             loo = _distances(s_loo[:, :k]).mean(axis=1)
