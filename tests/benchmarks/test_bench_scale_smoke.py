@@ -1,5 +1,5 @@
 """`make bench-scale` end to end on a small atlas: every step runs in its own process, prints its BENCH
-line, and the planted answers are checked (slow: about 3-6 minutes on 2 cores)."""
+line, and the planted answers are checked (slow: about 5-10 minutes on 2 cores)."""
 
 from __future__ import annotations
 
@@ -25,5 +25,9 @@ def test_bench_scale_runs_every_step_on_a_small_atlas(tmp_path, capsys):
     assert set(bench.STEPS) <= set(table["step"])
     finished = table[table["metric"] == "step finished"]
     assert finished.empty, finished.to_dict("records")  # no step crashed
-    planted = table[table["metric"].str.startswith("planted")]
-    assert len(planted) >= 4 and planted["pass"].all(), planted[["metric", "approximate", "pass"]].to_dict("records")
+    # at 6,000 rows the small datasets hold a handful of rows (CAN2000: 10, Fitzpatrick17k: 88), so only the
+    # planted answers that do not hinge on them are expected: the novel year and the loop
+    novel = table[table["metric"].str.startswith("planted novel_year")]
+    loop = table[table["metric"].str.startswith("planted hole recovered")]
+    assert len(novel) == 1 and novel["pass"].all(), novel.to_dict("records")
+    assert len(loop) == 1 and loop["pass"].all(), loop.to_dict("records")
