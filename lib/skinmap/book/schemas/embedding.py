@@ -94,6 +94,7 @@ class Params(ChapterParams):
     verify_all_right_angles: bool = _verify_field("all_right_angles")
     verify_max_tilt: float = _verify_field("max_tilt")
     verify_tilt_step: float = _verify_field("tilt_step")
+    verify_keep_aspect: bool = _verify_field("keep_aspect")
     verify_rotation_rank: int = _verify_field("rotation_rank")
     verify_threads: int = _verify_field("threads")
     max_probe_dims: int = knob_field(ProbeConfig, "max_dims", default=256)
