@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from skinmap.analysis.evaluation_split import EvaluationSplitConfig, Protocol
 from skinmap.analysis.probes import ProbeConfig
-from skinmap.analysis.quality.verification import CopyVerificationConfig, knob_bounds
 from skinmap.analysis.resampling import CI_BOUNDS
-from skinmap.book.schemas import ChapterParams, knob_field
+from skinmap.book.schemas import knob_field
+from skinmap.book.schemas._copy_verification import CopyVerificationParams
 from skinmap.embed.members.registry import MemberSpec
 
 DEPENDS_ON: tuple[str, ...] = ("data",)
@@ -27,12 +27,9 @@ DEMO_MEMBERS = [
 ]
 
 
-def _verify_field(name: str):
-    """The pydantic field of the parameter ``verify_<name>`` (as in the quality chapter's schema)."""
-    return Field(**knob_bounds(CopyVerificationConfig, name))
 
 
-class Params(ChapterParams):
+class Params(CopyVerificationParams):
     efficientnet_image_size: int = Field(96, ge=32, le=512, description="input size of the frozen EfficientNet-Lite0 member (224 in the paper's convention)")
     members: list[MemberSpec] = Field(default_factory=lambda: [MemberSpec(**m) for m in DEMO_MEMBERS],
                                       description="trainable members (CLIP/SigLIP/DINO/iBOT/MAE)")
@@ -74,29 +71,8 @@ class Params(ChapterParams):
     duplicate_mutual_top: int = knob_field(EvaluationSplitConfig, "duplicate_mutual_top")
     duplicate_verify_pixels: bool = knob_field(EvaluationSplitConfig, "duplicate_verify_pixels", default=True)
     duplicate_verify_threshold: float = knob_field(EvaluationSplitConfig, "duplicate_verify_threshold")
-    # The copy-verification knobs of the split's pixel check: the quality chapter's verify_* knobs, same names,
-    # bounds and descriptions (declared once, by CopyVerificationConfig). They are repeated in this chapter's params
-    # because the split runs before the quality chapter and no chapter's schema reads another's params; a contract
-    # test keeps the two chapters' values equal in every profile, so both decide the same pairs (and share the cache).
-    verify_n_candidates: int = _verify_field("n_candidates")
-    verify_candidate_floor: float = _verify_field("candidate_floor")
-    verify_size: int = _verify_field("size")
-    verify_min_crop: float = _verify_field("min_crop")
-    verify_crop_step: float = _verify_field("crop_step")
-    verify_sigma: float = _verify_field("sigma")
-    verify_subtract_mean: bool = _verify_field("subtract_mean")
-    verify_refine: bool = _verify_field("refine")
-    verify_refine_gate: float = _verify_field("refine_gate")
-    verify_coarse_factor: int = _verify_field("coarse_factor")
-    verify_blocks: int = _verify_field("blocks")
-    verify_ratio_floor: float = _verify_field("ratio_floor")
-    verify_ratio: float = _verify_field("ratio")
-    verify_all_right_angles: bool = _verify_field("all_right_angles")
-    verify_max_tilt: float = _verify_field("max_tilt")
-    verify_tilt_step: float = _verify_field("tilt_step")
-    verify_keep_aspect: bool = _verify_field("keep_aspect")
-    verify_rotation_rank: int = _verify_field("rotation_rank")
-    verify_threads: int = _verify_field("threads")
+    # verify_*: the quality chapter's copy-verification knobs for the split's pixel check, inherited from
+    # CopyVerificationParams (declared once); a contract test keeps both chapters' values equal in every profile
     max_probe_dims: int = knob_field(ProbeConfig, "max_dims", default=256)
     n_bootstrap: int = Field(1000, ge=10, le=100_000, description="bootstrap resamples (over split groups) of the probe and zero-shot intervals")
     ci: float = Field(0.95, **CI_BOUNDS, description="central level of the bootstrap intervals")
@@ -118,7 +94,3 @@ class Params(ChapterParams):
             raise ValueError(f"member names must be unique and not 'efficientnet_lite0': {names}")
         return members
 
-    @model_validator(mode="after")
-    def _check_verification(self) -> "Params":
-        CopyVerificationConfig.from_params(self.model_dump())  # the verify_* knobs' joint constraints, named
-        return self

@@ -9,12 +9,12 @@ ranges and descriptions come from its declaration, and the chapter builds the co
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
-from skinmap.analysis.quality.verification import CopyVerificationConfig, knob_bounds
-from skinmap.book.schemas import ChapterParams, resolve_path
+from skinmap.book.schemas import resolve_path
+from skinmap.book.schemas._copy_verification import CopyVerificationParams
 
 DEPENDS_ON: tuple[str, ...] = ("data", "embedding")
 
@@ -26,13 +26,9 @@ RENAMED_KEYS: dict[str, str] = {
 }
 
 
-def _verify_field(name: str) -> Any:
-    """The pydantic field of the parameter ``verify_<name>``: default, bounds and description of
-    the config's field ``name``."""
-    return Field(**knob_bounds(CopyVerificationConfig, name))
 
 
-class Params(ChapterParams):
+class Params(CopyVerificationParams):
     embedding_source: str = Field(
         "efficientnet_lite0",
         min_length=1,
@@ -67,26 +63,7 @@ class Params(ChapterParams):
         description="decide candidate pairs by registered pixel correlation (mirror, crop scale and offset searched "
         "on high-passed luminance thumbnails); False = threshold the embedding similarity itself",
     )
-    # the copy-verification knobs: default, range and description declared once, by the library's config
-    verify_n_candidates: int = _verify_field("n_candidates")
-    verify_candidate_floor: float = _verify_field("candidate_floor")
-    verify_size: int = _verify_field("size")
-    verify_min_crop: float = _verify_field("min_crop")
-    verify_crop_step: float = _verify_field("crop_step")
-    verify_sigma: float = _verify_field("sigma")
-    verify_subtract_mean: bool = _verify_field("subtract_mean")
-    verify_refine: bool = _verify_field("refine")
-    verify_refine_gate: float = _verify_field("refine_gate")
-    verify_coarse_factor: int = _verify_field("coarse_factor")
-    verify_blocks: int = _verify_field("blocks")
-    verify_ratio_floor: float = _verify_field("ratio_floor")
-    verify_ratio: float = _verify_field("ratio")
-    verify_all_right_angles: bool = _verify_field("all_right_angles")
-    verify_max_tilt: float = _verify_field("max_tilt")
-    verify_tilt_step: float = _verify_field("tilt_step")
-    verify_keep_aspect: bool = _verify_field("keep_aspect")
-    verify_rotation_rank: int = _verify_field("rotation_rank")
-    verify_threads: int = _verify_field("threads")
+    # verify_*: the copy-verification knobs, inherited from CopyVerificationParams (declared once)
     conflict_label: str = Field(
         "diagnosis", min_length=1, description="catalog column compared within a duplicate cluster (e.g. icd10_code)"
     )
@@ -160,7 +137,6 @@ class Params(ChapterParams):
         if self.mirror_invariant and self.embedding_source != "efficientnet_lite0":
             raise ValueError("mirror_invariant re-embeds mirrored images with the frozen member and needs "
                              f"embedding_source 'efficientnet_lite0', got {self.embedding_source!r}")
-        CopyVerificationConfig.from_params(self.model_dump())  # the verify_* knobs' joint constraints, named
         if self.mutual_top > self.n_neighbors:
             raise ValueError(f"mutual_top {self.mutual_top} exceeds n_neighbors {self.n_neighbors}: each image's "
                              "neighbours beyond the n_neighbors searched are not known")
