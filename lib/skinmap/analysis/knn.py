@@ -21,7 +21,7 @@ Two engines behind one class, :class:`VectorIndex`, chosen by :class:`SearchConf
   :func:`knn_recall` measures. Scanning ``p``-d codes instead of ``d``-d rows makes a probed list
   ``d / p`` times cheaper, so far more lists can be probed for the same time (measured on the
   1.1M x 1,024 synthetic atlas: ``p = 64``, 128 of 2,564 lists, factor 2: recall@10 0.985 at
-  1.2 CPU-ms per query, against 0.87 at 32 lists of 1,024-d IVF-flat). The index keeps the full
+  1.2 CPU-ms per query, against 0.87-0.91 at 32 lists of 1,024-d IVF-flat at 100k rows). The index keeps the full
   rows for re-ranking (``n x d`` float32, as IVF-flat does) plus ``n x p`` codes.
 * ``ivf_min_rows``: an IVF index grown from few rows (novelty's first years) holds a handful of rows
   spread over lists trained for the whole corpus, so a query's true neighbours are far away and
