@@ -77,7 +77,7 @@ Images with a missing release year take part in no year and are counted in ``n_m
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable, Literal
 
 import numpy as np
@@ -147,10 +147,7 @@ class NoveltyConfig:
     @property
     def search_config(self) -> SearchConfig:
         """The k-NN engine knobs (:class:`skinmap.analysis.knn.SearchConfig`), seeded by ``seed``."""
-        return SearchConfig(search_method=self.search_method, ivf_nlist=self.ivf_nlist, ivf_nprobe=self.ivf_nprobe,
-                            ivf_train_size=self.ivf_train_size, ivf_min_rows=self.ivf_min_rows,
-                            ivf_pca_components=self.ivf_pca_components,
-                            ivf_refine_factor=self.ivf_refine_factor, seed=self.seed)
+        return SearchConfig(**{f.name: getattr(self, f.name) for f in fields(SearchConfig)})
 
 
 @dataclass(frozen=True)
@@ -467,10 +464,8 @@ def yearly_novelty(
         n_missing_year=int((~valid).sum()),
         params=dict(n_neighbors=cfg.n_neighbors, n_bootstrap=cfg.n_bootstrap, ci=cfg.ci, seed=cfg.seed,
                     on_small_history=cfg.on_small_history, duplicate_similarity=cfg.duplicate_similarity,
-                    search_method=cfg.search_method, ivf_nlist=cfg.ivf_nlist, ivf_nprobe=cfg.ivf_nprobe,
-                    ivf_train_size=cfg.ivf_train_size, ivf_min_rows=cfg.ivf_min_rows,
-                    ivf_pca_components=cfg.ivf_pca_components,
-                    ivf_refine_factor=cfg.ivf_refine_factor, null_sample_size=cfg.null_sample_size),
+                    **{f.name: getattr(cfg, f.name) for f in fields(SearchConfig) if f.name != "seed"},
+                    null_sample_size=cfg.null_sample_size),
         neighbors=state.neighbors,
         null_centre_se=state.null_centre_se,
     )
