@@ -15,7 +15,8 @@
    pass): the approximate result against an exact computation on a sample made in the same run,
    and the planted answers. Budgets (whole pass < 60 min, every step's peak RSS < 16 GiB) are rows
    too. The table is printed and written to ``<out-dir>/scale-<n>/errors.csv`` (steps in
-   ``steps.csv``).
+   ``steps.csv``); a run of some steps only (``--steps``) writes ``errors-<steps>.csv`` and
+   ``steps-<steps>.csv`` instead and leaves the whole pass's tables as they were.
 4. ``--n-rows 100000,300000,1135082``: the cost curve, ``<out-dir>/scale_cost_curve.csv`` (step, n,
    seconds, peak_rss_gib).
 
@@ -27,7 +28,9 @@ Each step is the chapter's own library call with the ``full`` profile's paramete
 the atlas's patient ids, ``--queries`` rows sampled from all rows), ``umap_map`` (03; fit on
 ``map_fit_size`` rows, the rest placed by their nearest fitted rows). The holes step runs without
 null rounds by default (``--null-rounds``; each round reruns the landmark search, the profile's 99
-are outside the one-hour budget) and without the stability draws.
+are outside the one-hour budget) and without the stability draws. The optional step ``null``
+(``--steps null``, never in the whole pass) times a few null rounds on one core and on worker
+processes in the same run and checks that both give the same draws.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ GIB = 1024.0 ** 3
 BUDGET_SECONDS = 3600.0
 BUDGET_RSS_GIB = 16.0
 STEPS = ("novelty", "similarity", "density", "holes", "retrieval", "map")
+OPTIONAL_STEPS = ("null",)  # only with --steps: not part of the whole pass
+NULL_BENCH_ROUNDS = 5
 PROFILE = "full"
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -305,8 +310,43 @@ def step_map(atlas_dir: Path, profile: str, args) -> list[dict]:
     return [_row("map", f"{what}: every row has finite coordinates", float(ok), 1.0, "1", ok, 0.0)]
 
 
+def step_null(atlas_dir: Path, profile: str, args) -> list[dict]:
+    """Optional (not in the hour): hole null rounds on one core and on worker processes, same run.
+
+    The holes step's landmark search, then ``NULL_BENCH_ROUNDS`` rounds of
+    :func:`null_persistence_draws` with ``n_jobs=1`` and with the default (worker processes once a
+    round is slow); the draws must be equal, and the speed-up is the ratio of the two wall times.
+    """
+    from skinmap.analysis.topology.persistence import null_persistence_draws
+    from skinmap.analysis.topology.search import HoleSearchConfig, search_holes, top_persistence
+
+    vectors, rows, planted = _atlas(atlas_dir)
+    config, p = _config(HoleSearchConfig, "holes", profile)
+    strata = rows[p["landmark_strata"]].astype(str).tolist() if config.landmark_method == "stratified" else None
+    search = search_holes(vectors, config, strata=strata)
+    x = np.asarray(vectors[np.sort(search.landmarks)], dtype=np.float64)
+    n_top = p["n_holes"]
+
+    def draws(n_jobs):
+        t0 = time.perf_counter()
+        out = null_persistence_draws(x, lambda z: top_persistence(z, config, n_top=n_top), n_rounds=NULL_BENCH_ROUNDS,
+                                     n_top=n_top, method=p["null_method"], seed=config.seed, n_jobs=n_jobs)
+        return out, time.perf_counter() - t0
+
+    serial, t_serial = draws(1)
+    parallel, t_parallel = draws(None)
+    same = bool(np.array_equal(serial, parallel))
+    print(f"null rounds: {NULL_BENCH_ROUNDS} on one core {t_serial:.1f} s, default n_jobs {t_parallel:.1f} s",
+          file=sys.stderr, flush=True)
+    return [_row("null", f"{NULL_BENCH_ROUNDS} null rounds: draws on worker processes equal the serial draws",
+                 float(np.abs(serial - parallel).max()), 0.0, "0", same, 0.0),
+            _row("null", f"{NULL_BENCH_ROUNDS} null rounds: seconds on one core / with worker processes",
+                 t_serial / t_parallel, None, "reported", True),
+            _row("null", "seconds per round on one core", t_serial / NULL_BENCH_ROUNDS, None, "reported", True)]
+
+
 STEP_FUNCTIONS = {"novelty": step_novelty, "similarity": step_similarity, "density": step_density,
-                  "holes": step_holes, "retrieval": step_retrieval, "map": step_map}
+                  "holes": step_holes, "retrieval": step_retrieval, "map": step_map, "null": step_null}
 
 
 # ----------------------------------------------------------------------------------------- driver
@@ -370,6 +410,9 @@ def run_one(n_rows: int, steps: list[str], args) -> tuple[list[dict], list[dict]
     args.n_rows_one = n_rows
     timing, errors = [], []
     todo = ([] if _atlas_ready(atlas_dir, n_rows, args.seed, args.dim) else ["generate"]) + steps
+    whole = set(STEPS) <= set(steps)
+    # a run of some steps keeps the whole pass's tables: steps-<names>.csv / errors-<names>.csv beside them
+    tag = "" if whole else "-" + "-".join(steps)
     for step in todo:
         seconds, cpu, peak, rows = run_child(step, atlas_dir, work / f"{step}.json", args)
         print(f"BENCH scale step={step} n={n_rows} seconds={seconds:.1f} cpu_seconds={cpu:.1f} "
@@ -377,20 +420,21 @@ def run_one(n_rows: int, steps: list[str], args) -> tuple[list[dict], list[dict]
         timing.append(dict(step=step, n=n_rows, seconds=round(seconds, 2), cpu_seconds=round(cpu, 2),
                            peak_rss_gib=round(peak, 3)))
         errors += rows
-        pd.DataFrame(timing).to_csv(atlas_dir / "steps.csv", index=False)  # partial results survive a stop
-        pd.DataFrame(errors, columns=ERROR_COLUMNS).to_csv(atlas_dir / "errors.partial.csv", index=False)
-    analysis = [t for t in timing if t["step"] != "generate"]
+        pd.DataFrame(timing).to_csv(atlas_dir / f"steps{tag}.csv", index=False)  # partial results survive a stop
+        pd.DataFrame(errors, columns=ERROR_COLUMNS).to_csv(atlas_dir / f"errors{tag}.partial.csv", index=False)
+    analysis = [t for t in timing if t["step"] in STEPS]  # the whole pass: no generation, no optional step
     total = sum(t["seconds"] for t in analysis)
-    peak = max((t["peak_rss_gib"] for t in analysis), default=0.0)
-    errors.append(_row("budget", f"whole pass seconds ({len(analysis)} steps, generation excluded)", total,
-                       BUDGET_SECONDS, f"< {BUDGET_SECONDS:.0f}", total < BUDGET_SECONDS, 0.0))
+    peak = max((t["peak_rss_gib"] for t in timing if t["step"] != "generate"), default=0.0)
+    if whole:
+        errors.append(_row("budget", f"whole pass seconds ({len(analysis)} steps, generation excluded)", total,
+                           BUDGET_SECONDS, f"< {BUDGET_SECONDS:.0f}", total < BUDGET_SECONDS, 0.0))
     errors.append(_row("budget", "peak RSS GiB, largest step", peak, BUDGET_RSS_GIB, f"< {BUDGET_RSS_GIB:.0f}",
                        peak < BUDGET_RSS_GIB, 0.0))
-    pd.DataFrame(timing).to_csv(atlas_dir / "steps.csv", index=False)
+    pd.DataFrame(timing).to_csv(atlas_dir / f"steps{tag}.csv", index=False)
     table = pd.DataFrame(errors, columns=ERROR_COLUMNS)
     table.insert(0, "n", n_rows)
-    table.to_csv(atlas_dir / "errors.csv", index=False, quoting=csv.QUOTE_MINIMAL)
-    print(f"\nerror table, n={n_rows:,} ({atlas_dir / 'errors.csv'})")
+    table.to_csv(atlas_dir / f"errors{tag}.csv", index=False, quoting=csv.QUOTE_MINIMAL)
+    print(f"\nerror table, n={n_rows:,} ({atlas_dir / f'errors{tag}.csv'})")
     print(table.drop(columns="n").to_string(index=False, formatters={c: _fmt for c in ERROR_COLUMNS}), flush=True)
     return timing, errors
 
@@ -399,7 +443,7 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-rows", default="1135082", help="rows, or a comma list for the cost curve")
     ap.add_argument("--out-dir", default=str(ROOT / "runs" / "bench"))
-    ap.add_argument("--steps", default=",".join(STEPS), help=f"comma list of {', '.join(STEPS)}")
+    ap.add_argument("--steps", default=",".join(STEPS), help=f"comma list of {', '.join(STEPS + OPTIONAL_STEPS)} (default: all but {', '.join(OPTIONAL_STEPS)})")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dim", type=int, default=1024)
     ap.add_argument("--profile", default=PROFILE, help="params profile the steps load (default full)")
@@ -415,9 +459,9 @@ def parse_args(argv=None):
     args.n_rows_list = [int(x.replace("_", "")) for x in str(args.n_rows).split(",") if x.strip()]
     args.n_rows_one = args.n_rows_list[0]
     args.steps_list = [s.strip() for s in args.steps.split(",") if s.strip()]
-    bad = set(args.steps_list) - set(STEPS)
+    bad = set(args.steps_list) - set(STEPS) - set(OPTIONAL_STEPS)
     if bad:
-        ap.error(f"unknown steps {sorted(bad)}; choose from {', '.join(STEPS)}")
+        ap.error(f"unknown steps {sorted(bad)}; choose from {', '.join(STEPS + OPTIONAL_STEPS)}")
     return args
 
 

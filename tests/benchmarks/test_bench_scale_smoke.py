@@ -31,3 +31,11 @@ def test_bench_scale_runs_every_step_on_a_small_atlas(tmp_path, capsys):
     loop = table[table["metric"].str.startswith("planted hole recovered")]
     assert len(novel) == 1 and novel["pass"].all(), novel.to_dict("records")
     assert len(loop) == 1 and loop["pass"].all(), loop.to_dict("records")
+    # the optional null step on the same atlas: its own tables, the whole pass's left as they were
+    before = (tmp_path / "scale-6000" / "errors.csv").read_bytes()
+    bench.main(["--n-rows", "6000", "--dim", "96", "--out-dir", str(tmp_path), "--steps", "null"])
+    assert "BENCH scale step=null n=6000" in capsys.readouterr().out
+    assert (tmp_path / "scale-6000" / "errors.csv").read_bytes() == before
+    null = pd.read_csv(tmp_path / "scale-6000" / "errors-null.csv")
+    same = null[null["metric"].str.contains("equal the serial draws")]
+    assert len(same) == 1 and same["pass"].all(), null.to_dict("records")

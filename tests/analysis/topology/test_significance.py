@@ -1,6 +1,7 @@
 """Holes whose significance can be significant (issue 21, section 2): Monte Carlo p-values with enough
 null rounds, max-statistic adjustment, density-aware landmarks, stability across landmark draws."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).parent))
 from _topology_shapes import circle, embed  # noqa: E402
 
+from skinmap.analysis.frechet import _available_cpus  # noqa: E402
 from skinmap.analysis.topology.graph import (  # noqa: E402
     farthest_point_landmarks,
     select_landmarks,
@@ -30,6 +32,7 @@ from skinmap.analysis.topology.persistence import (  # noqa: E402
     null_persistence_draws,
     p_value_floor,
     rank_p_values,
+    shuffle_columns,
 )
 from skinmap.analysis.topology.search import HoleSearchConfig, search_holes, top_persistence  # noqa: E402
 
@@ -79,6 +82,46 @@ def test_null_draws_follow_the_null_stream_padded_and_sorted(rng):
     np.testing.assert_allclose(draws[:, 0], null_max_persistence(x, lambda z: max(fake(z)), n_rounds=5, seed=7))
     for z in seen:  # shuffles keep every column's values
         np.testing.assert_allclose(np.sort(z, axis=0), np.sort(x, axis=0))
+
+
+def _pid_bar(z):
+    """One 'bar': the id of the process that ran the round (module level, so it pickles by reference)."""
+    return np.array([float(os.getpid())])
+
+
+def test_null_rounds_on_worker_processes_give_the_serial_stream(rng):
+    """Rounds on 2 worker processes: every round's data set is the seeded stream's, drawn in order, and
+    its diagram is Ripser's on that data set (a closure over the config, pickled to the workers)."""
+    if _available_cpus() < 2:
+        pytest.skip("needs 2 CPUs")
+    pts, _ = circle(40, rng)
+    x = embed(pts, rng, dim=6, noise=0.05)
+    cfg = HoleSearchConfig(n_landmarks=40, graph_n_neighbors=8, max_rips_points=None)
+    draws = null_persistence_draws(x, lambda z: top_persistence(z, cfg, n_top=2), n_rounds=4, n_top=2, seed=5,
+                                   n_jobs=2)
+    stream = np.random.default_rng(5)  # independent: the documented stream, rounds in order
+    expected = np.zeros((4, 2))
+    for r in range(4):
+        bars = np.sort(top_persistence(shuffle_columns(x, stream), cfg, n_top=2))[::-1][:2]
+        expected[r, : bars.size] = bars
+    np.testing.assert_allclose(draws, expected, rtol=1e-12)
+
+
+def test_null_rounds_go_to_workers_only_when_a_round_is_slow(rng, monkeypatch):
+    if _available_cpus() < 2:
+        pytest.skip("needs 2 CPUs")
+    import skinmap.analysis.topology.persistence as persistence
+
+    x = rng.normal(size=(20, 3))
+    monkeypatch.setattr(persistence, "PARALLEL_ROUND_SECONDS", 1e9)  # every round counts as fast
+    fast = null_persistence_draws(x, _pid_bar, n_rounds=3, seed=0)
+    assert set(fast[:, 0]) == {float(os.getpid())}
+    monkeypatch.setattr(persistence, "PARALLEL_ROUND_SECONDS", 0.0)  # every round counts as slow
+    slow = null_persistence_draws(x, _pid_bar, n_rounds=3, seed=0)
+    assert slow[0, 0] == os.getpid()  # round 0 always runs here
+    assert os.getpid() not in set(slow[1:, 0])  # the rest on workers
+    with pytest.raises(ValueError, match="n_jobs"):
+        null_persistence_draws(x, _pid_bar, n_rounds=3, n_jobs=0)
 
 
 # ------------------------------------------------------------------------------ planted structure

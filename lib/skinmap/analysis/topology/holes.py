@@ -419,6 +419,7 @@ def find_holes(
     null_rounds: int = 0,
     null_method: NullMethod = "shuffle",
     blas_threads: int | None = 1,
+    n_jobs: int | None = None,
     progress: bool = False,
 ) -> HoleFinding:
     """The whole hole step: landmarks, corrected resistance, H1 with cycles, boundary samples (eqs. 9-18).
@@ -449,6 +450,10 @@ def find_holes(
         The null (:func:`~skinmap.analysis.topology.persistence.null_persistence_draws`).
     blas_threads : int or None
         BLAS threads of every stage (see :mod:`~skinmap.analysis.topology.search`).
+    n_jobs : int or None
+        Worker processes of the null rounds (as in
+        :func:`~skinmap.analysis.topology.persistence.null_persistence_draws`; the draws do not
+        depend on it).
     progress : bool
         tqdm bars on stderr.
 
@@ -475,7 +480,7 @@ def find_holes(
         null_draws = null_persistence_draws(
             z[search.landmarks], lambda x: top_persistence(x, cfg, n_top=n_holes, blas_threads=blas_threads),
             n_rounds=null_rounds, n_top=n_holes, method=null_method, seed=cfg.seed, blas_threads=blas_threads,
-            progress=progress)
+            n_jobs=n_jobs, progress=progress)
     seconds["null"] = time.perf_counter() - t0
     seconds["null_per_round"] = seconds["null"] / max(null_rounds, 1)
     t0 = time.perf_counter()

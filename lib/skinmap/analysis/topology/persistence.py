@@ -23,6 +23,7 @@ the null's ``k``-th largest persistence, :func:`rank_p_values`) is exported besi
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -179,6 +180,20 @@ def shuffle_columns(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+#: A round that took longer than this (seconds) sends the remaining rounds to worker processes
+#: when ``n_jobs`` is None: starting a worker (imports, about 2 s) costs less than one such round.
+PARALLEL_ROUND_SECONDS = 1.0
+
+
+def _null_data_sets(x: np.ndarray, n_rounds: int, method: NullMethod, rng: np.random.Generator):
+    """Yield the ``n_rounds`` null data sets of ``x``, in order, from one seeded stream."""
+    for _ in range(n_rounds):
+        if method == "shuffle":
+            yield shuffle_columns(x, rng)
+        else:
+            yield np.asarray(x)[rng.integers(0, len(x), len(x))]
+
+
 def null_max_persistence(
     x: np.ndarray,
     max_persistence: Callable[[np.ndarray], float],
@@ -196,14 +211,23 @@ def null_max_persistence(
     ``max_persistence`` runs the whole pipeline (graph, resistance, Ripser) on one data set.
     """
     check_choice("null method", method, NullMethod)
-    rng = np.random.default_rng(seed)
+    rounds = _null_data_sets(x, n_rounds, method, np.random.default_rng(seed))
     out = np.empty(n_rounds)
-    for r in tqdm(range(n_rounds), disable=not progress, desc=f"null ({method})"):
-        if method == "shuffle":
-            xr = shuffle_columns(x, rng)
-        else:
-            xr = np.asarray(x)[rng.integers(0, len(x), len(x))]
+    for r, xr in enumerate(tqdm(rounds, total=n_rounds, disable=not progress, desc=f"null ({method})")):
         out[r] = max_persistence(xr)
+    return out
+
+
+def _round_top(top_persistence: Callable[[np.ndarray], np.ndarray], xr: np.ndarray, n_top: int,
+               blas_threads: int | None) -> np.ndarray:
+    """One round: ``top_persistence(xr)``, largest first, cut or zero-padded to ``n_top``."""
+    from threadpoolctl import threadpool_limits
+
+    limits = threadpool_limits(limits=blas_threads, user_api="blas") if blas_threads else nullcontext()
+    with limits:
+        pers = np.sort(np.asarray(top_persistence(xr), dtype=np.float64).ravel())[::-1][:n_top]
+    out = np.zeros(n_top)
+    out[: pers.size] = pers
     return out
 
 
@@ -216,6 +240,7 @@ def null_persistence_draws(
     method: NullMethod = "shuffle",
     seed: int = 0,
     blas_threads: int | None = 1,
+    n_jobs: int | None = None,
     progress: bool = False,
 ) -> np.ndarray:
     """The ``n_top`` largest H1 persistences of each of ``n_rounds`` null data sets built from ``x``.
@@ -226,6 +251,7 @@ def null_persistence_draws(
         The rows the observed diagram was computed on (the landmarks).
     top_persistence : callable
         Runs the observed pipeline on one data set and returns its persistences, largest first.
+        With more than one job it must pickle (cloudpickle: closures and lambdas do).
     n_rounds : int
         Null data sets (Monte Carlo replicates).
     n_top : int
@@ -233,8 +259,14 @@ def null_persistence_draws(
     method : {"shuffle", "resample"}
         As in :func:`null_max_persistence`; the same seeded stream of null data sets.
     blas_threads : int or None
-        BLAS threads during the rounds (``None``: leave as is); the holes pipeline sets its own
+        BLAS threads during each round (``None``: leave as is); the holes pipeline sets its own
         (see :mod:`~skinmap.analysis.topology.search`), this guards other callables.
+    n_jobs : int or None
+        Worker processes for the rounds after the first (joblib's loky backend). ``None``: the
+        CPUs this process may use when the first round took longer than
+        :data:`PARALLEL_ROUND_SECONDS`, else 1. Round 0 always runs here (a failing callable
+        fails with its own traceback), and every null data set is drawn here in round order, so
+        the draws are the same whatever ``n_jobs``.
 
     Returns
     -------
@@ -245,19 +277,35 @@ def null_persistence_draws(
     check_choice("null method", method, NullMethod)
     if n_top < 1:
         raise ValueError(f"n_top must be >= 1, got {n_top}")
-    from threadpoolctl import threadpool_limits
-
-    rng = np.random.default_rng(seed)
+    if n_jobs is not None and n_jobs < 1:
+        raise ValueError(f"n_jobs must be >= 1 or None, got {n_jobs}")
     out = np.zeros((n_rounds, n_top))
-    limits = threadpool_limits(limits=blas_threads, user_api="blas") if blas_threads else nullcontext()
-    with limits:
-        for r in tqdm(range(n_rounds), disable=not progress, desc=f"null ({method})"):
-            if method == "shuffle":
-                xr = shuffle_columns(x, rng)
-            else:
-                xr = np.asarray(x)[rng.integers(0, len(x), len(x))]
-            pers = np.sort(np.asarray(top_persistence(xr), dtype=np.float64).ravel())[::-1][:n_top]
-            out[r, : pers.size] = pers
+    if n_rounds == 0:
+        return out
+    rounds = _null_data_sets(x, n_rounds, method, np.random.default_rng(seed))
+    bar = tqdm(total=n_rounds, disable=not progress, desc=f"null ({method})")
+    t0 = time.perf_counter()
+    out[0] = _round_top(top_persistence, next(rounds), n_top, blas_threads)
+    bar.update()
+    jobs = n_jobs
+    if jobs is None:
+        from skinmap.analysis.frechet import _available_cpus
+
+        jobs = _available_cpus() if time.perf_counter() - t0 > PARALLEL_ROUND_SECONDS else 1
+    jobs = min(jobs, n_rounds - 1)
+    if jobs > 1:
+        # Each worker gets one data set at a time (joblib memory-maps large arrays); at most
+        # 2 x jobs are drawn ahead, so memory stays bounded whatever n_rounds.
+        from joblib import Parallel, delayed
+
+        work = Parallel(n_jobs=jobs, backend="loky", return_as="generator", pre_dispatch="2*n_jobs")(
+            delayed(_round_top)(top_persistence, xr, n_top, blas_threads) for xr in rounds)
+    else:
+        work = (_round_top(top_persistence, xr, n_top, blas_threads) for xr in rounds)
+    for r, top in enumerate(work, start=1):
+        out[r] = top
+        bar.update()
+    bar.close()
     return out
 
 
