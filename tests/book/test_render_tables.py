@@ -61,3 +61,31 @@ def test_numeric_columns_align_right_and_rename_adds_units():
     markup = format_table(df, rename={"age": "age (years)"}).to_html()
     assert '<th style="text-align: right;">age (years)</th>' in markup
     assert '<td style="text-align: right;">41.5</td>' in markup and "<td>a</td>" in markup
+
+
+def test_a_status_table_keeps_a_labelled_table_numbered_and_says_why():
+    """A cell whose run has no data for its table shows a status table: the renderer numbers it as a table,
+    without the 'table label on a cell without a table output' warning an empty cell gets."""
+    import pytest
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    from skinmap.book.site.assemble import assemble_chapter
+    from skinmap.viz.tables import status_table
+
+    table = status_table("no Fitzpatrick17k metadata table (`fitzpatrick17k_csv`)")
+    assert table.shape == (1, 1) and table.index.tolist() == ["not computed in this run"]
+    assert table.loc["not computed in this run", "why"].startswith("no Fitzpatrick17k")
+    assert status_table("none at 0.95", status="none found").index.tolist() == ["none found"]
+    with pytest.raises(ValueError):
+        status_table("  ")
+
+    def cell(label, outputs):
+        return new_code_cell(f"#| label: {label}\n#| tbl-cap: \"Counts\"\nshow()", outputs=outputs)
+
+    shown = new_output("display_data", data={"text/html": table.to_html(), "text/plain": str(table)})
+    doc = assemble_chapter(new_notebook(cells=[cell("tbl-a-empty", []), cell("tbl-a-status", [shown])]),
+                           chapter_number=1, page="01-a.html")
+    assert [(t.label, t.number) for t in doc.targets if t.kind == "tbl"] == [("tbl-a-status", "1.1")]
+    assert any("tbl-a-empty" in w and "without a table output" in w for w in doc.warnings)
+    assert not any("tbl-a-status" in w for w in doc.warnings)
+    assert "not computed in this run" in doc.markdown

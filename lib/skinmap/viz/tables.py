@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["FormattedTable", "format_table", "format_number"]
+__all__ = ["FormattedTable", "format_table", "format_number", "status_table"]
 
 NA_REP = "\u2013"
 
@@ -163,3 +163,28 @@ def format_table(df: pd.DataFrame, *, index: str | Sequence[str] | None = None, 
         text = text.rename(columns=rename)
         numeric = {rename.get(c, c) for c in numeric}
     return FormattedTable(text=text, show_index=show_index, numeric=frozenset(numeric))
+
+
+def status_table(why: str, *, status: str = "not computed in this run") -> pd.DataFrame:
+    """A one-row table shown in place of a labelled table a run cannot fill, saying why.
+
+    A cell keeps its ``#| label: tbl-...`` and caption in every run (Quarto's cell options are
+    static), so it always shows a table: its numbers and the book's cross-references do not
+    depend on the data a run holds, and the reader sees why there are no rows (a run without
+    the data the table needs, or a search that found nothing).
+
+    Parameters
+    ----------
+    why : str
+        The reason, for the reader (e.g. the parameter that would supply the data).
+    status : str
+        What happened: ``"not computed in this run"`` (no data for it) or e.g. ``"none found"``.
+
+    Returns
+    -------
+    DataFrame of shape (1, 1)
+        Index ``result`` (the status), column ``why``.
+    """
+    if not str(why).strip() or not str(status).strip():
+        raise ValueError("a status table needs a status and a reason")
+    return pd.DataFrame({"why": [str(why)]}, index=pd.Index([str(status)], name="result"))
