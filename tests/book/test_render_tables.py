@@ -72,17 +72,18 @@ def test_a_status_table_keeps_a_labelled_table_numbered_and_says_why():
     from skinmap.book.site.assemble import assemble_chapter
     from skinmap.viz.tables import status_table
 
-    table = status_table("no Fitzpatrick17k metadata table (`fitzpatrick17k_csv`)")
-    assert table.shape == (1, 1) and table.index.tolist() == ["not computed in this run"]
-    assert table.loc["not computed in this run", "why"].startswith("no Fitzpatrick17k")
-    assert status_table("none at 0.95", status="none found").index.tolist() == ["none found"]
+    table = status_table("no Fitzpatrick17k metadata table (parameter fitzpatrick17k_csv)")
+    assert _cells(table.to_html()) == [["result", "why"],
+                                       ["not computed in this run", "no Fitzpatrick17k metadata table (parameter "
+                                                                    "fitzpatrick17k_csv)"]]
+    assert _cells(status_table("none at 0.95", status="none found").to_html())[1] == ["none found", "none at 0.95"]
     with pytest.raises(ValueError):
         status_table("  ")
 
     def cell(label, outputs):
         return new_code_cell(f"#| label: {label}\n#| tbl-cap: \"Counts\"\nshow()", outputs=outputs)
 
-    shown = new_output("display_data", data={"text/html": table.to_html(), "text/plain": str(table)})
+    shown = new_output("display_data", data={"text/html": table.to_html(), "text/plain": repr(table)})
     doc = assemble_chapter(new_notebook(cells=[cell("tbl-a-empty", []), cell("tbl-a-status", [shown])]),
                            chapter_number=1, page="01-a.html")
     assert [(t.label, t.number) for t in doc.targets if t.kind == "tbl"] == [("tbl-a-status", "1.1")]

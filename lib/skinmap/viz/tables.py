@@ -165,7 +165,7 @@ def format_table(df: pd.DataFrame, *, index: str | Sequence[str] | None = None, 
     return FormattedTable(text=text, show_index=show_index, numeric=frozenset(numeric))
 
 
-def status_table(why: str, *, status: str = "not computed in this run") -> pd.DataFrame:
+def status_table(why: str, *, status: str = "not computed in this run") -> FormattedTable:
     """A one-row table shown in place of a labelled table a run cannot fill, saying why.
 
     A cell keeps its ``#| label: tbl-...`` and caption in every run (Quarto's cell options are
@@ -176,15 +176,16 @@ def status_table(why: str, *, status: str = "not computed in this run") -> pd.Da
     Parameters
     ----------
     why : str
-        The reason, for the reader (e.g. the parameter that would supply the data).
+        The reason, for the reader, in plain text (e.g. naming the parameter that would supply
+        the data).
     status : str
         What happened: ``"not computed in this run"`` (no data for it) or e.g. ``"none found"``.
 
     Returns
     -------
-    DataFrame of shape (1, 1)
-        Index ``result`` (the status), column ``why``.
+    FormattedTable
+        Columns ``result`` (the status) and ``why``, one row, no row labels.
     """
     if not str(why).strip() or not str(status).strip():
         raise ValueError("a status table needs a status and a reason")
-    return pd.DataFrame({"why": [str(why)]}, index=pd.Index([str(status)], name="result"))
+    return format_table(pd.DataFrame({"result": [str(status)], "why": [str(why)]}))
