@@ -176,8 +176,8 @@ def status_table(why: str, *, status: str = "not computed in this run") -> Forma
     Parameters
     ----------
     why : str
-        The reason, for the reader, in plain text (e.g. naming the parameter that would supply
-        the data).
+        The reason, for the reader, in plain text and short (about 60 characters: book tables do
+        not wrap), e.g. naming the parameter that would supply the data.
     status : str
         What happened: ``"not computed in this run"`` (no data for it) or e.g. ``"none found"``.
 
