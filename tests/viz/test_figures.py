@@ -185,3 +185,18 @@ def test_long_uid_captions_keep_their_score_line(images):
     caption = fig.axes[0].get_title()
     assert caption.splitlines()[-1] == "z=5.2"
     assert caption.count("\n") <= 2 and "\u2026" in caption  # the uid is cut, not the score
+
+
+def test_status_figure_says_why_and_passes_the_figure_rules():
+    from skinmap.viz.style import set_style, status_figure
+
+    set_style()
+    why = "no FST probe could be scored (too few images with a skin type)"
+    fig = status_figure(why)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts == ["Not computed in this run", why]
+    assert not fig.axes[0].axison  # no axes, ticks or frame around a message
+    assert audit_figure(fig) == []  # readable at the book's rendered width, nothing overlapping
+    plt.close(fig)
+    with pytest.raises(ValueError):
+        status_figure(" ")

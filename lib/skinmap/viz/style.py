@@ -36,7 +36,7 @@ from skinmap.io import atomic_path
 from skinmap.viz.audit import MIN_FONT_PT, RENDERED_WIDTH_IN, audit_figure
 from skinmap.viz.palette import CATEGORICAL
 
-__all__ = ["set_style", "save_figure", "legend_outside", "audit_figure", "audit_records", "PALETTE",
+__all__ = ["set_style", "save_figure", "status_figure", "legend_outside", "audit_figure", "audit_records", "PALETTE",
            "MIN_FONT_PT", "RENDERED_WIDTH_IN", "AUDIT_ENV"]
 
 #: the categorical palette (a list of hex colours; seaborn and matplotlib accept it wherever a palette goes)
@@ -202,6 +202,35 @@ def _install_display_audit() -> None:
         audited._skinmap_audited = True
         fmt.for_type(Figure, audited)
         return
+
+
+def status_figure(why: str, *, status: str = "Not computed in this run"):
+    """A text-only figure shown in place of a labelled figure a run cannot draw, saying why.
+
+    The figure counterpart of :func:`skinmap.viz.tables.status_table`: a cell keeps its
+    ``#| label: fig-...`` and caption in every run, so it always shows a figure and the book's
+    figure numbers do not depend on the data a run holds. Not exported (nothing to keep).
+
+    Parameters
+    ----------
+    why : str
+        The reason, for the reader, in plain text.
+    status : str
+        The first line, in bold.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    if not str(why).strip() or not str(status).strip():
+        raise ValueError("a status figure needs a status and a reason")
+    fig, ax = plt.subplots(figsize=(6.0, 1.4))
+    ax.text(0.5, 0.62, str(status), ha="center", va="center", fontweight="bold", transform=ax.transAxes)
+    ax.text(0.5, 0.3, str(why), ha="center", va="center", transform=ax.transAxes, wrap=True)
+    ax.axis("off")
+    return fig
 
 
 def save_figure(fig, figures_dir: str | os.PathLike | None, chapter: str, name: str) -> list[Path]:
