@@ -218,6 +218,12 @@ def step_density(atlas_dir: Path, profile: str, args) -> list[dict]:
     return out
 
 
+def _hole_strata(rows: pd.DataFrame, config, p: dict) -> list[str] | None:
+    """The landmark strata labels (as chapter 08): for stratified landmarks or a stratified pool."""
+    pooled = config.landmark_method == "stratified" or getattr(config, "landmark_pool_size", 0)
+    return rows[p["landmark_strata"]].astype(str).tolist() if pooled else None
+
+
 def step_holes(atlas_dir: Path, profile: str, args) -> list[dict]:
     """Landmarks + corrected resistance + H1 with cycles + boundary samples (chapter 08), no null."""
     from skinmap.analysis.topology import holes as th
@@ -226,8 +232,7 @@ def step_holes(atlas_dir: Path, profile: str, args) -> list[dict]:
     vectors, rows, planted = _atlas(atlas_dir)
     config, p = _config(HoleSearchConfig, "holes", profile)
     boundary = th.BoundaryConfig(boundary_n_neighbors=p["boundary_n_neighbors"], alpha=p["alpha"])
-    pooled = config.landmark_method == "stratified" or getattr(config, "landmark_pool_size", 0)
-    strata = rows[p["landmark_strata"]].astype(str).tolist() if pooled else None
+    strata = _hole_strata(rows, config, p)
     null_rounds = p["null_rounds"] if args.null_rounds is None else args.null_rounds
     found = th.find_holes(vectors, config, boundary, strata=strata, n_holes=p["n_holes"], null_rounds=null_rounds,
                           null_method=p["null_method"])
@@ -322,8 +327,7 @@ def step_null(atlas_dir: Path, profile: str, args) -> list[dict]:
 
     vectors, rows, planted = _atlas(atlas_dir)
     config, p = _config(HoleSearchConfig, "holes", profile)
-    strata = rows[p["landmark_strata"]].astype(str).tolist() if config.landmark_method == "stratified" else None
-    search = search_holes(vectors, config, strata=strata)
+    search = search_holes(vectors, config, strata=_hole_strata(rows, config, p))
     x = np.asarray(vectors[np.sort(search.landmarks)], dtype=np.float64)
     n_top = p["n_holes"]
 

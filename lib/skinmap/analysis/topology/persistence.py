@@ -210,12 +210,8 @@ def null_max_persistence(
     top persistence: its variability under resampling rather than a no-structure null).
     ``max_persistence`` runs the whole pipeline (graph, resistance, Ripser) on one data set.
     """
-    check_choice("null method", method, NullMethod)
-    rounds = _null_data_sets(x, n_rounds, method, np.random.default_rng(seed))
-    out = np.empty(n_rounds)
-    for r, xr in enumerate(tqdm(rounds, total=n_rounds, disable=not progress, desc=f"null ({method})")):
-        out[r] = max_persistence(xr)
-    return out
+    return null_persistence_draws(x, lambda xr: [max_persistence(xr)], n_rounds=n_rounds, n_top=1, method=method,
+                                  seed=seed, blas_threads=None, n_jobs=1, progress=progress)[:, 0]
 
 
 def _round_top(top_persistence: Callable[[np.ndarray], np.ndarray], xr: np.ndarray, n_top: int,

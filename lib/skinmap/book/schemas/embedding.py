@@ -27,8 +27,6 @@ DEMO_MEMBERS = [
 ]
 
 
-
-
 class Params(CopyVerificationParams):
     efficientnet_image_size: int = Field(96, ge=32, le=512, description="input size of the frozen EfficientNet-Lite0 member (224 in the paper's convention)")
     members: list[MemberSpec] = Field(default_factory=lambda: [MemberSpec(**m) for m in DEMO_MEMBERS],

@@ -26,8 +26,6 @@ RENAMED_KEYS: dict[str, str] = {
 }
 
 
-
-
 class Params(CopyVerificationParams):
     embedding_source: str = Field(
         "efficientnet_lite0",
